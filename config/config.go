@@ -1,0 +1,146 @@
+// Package config loads, checks and updates the Causeway configuration file.
+//
+// The documented defaults are config.example.yaml at the repository root (embedded in the
+// binary as causeway.ExampleConfig). Loading is strict: an unknown key or a bad value is an
+// error that names the key path, so nothing starts on a configuration the operator did not mean.
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+
+	"gopkg.in/yaml.v3"
+
+	"codeberg.org/causeway/causeway"
+)
+
+// PlaceholderToken marks an appservice token that registration generation must fill in.
+const PlaceholderToken = "generate"
+
+// Config is the whole configuration file.
+type Config struct {
+	Homeserver  Homeserver  `yaml:"homeserver"`
+	Appservice  Appservice  `yaml:"appservice"`
+	Database    Database    `yaml:"database"`
+	Permissions Permissions `yaml:"permissions"`
+	Logging     Logging     `yaml:"logging"`
+}
+
+// Homeserver says where the Matrix homeserver is and what it is called.
+type Homeserver struct {
+	Address string `yaml:"address"`
+	Domain  string `yaml:"domain"`
+}
+
+// Appservice configures the appservice listener, tokens, bot and puppets.
+type Appservice struct {
+	ID       string  `yaml:"id"`
+	Hostname string  `yaml:"hostname"`
+	Port     int     `yaml:"port"`
+	Address  string  `yaml:"address"`
+	ASToken  string  `yaml:"as_token"`
+	HSToken  string  `yaml:"hs_token"`
+	Bot      Bot     `yaml:"bot"`
+	Puppets  Puppets `yaml:"puppets"`
+}
+
+// Bot is the bridge bot's identity.
+type Bot struct {
+	Username    string `yaml:"username"`
+	Displayname string `yaml:"displayname"`
+	Avatar      string `yaml:"avatar"`
+}
+
+// Puppets holds the templates that name the ghost users standing for WhatsApp contacts.
+type Puppets struct {
+	UsernameTemplate    string `yaml:"username_template"`
+	DisplaynameTemplate string `yaml:"displayname_template"`
+
+	username    *usernameTemplate
+	displayname *displaynameTemplate
+}
+
+// Database selects and tunes the database.
+type Database struct {
+	Type            string `yaml:"type"`
+	URI             string `yaml:"uri"`
+	MaxOpenConns    int    `yaml:"max_open_conns"`
+	MaxIdleConns    int    `yaml:"max_idle_conns"`
+	ConnMaxIdleTime string `yaml:"conn_max_idle_time"`
+	ConnMaxLifetime string `yaml:"conn_max_lifetime"`
+}
+
+// Logging configures the process log.
+type Logging struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Default returns the documented defaults, with no homeserver and no permissions set.
+func Default() *Config {
+	cfg, err := parse(causeway.ExampleConfig)
+	if err != nil {
+		// The example is embedded and covered by tests; failing here is a build defect.
+		panic(fmt.Sprintf("embedded config.example.yaml does not parse: %v", err))
+	}
+	// The example's homeserver and permissions name example.org: an operator must write
+	// their own, never inherit ours.
+	cfg.Homeserver = Homeserver{}
+	cfg.Permissions = nil
+	return cfg
+}
+
+// Load reads, decodes and validates the file at path. The error names every bad key path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read config: %w", err)
+	}
+	cfg := Default()
+	if err := decodeInto(cfg, data); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes and validates configuration bytes on top of the defaults.
+func Parse(data []byte) (*Config, error) {
+	cfg := Default()
+	if err := decodeInto(cfg, data); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func parse(data []byte) (*Config, error) {
+	var cfg Config
+	if err := decodeInto(&cfg, data); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func decodeInto(cfg *Config, data []byte) error {
+	var root yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil {
+		return fmt.Errorf("not valid YAML: %w", err)
+	}
+	if len(root.Content) == 0 {
+		return nil
+	}
+	return decodeNode(root.Content[0], cfg, "")
+}
+
+// TokensGenerated reports whether both appservice tokens have been filled in.
+func (c *Config) TokensGenerated() bool {
+	return c.Appservice.ASToken != PlaceholderToken && c.Appservice.HSToken != PlaceholderToken &&
+		c.Appservice.ASToken != "" && c.Appservice.HSToken != ""
+}
