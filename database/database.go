@@ -1,0 +1,163 @@
+// Package database opens the bridge's one database and owns its schema.
+//
+// One database (an SQLite file or a PostgreSQL database) holds three independently
+// versioned schemas: the bridge's own tables (version table causeway_version), whatsmeow's
+// device and Signal session store (whatsmeow_version), and mautrix's Matrix state cache
+// (mx_version). Other packages that need tables of their own (the archive) add a child
+// schema with Child.
+package database
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	_ "github.com/lib/pq" // the "postgres" database/sql driver
+	"github.com/rs/zerolog"
+	"go.mau.fi/util/dbutil"
+	"maunium.net/go/mautrix/sqlstatestore"
+	_ "modernc.org/sqlite" // the pure-Go "sqlite" database/sql driver
+
+	"codeberg.org/causeway/causeway/config"
+	"codeberg.org/causeway/causeway/database/upgrades"
+)
+
+// ErrSchemaTooNew means the database was written by a newer Causeway than this binary.
+var ErrSchemaTooNew = errors.New("the database schema is newer than this causeway binary understands")
+
+// Database is the opened, upgraded database with the stores built on it.
+type Database struct {
+	*dbutil.Database
+
+	// StateStore caches Matrix room state and ghost registrations for the appservice.
+	StateStore *sqlstatestore.SQLStateStore
+
+	Users *UserQuery
+	KV    *KVQuery
+
+	log zerolog.Logger
+}
+
+// Open connects, applies the pool settings and brings every schema up to date. A schema
+// newer than this binary is refused with ErrSchemaTooNew, before anything is written.
+func Open(ctx context.Context, cfg config.Database, log zerolog.Logger) (*Database, error) {
+	driver, dsn, err := driverAndDSN(cfg)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := dbutil.NewWithDialect(dsn, driver)
+	if err != nil {
+		return nil, fmt.Errorf("failed to open %s database: %w", cfg.Type, err)
+	}
+	pool := dbutil.PoolConfig{
+		Type: driver, URI: dsn,
+		MaxOpenConns: cfg.MaxOpenConns, MaxIdleConns: cfg.MaxIdleConns,
+		ConnMaxIdleTime: cfg.ConnMaxIdleTime, ConnMaxLifetime: cfg.ConnMaxLifetime,
+	}
+	if err := raw.Configure(dbutil.Config{PoolConfig: pool}); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("failed to configure database pool: %w", err)
+	}
+	raw.Owner = "causeway"
+	raw.VersionTable = "causeway_version"
+	raw.UpgradeTable = upgrades.Table
+	raw.Log = dbutil.ZeroLogger(log.With().Str("db_section", "bridge").Logger())
+
+	pingCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := raw.RawDB.PingContext(pingCtx); err != nil {
+		raw.Close()
+		return nil, fmt.Errorf("failed to connect to %s database: %w", cfg.Type, err)
+	}
+
+	db := &Database{Database: raw, log: log}
+	db.StateStore = sqlstatestore.NewSQLStateStore(raw, dbutil.ZeroLogger(log.With().Str("db_section", "matrix_state").Logger()), true)
+	db.Users = &UserQuery{db: raw}
+	db.KV = &KVQuery{db: raw}
+
+	if err := db.upgrade(ctx); err != nil {
+		raw.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func (db *Database) upgrade(ctx context.Context) error {
+	steps := []struct {
+		name    string
+		upgrade func(context.Context) error
+	}{
+		{"bridge", db.Database.Upgrade},
+		{"matrix state store", db.StateStore.Upgrade},
+	}
+	for _, s := range steps {
+		if err := s.upgrade(ctx); err != nil {
+			return explainUpgradeError(s.name, err)
+		}
+	}
+	return nil
+}
+
+// Child returns a view of the same database with its own version table and upgrades,
+// for a package that owns tables of its own.
+func (db *Database) Child(versionTable string, table dbutil.UpgradeTable, component string) *dbutil.Database {
+	return db.Database.Child(versionTable, table, dbutil.ZeroLogger(db.log.With().Str("db_section", component).Logger()))
+}
+
+// UpgradeChild brings a child schema up to date with the same newer-schema check as Open.
+func UpgradeChild(ctx context.Context, child *dbutil.Database, component string) error {
+	if err := child.Upgrade(ctx); err != nil {
+		return explainUpgradeError(component, err)
+	}
+	return nil
+}
+
+func explainUpgradeError(component string, err error) error {
+	if errors.Is(err, dbutil.ErrUnsupportedDatabaseVersion) {
+		return fmt.Errorf("%w (%s schema: %v); run the newer causeway, or restore the database backup taken before the upgrade",
+			ErrSchemaTooNew, component, err)
+	}
+	if errors.Is(err, dbutil.ErrNotOwned) {
+		return fmt.Errorf("the database belongs to another program: %w; give causeway a database of its own", err)
+	}
+	return fmt.Errorf("failed to upgrade the %s schema: %w", component, err)
+}
+
+// sqlitePragmas are what every SQLite connection needs: foreign keys (whatsmeow's store
+// relies on cascades), a busy timeout instead of immediate SQLITE_BUSY under concurrent
+// writers, WAL so readers never block the writer, and full sync so an acknowledged
+// message survives power loss.
+var sqlitePragmas = []string{"foreign_keys(1)", "busy_timeout(10000)", "journal_mode(WAL)", "synchronous(FULL)"}
+
+func driverAndDSN(cfg config.Database) (driver, dsn string, err error) {
+	switch cfg.Type {
+	case "sqlite":
+		return "sqlite", SQLiteDSN(cfg.URI), nil
+	case "postgres":
+		return "postgres", cfg.URI, nil
+	default:
+		return "", "", fmt.Errorf("database.type: %q is not one of sqlite, postgres", cfg.Type)
+	}
+}
+
+// SQLiteDSN turns a file path (or a file: URI) into a modernc.org/sqlite DSN with the
+// pragmas the bridge needs; pragmas already in a URI are kept.
+func SQLiteDSN(pathOrURI string) string {
+	base, query, _ := strings.Cut(strings.TrimPrefix(pathOrURI, "file:"), "?")
+	values, _ := url.ParseQuery(query)
+	have := map[string]bool{}
+	for _, p := range values["_pragma"] {
+		name, _, _ := strings.Cut(p, "(")
+		have[strings.ToLower(name)] = true
+	}
+	for _, p := range sqlitePragmas {
+		name, _, _ := strings.Cut(p, "(")
+		if !have[name] {
+			values.Add("_pragma", p)
+		}
+	}
+	return "file:" + base + "?" + values.Encode()
+}

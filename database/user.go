@@ -1,0 +1,95 @@
+package database
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mau.fi/util/dbutil"
+	"maunium.net/go/mautrix/id"
+)
+
+// User is a Matrix user the bridge knows: someone permitted who talked to the bot.
+type User struct {
+	MXID           id.UserID
+	ManagementRoom id.RoomID
+	CreatedAt      time.Time
+}
+
+// UserQuery reads and writes bridge users.
+type UserQuery struct {
+	db *dbutil.Database
+}
+
+// Get returns the user, or nil when the bridge has never seen them.
+func (q *UserQuery) Get(ctx context.Context, mxid id.UserID) (*User, error) {
+	var u User
+	var room sql.NullString
+	var created int64
+	err := q.db.QueryRow(ctx, "SELECT mxid, management_room, created_at FROM bridge_user WHERE mxid=$1", mxid).
+		Scan(&u.MXID, &room, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("failed to get user %s: %w", mxid, err)
+	}
+	u.ManagementRoom = id.RoomID(room.String)
+	u.CreatedAt = time.UnixMilli(created)
+	return &u, nil
+}
+
+// GetByManagementRoom returns the user whose management room is roomID, or nil.
+func (q *UserQuery) GetByManagementRoom(ctx context.Context, roomID id.RoomID) (*User, error) {
+	var mxid id.UserID
+	err := q.db.QueryRow(ctx, "SELECT mxid FROM bridge_user WHERE management_room=$1", roomID).Scan(&mxid)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("failed to look up management room %s: %w", roomID, err)
+	}
+	return q.Get(ctx, mxid)
+}
+
+// Put inserts or updates the user.
+func (q *UserQuery) Put(ctx context.Context, u *User) error {
+	if u.CreatedAt.IsZero() {
+		u.CreatedAt = time.Now()
+	}
+	_, err := q.db.Exec(ctx, `
+		INSERT INTO bridge_user (mxid, management_room, created_at) VALUES ($1, $2, $3)
+		ON CONFLICT (mxid) DO UPDATE SET management_room=excluded.management_room`,
+		u.MXID, dbutil.StrPtr(u.ManagementRoom), u.CreatedAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("failed to save user %s: %w", u.MXID, err)
+	}
+	return nil
+}
+
+// KVQuery is a small key-value store for bridge-wide settings.
+type KVQuery struct {
+	db *dbutil.Database
+}
+
+// Get returns the value for key, or "" when unset.
+func (q *KVQuery) Get(ctx context.Context, key string) (string, error) {
+	var v string
+	err := q.db.QueryRow(ctx, "SELECT value FROM kv_store WHERE key=$1", key).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	} else if err != nil {
+		return "", fmt.Errorf("failed to get %s: %w", key, err)
+	}
+	return v, nil
+}
+
+// Set stores value under key.
+func (q *KVQuery) Set(ctx context.Context, key, value string) error {
+	_, err := q.db.Exec(ctx, `INSERT INTO kv_store (key, value) VALUES ($1, $2)
+		ON CONFLICT (key) DO UPDATE SET value=excluded.value`, key, value)
+	if err != nil {
+		return fmt.Errorf("failed to set %s: %w", key, err)
+	}
+	return nil
+}

@@ -1,0 +1,118 @@
+// Package devserver runs the real servers Causeway is developed and tested against, on
+// loopback: a Dendrite homeserver (built from the Go module proxy on first use and cached)
+// and a throwaway PostgreSQL cluster. The integration tests and `causeway demo` both use it,
+// so the demo a newcomer runs is the setup the suite proves.
+package devserver
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/rs/zerolog"
+)
+
+// DendriteVersion is the Dendrite release the project is tested against.
+const DendriteVersion = "v0.13.8"
+
+const dendriteModule = "github.com/matrix-org/dendrite"
+
+// CacheDir is where built servers are kept between runs: $CAUSEWAY_CACHE_DIR, else the
+// user cache directory.
+func CacheDir() (string, error) {
+	if dir := os.Getenv("CAUSEWAY_CACHE_DIR"); dir != "" {
+		return dir, nil
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("no cache directory (set CAUSEWAY_CACHE_DIR): %w", err)
+	}
+	return filepath.Join(base, "causeway"), nil
+}
+
+// EnsureDendrite returns a directory holding the dendrite and generate-keys binaries of
+// DendriteVersion, building them with `go install` the first time. Concurrent callers (test
+// packages run in parallel) wait on a file lock rather than building twice.
+func EnsureDendrite(ctx context.Context, log zerolog.Logger) (string, error) {
+	cache, err := CacheDir()
+	if err != nil {
+		return "", err
+	}
+	binDir := filepath.Join(cache, "dendrite-"+DendriteVersion)
+	if err := os.MkdirAll(binDir, 0o755); err != nil {
+		return "", fmt.Errorf("failed to create %s: %w", binDir, err)
+	}
+	if dendriteBuilt(binDir) {
+		return binDir, nil
+	}
+	unlock, err := lockFile(filepath.Join(binDir, ".build.lock"))
+	if err != nil {
+		return "", err
+	}
+	defer unlock()
+	if dendriteBuilt(binDir) { // another process built it while we waited
+		return binDir, nil
+	}
+	goBin, err := goTool()
+	if err != nil {
+		return "", err
+	}
+	log.Info().Str("version", DendriteVersion).Str("dir", binDir).
+		Msg("Building Dendrite from the Go module proxy (first run only; 1-4 minutes)")
+	cmd := exec.CommandContext(ctx, goBin, "install",
+		dendriteModule+"/cmd/dendrite@"+DendriteVersion,
+		dendriteModule+"/cmd/generate-keys@"+DendriteVersion)
+	cmd.Dir = binDir // outside any module, so our go.mod cannot interfere
+	// Pure Go, so the build needs no C toolchain and behaves the same everywhere.
+	cmd.Env = append(os.Environ(), "GOBIN="+binDir, "CGO_ENABLED=0", "GOFLAGS=-mod=mod", "GOWORK=off")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("failed to build Dendrite %s: %w\n%s", DendriteVersion, err, out.String())
+	}
+	if !dendriteBuilt(binDir) {
+		return "", fmt.Errorf("built Dendrite in %s but it does not report version %s", binDir, DendriteVersion)
+	}
+	return binDir, nil
+}
+
+func dendriteBuilt(binDir string) bool {
+	if _, err := os.Stat(filepath.Join(binDir, "generate-keys")); err != nil {
+		return false
+	}
+	out, err := exec.Command(filepath.Join(binDir, "dendrite"), "-version").Output()
+	return err == nil && strings.TrimSpace(string(out)) == strings.TrimPrefix(DendriteVersion, "v")
+}
+
+func goTool() (string, error) {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p, nil
+	}
+	p := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(p); err == nil {
+		return p, nil
+	}
+	return "", fmt.Errorf("the go command is needed once to build Dendrite %s, and it is not on PATH", DendriteVersion)
+}
+
+// lockFile takes an exclusive flock on path, waiting for other holders.
+func lockFile(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("failed to open lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("failed to lock %s: %w", path, err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
