@@ -1,0 +1,211 @@
+// Package bridge is the Causeway appservice: it owns the process lifecycle, the HTTP
+// listener the homeserver talks to, the bridge bot and its commands, and routes events.
+//
+// Only cmd/causeway and tests import this package; everything below it (portal, puppet,
+// msgconv, archive, database) is reached through it.
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/appservice"
+	"maunium.net/go/mautrix/id"
+
+	"codeberg.org/causeway/causeway/config"
+	"codeberg.org/causeway/causeway/database"
+)
+
+// Bridge is one running Causeway.
+type Bridge struct {
+	cfg *config.Config
+	log zerolog.Logger
+
+	db  *database.Database
+	as  *appservice.AppService
+	bot *appservice.IntentAPI
+
+	commands *commandSet
+	txns     *txnDedup
+
+	server   *http.Server
+	listener net.Listener
+	serveErr chan error
+
+	stopOnce sync.Once
+	stopping chan struct{}
+}
+
+// New checks that the config can run a bridge. Nothing is opened until Start.
+func New(cfg *config.Config, log zerolog.Logger) (*Bridge, error) {
+	if !cfg.TokensGenerated() {
+		return nil, errors.New("appservice.as_token and appservice.hs_token are not set: " +
+			"run `causeway -c CONFIG -g -r registration.yaml` and give registration.yaml to the homeserver")
+	}
+	b := &Bridge{
+		cfg:      cfg,
+		log:      log,
+		txns:     newTxnDedup(256),
+		stopping: make(chan struct{}),
+	}
+	b.commands = newCommandSet(b)
+	return b, nil
+}
+
+// Start opens the database, starts listening for the homeserver, and makes sure the bot
+// exists. When it returns nil the bridge is serving; the caller must call Stop.
+func (b *Bridge) Start(ctx context.Context) error {
+	db, err := database.Open(ctx, b.cfg.Database, b.log.With().Str("component", "database").Logger())
+	if err != nil {
+		return err
+	}
+	b.db = db
+
+	if err := b.setupAppservice(); err != nil {
+		b.db.Close()
+		return err
+	}
+	// Listen before talking to the homeserver: anything we do can trigger a transaction,
+	// and a homeserver that finds us down backs off for up to a minute.
+	addr := net.JoinHostPort(b.cfg.Appservice.Hostname, strconv.Itoa(b.cfg.Appservice.Port))
+	b.listener, err = net.Listen("tcp", addr)
+	if err != nil {
+		b.db.Close()
+		return fmt.Errorf("failed to listen on appservice.hostname/port %s: %w", addr, err)
+	}
+	b.server = &http.Server{Handler: b.router(), ReadHeaderTimeout: 30 * time.Second}
+	b.serveErr = make(chan error, 1)
+	go func() { b.serveErr <- b.server.Serve(b.listener) }()
+	b.log.Info().Str("address", addr).Msg("Listening for the homeserver")
+
+	if err := b.setupBot(ctx); err != nil {
+		_ = b.Stop(context.Background())
+		return err
+	}
+	b.log.Info().Stringer("bot", b.bot.UserID).Msg("Bridge started")
+	return nil
+}
+
+func (b *Bridge) setupAppservice() error {
+	reg := b.cfg.Registration()
+	as, err := appservice.CreateFull(appservice.CreateOpts{
+		Registration:     reg,
+		HomeserverDomain: b.cfg.Homeserver.Domain,
+		HomeserverURL:    b.cfg.Homeserver.Address,
+		HostConfig:       appservice.HostConfig{Hostname: b.cfg.Appservice.Hostname, Port: uint16(b.cfg.Appservice.Port)},
+		StateStore:       b.db.StateStore,
+	})
+	if err != nil {
+		return fmt.Errorf("failed to set up the appservice: %w", err)
+	}
+	as.Log = b.log.With().Str("component", "appservice").Logger()
+	as.QueryHandler = queryHandler{b}
+	b.as = as
+	b.bot = as.BotIntent()
+	return nil
+}
+
+// setupBot checks the homeserver knows our token, registers the bot and keeps its profile
+// in line with the config.
+func (b *Bridge) setupBot(ctx context.Context) error {
+	if err := b.waitForHomeserver(ctx); err != nil {
+		return err
+	}
+	whoami, err := b.bot.Whoami(ctx)
+	if errors.Is(err, mautrix.MUnknownToken) {
+		return fmt.Errorf("the homeserver does not accept appservice.as_token: is the registration file generated from this config installed in the homeserver? (%w)", err)
+	} else if err != nil {
+		return fmt.Errorf("failed to check the bot's identity: %w", err)
+	} else if whoami.UserID != b.bot.UserID {
+		return fmt.Errorf("the homeserver says the as_token belongs to %s, not %s", whoami.UserID, b.bot.UserID)
+	}
+	if err := b.bot.EnsureRegistered(ctx); err != nil {
+		return fmt.Errorf("failed to register the bot: %w", err)
+	}
+	return b.syncBotProfile(ctx)
+}
+
+func (b *Bridge) waitForHomeserver(ctx context.Context) error {
+	var lastErr error
+	for attempt := 0; attempt < 30; attempt++ {
+		_, lastErr = b.bot.Versions(ctx)
+		if lastErr == nil {
+			return nil
+		}
+		b.log.Warn().Err(lastErr).Int("attempt", attempt+1).Msg("Homeserver not reachable yet")
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+	return fmt.Errorf("homeserver.address %s is not reachable: %w", b.cfg.Homeserver.Address, lastErr)
+}
+
+const kvBotProfile = "bot_profile"
+
+func (b *Bridge) syncBotProfile(ctx context.Context) error {
+	want := b.cfg.Appservice.Bot.Displayname + "\n" + b.cfg.Appservice.Bot.Avatar
+	have, err := b.db.KV.Get(ctx, kvBotProfile)
+	if err != nil || have == want {
+		return err
+	}
+	if err := b.bot.SetDisplayName(ctx, b.cfg.Appservice.Bot.Displayname); err != nil {
+		return fmt.Errorf("failed to set the bot's display name: %w", err)
+	}
+	if b.cfg.Appservice.Bot.Avatar != "" {
+		if err := b.bot.SetAvatarURL(ctx, id.ContentURIString(b.cfg.Appservice.Bot.Avatar).ParseOrIgnore()); err != nil {
+			return fmt.Errorf("failed to set the bot's avatar: %w", err)
+		}
+	}
+	return b.db.KV.Set(ctx, kvBotProfile, want)
+}
+
+// Stop stops accepting transactions, lets the ones being handled finish, then closes the
+// database. It is safe to call more than once.
+func (b *Bridge) Stop(ctx context.Context) error {
+	var err error
+	b.stopOnce.Do(func() {
+		close(b.stopping)
+		if b.server != nil {
+			shutdownCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			if err = b.server.Shutdown(shutdownCtx); err != nil {
+				err = fmt.Errorf("in-flight transactions did not finish: %w", err)
+			}
+			if serveErr := <-b.serveErr; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+				err = errors.Join(err, serveErr)
+			}
+		}
+		if b.db != nil {
+			err = errors.Join(err, b.db.Close())
+		}
+		b.log.Info().Msg("Bridge stopped")
+	})
+	return err
+}
+
+// Run starts the bridge, serves until ctx is cancelled, then stops it.
+func (b *Bridge) Run(ctx context.Context) error {
+	if err := b.Start(ctx); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-b.serveErr:
+		b.serveErr <- err // Stop reads it again
+		b.log.Error().Err(err).Msg("The appservice listener failed")
+	}
+	return b.Stop(context.Background())
+}
+
+// BotUserID is the bridge bot's Matrix ID.
+func (b *Bridge) BotUserID() id.UserID { return b.cfg.BotUserID() }

@@ -1,0 +1,317 @@
+package bridge_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"codeberg.org/causeway/causeway/bridge"
+	"codeberg.org/causeway/causeway/config"
+	"codeberg.org/causeway/causeway/internal/devserver"
+)
+
+// The suite shares one Dendrite and one PostgreSQL; each test starts its own bridges.
+var (
+	hs      *devserver.Dendrite
+	pg      *devserver.Postgres
+	baseCfg *config.Config
+	dbCount atomic.Int32
+)
+
+func TestMain(m *testing.M) {
+	code, err := setup(m)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bridge integration tests need Dendrite and PostgreSQL:", err)
+		code = 1
+	}
+	if hs != nil {
+		_ = hs.Stop()
+		_ = os.RemoveAll(filepath.Dir(hs.ConfigPath()))
+	}
+	if pg != nil {
+		_ = pg.Stop()
+	}
+	os.Exit(code)
+}
+
+func setup(m *testing.M) (int, error) {
+	ctx := context.Background()
+	var err error
+	if pg, err = devserver.StartPostgres(ctx); err != nil {
+		return 1, err
+	}
+	dir, err := devserver.TempDir("causeway-bridge-test-")
+	if err != nil {
+		return 1, err
+	}
+	asPort, err := devserver.FreePort()
+	if err != nil {
+		return 1, err
+	}
+	hsPort, err := devserver.FreePort()
+	if err != nil {
+		return 1, err
+	}
+	cfg := config.Default()
+	cfg.Homeserver = config.Homeserver{Address: fmt.Sprintf("http://127.0.0.1:%d", hsPort), Domain: "localhost"}
+	cfg.Appservice.Port = asPort
+	cfg.Appservice.Address = fmt.Sprintf("http://127.0.0.1:%d", asPort)
+	cfg.Permissions = config.Permissions{
+		"@alice_sqlite:localhost":   "user",
+		"@alice_postgres:localhost": "admin",
+		"@relayonly:localhost":      "relay",
+	}
+	cfg.Logging.Level = "debug"
+	if err := cfg.Validate(); err != nil {
+		return 1, err
+	}
+	regPath := filepath.Join(dir, "registration.yaml")
+	if err := config.SaveRegistration(cfg.Registration(), regPath); err != nil {
+		return 1, err
+	}
+	baseCfg = cfg
+	hs, err = devserver.StartDendrite(ctx, devserver.DendriteOptions{
+		Dir: dir, Port: hsPort, RegistrationFile: regPath, Log: zerolog.New(os.Stderr),
+	})
+	if err != nil {
+		return 1, err
+	}
+	return m.Run(), nil
+}
+
+// configFor returns the shared config with a fresh database of the given type.
+func configFor(t *testing.T, dbType string) *config.Config {
+	t.Helper()
+	cfg := *baseCfg
+	cfg.Database.Type = dbType
+	switch dbType {
+	case "sqlite":
+		cfg.Database.URI = filepath.Join(t.TempDir(), "causeway.db")
+	case "postgres":
+		uri, err := pg.CreateDatabase(context.Background(), fmt.Sprintf("bridge_%d", dbCount.Add(1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.Database.URI = uri
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return &cfg
+}
+
+func startBridge(t *testing.T, cfg *config.Config) *bridge.Bridge {
+	t.Helper()
+	br, err := bridge.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := br.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = br.Stop(context.Background()) })
+	return br
+}
+
+func registerUser(t *testing.T, localpart string) *mautrix.Client {
+	t.Helper()
+	cli, err := hs.RegisterUser(context.Background(), localpart, "password-"+localpart, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cli
+}
+
+// openDM creates a direct chat with the bot, the way a Matrix client does.
+func openDM(t *testing.T, cli *mautrix.Client, bot id.UserID) id.RoomID {
+	t.Helper()
+	resp, err := cli.CreateRoom(context.Background(), &mautrix.ReqCreateRoom{
+		Invite: []id.UserID{bot}, IsDirect: true, Preset: "trusted_private_chat",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.RoomID
+}
+
+// waitForReply polls the room until the bot has sent a message newer than after that
+// contains want, and returns its body.
+func waitForReply(t *testing.T, cli *mautrix.Client, roomID id.RoomID, bot id.UserID, after time.Time, want string) string {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	var seen []string
+	for time.Now().Before(deadline) {
+		resp, err := cli.Messages(context.Background(), roomID, "", "", mautrix.DirectionBackward, nil, 50)
+		if err == nil {
+			seen = seen[:0]
+			for _, evt := range resp.Chunk {
+				if evt.Sender != bot || evt.Type != event.EventMessage || time.UnixMilli(evt.Timestamp).Before(after.Add(-time.Second)) {
+					continue
+				}
+				_ = evt.Content.ParseRaw(evt.Type)
+				body := evt.Content.AsMessage().Body
+				seen = append(seen, body)
+				if strings.Contains(body, want) {
+					return body
+				}
+			}
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+	t.Fatalf("no bot reply containing %q in %s; bot said: %q", want, roomID, seen)
+	return ""
+}
+
+func send(t *testing.T, cli *mautrix.Client, roomID id.RoomID, text string) time.Time {
+	t.Helper()
+	sent := time.Now()
+	if _, err := cli.SendText(context.Background(), roomID, text); err != nil {
+		t.Fatal(err)
+	}
+	return sent
+}
+
+func botMembership(t *testing.T, cli *mautrix.Client, roomID id.RoomID, bot id.UserID) event.Membership {
+	t.Helper()
+	var member event.MemberEventContent
+	if err := cli.StateEvent(context.Background(), roomID, event.StateMember, string(bot), &member); err != nil {
+		return ""
+	}
+	return member.Membership
+}
+
+// TestManagementRoomAndRestart is the bot's main path on both databases: a permitted user
+// opens a DM, gets help, and after a bridge restart on the same database the same room
+// still works without a new invite.
+func TestManagementRoomAndRestart(t *testing.T) {
+	for _, dbType := range []string{"sqlite", "postgres"} {
+		t.Run(dbType, func(t *testing.T) {
+			cfg := configFor(t, dbType)
+			bot := cfg.BotUserID()
+			br := startBridge(t, cfg)
+			alice := registerUser(t, "alice_"+dbType)
+
+			start := time.Now()
+			room := openDM(t, alice, bot)
+			waitForReply(t, alice, room, bot, start, "This is your management room")
+
+			help := waitForReply(t, alice, room, bot, send(t, alice, room, "help"), "Commands")
+			for _, cmd := range []string{"help", "version", "ping"} {
+				if !strings.Contains(help, "`"+cmd) {
+					t.Errorf("help does not list %s:\n%s", cmd, help)
+				}
+			}
+			waitForReply(t, alice, room, bot, send(t, alice, room, "version"), "causeway ")
+			waitForReply(t, alice, room, bot, send(t, alice, room, "ping"), "not logged in")
+			unknown := waitForReply(t, alice, room, bot, send(t, alice, room, "pnig"), "Unknown command")
+			if !strings.Contains(unknown, "Did you mean `ping`?") || !strings.Contains(unknown, "help") {
+				t.Errorf("unknown-command answer is not helpful: %q", unknown)
+			}
+
+			if err := br.Stop(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			startBridge(t, cfg)
+			// No new invite, no prefix: the management room was remembered.
+			waitForReply(t, alice, room, bot, send(t, alice, room, "ping"), "not logged in")
+		})
+	}
+}
+
+func TestPermissions(t *testing.T) {
+	cfg := configFor(t, "sqlite")
+	bot := cfg.BotUserID()
+	startBridge(t, cfg)
+
+	t.Run("stranger is refused", func(t *testing.T) {
+		eve := registerUser(t, "eve")
+		start := time.Now()
+		room := openDM(t, eve, bot)
+		reply := waitForReply(t, eve, room, bot, start, "not allowed")
+		if !strings.Contains(reply, "@eve:localhost") {
+			t.Errorf("refusal does not say who: %q", reply)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for botMembership(t, eve, room, bot) != event.MembershipLeave {
+			if time.Now().After(deadline) {
+				t.Fatalf("bot stayed in the stranger's room (membership %q)", botMembership(t, eve, room, bot))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+
+	t.Run("relay user may not ping", func(t *testing.T) {
+		relay := registerUser(t, "relayonly")
+		start := time.Now()
+		room := openDM(t, relay, bot)
+		waitForReply(t, relay, room, bot, start, "management room")
+		help := waitForReply(t, relay, room, bot, send(t, relay, room, "help"), "Commands")
+		if strings.Contains(help, "`ping") {
+			t.Errorf("help offers ping to a relay user:\n%s", help)
+		}
+		waitForReply(t, relay, room, bot, send(t, relay, room, "ping"), "needs the user permission level")
+	})
+}
+
+func TestTransactionAuth(t *testing.T) {
+	cfg := configFor(t, "sqlite")
+	startBridge(t, cfg)
+	url := fmt.Sprintf("%s/_matrix/app/v1/transactions/test-%d", cfg.Appservice.Address, time.Now().UnixNano())
+	tests := []struct {
+		name       string
+		auth       string
+		wantStatus int
+		wantCode   string
+	}{
+		{"missing token", "", http.StatusUnauthorized, "M_MISSING_TOKEN"},
+		{"wrong token", "Bearer " + strings.Repeat("x", 64), http.StatusUnauthorized, "M_UNKNOWN_TOKEN"},
+		{"as_token instead of hs_token", "Bearer " + cfg.Appservice.ASToken, http.StatusUnauthorized, "M_UNKNOWN_TOKEN"},
+		{"right token", "Bearer " + cfg.Appservice.HSToken, http.StatusOK, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPut, url, strings.NewReader(`{"events":[]}`))
+			if tt.auth != "" {
+				req.Header.Set("Authorization", tt.auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var body struct {
+				ErrCode string `json:"errcode"`
+			}
+			_ = jsonDecode(resp, &body)
+			if resp.StatusCode != tt.wantStatus || body.ErrCode != tt.wantCode {
+				t.Errorf("got %d %q, want %d %q", resp.StatusCode, body.ErrCode, tt.wantStatus, tt.wantCode)
+			}
+		})
+	}
+}
+
+func TestRefusesPlaceholderTokens(t *testing.T) {
+	cfg := configFor(t, "sqlite")
+	cfg.Appservice.ASToken = config.PlaceholderToken
+	if _, err := bridge.New(cfg, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "-g") {
+		t.Fatalf("New with placeholder tokens = %v, want an error pointing at -g", err)
+	}
+}
+
+func jsonDecode(resp *http.Response, v any) error {
+	return json.NewDecoder(resp.Body).Decode(v)
+}

@@ -1,0 +1,156 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"sync"
+
+	"github.com/rs/zerolog"
+	"go.mau.fi/util/exhttp"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/appservice"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+)
+
+// maxTransactionSize bounds what one transaction may make us buffer. Homeservers send at
+// most 50 PDUs and 100 EDUs per transaction; 64 MiB is far above any legitimate batch.
+const maxTransactionSize = 64 << 20
+
+func (b *Bridge) router() http.Handler {
+	mux := http.NewServeMux()
+	// The transaction endpoint is ours rather than mautrix's: mautrix answers before the
+	// events are handled, and we must not tell the homeserver "done" for work that a
+	// shutdown could still lose.
+	mux.HandleFunc("PUT /_matrix/app/v1/transactions/{txnID}", b.handleTransaction)
+	mux.HandleFunc("GET /health", b.handleHealth)
+	// User and alias queries, ping and liveness stay mautrix's.
+	mux.Handle("/_matrix/", b.as.Router)
+	return mux
+}
+
+func (b *Bridge) handleTransaction(w http.ResponseWriter, r *http.Request) {
+	if !b.as.CheckServerToken(w, r) {
+		b.log.Warn().Str("remote", r.RemoteAddr).Msg("Rejected a transaction with a missing or wrong hs_token")
+		return
+	}
+	select {
+	case <-b.stopping:
+		// The homeserver keeps the transaction and retries it once we are back.
+		mautrix.RespError{ErrCode: "M_UNAVAILABLE", Err: "The bridge is shutting down", StatusCode: http.StatusServiceUnavailable}.Write(w)
+		return
+	default:
+	}
+	txnID := r.PathValue("txnID")
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxTransactionSize+1))
+	if err != nil || len(body) > maxTransactionSize {
+		mautrix.MNotJSON.WithMessage("Failed to read the transaction body").Write(w)
+		return
+	}
+	if b.txns.seen(txnID) {
+		exhttp.WriteEmptyJSONResponse(w, http.StatusOK)
+		return
+	}
+	var txn appservice.Transaction
+	if err := json.Unmarshal(body, &txn); err != nil {
+		b.log.Warn().Err(err).Str("txn_id", txnID).Msg("Unparseable transaction")
+		mautrix.MBadJSON.WithMessage("Failed to parse the transaction").Write(w)
+		return
+	}
+	log := b.log.With().Str("txn_id", txnID).Logger()
+	// Not the request context: a homeserver that gives up waiting must not cancel work
+	// halfway through an event.
+	ctx := log.WithContext(context.Background())
+	for _, evt := range txn.Events {
+		b.handleEvent(ctx, evt)
+	}
+	b.txns.done(txnID)
+	exhttp.WriteEmptyJSONResponse(w, http.StatusOK)
+}
+
+func (b *Bridge) handleHealth(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-b.stopping:
+		exhttp.WriteJSONResponse(w, http.StatusServiceUnavailable, map[string]string{"status": "stopping"})
+	default:
+		exhttp.WriteJSONResponse(w, http.StatusOK, map[string]string{"status": "ok"})
+	}
+}
+
+func (b *Bridge) handleEvent(ctx context.Context, evt *event.Event) {
+	log := zerolog.Ctx(ctx).With().Stringer("event_id", evt.ID).Stringer("room_id", evt.RoomID).
+		Str("event_type", evt.Type.Type).Stringer("sender", evt.Sender).Logger()
+	ctx = log.WithContext(ctx)
+	defer func() {
+		// One bad event must not take the transaction, or the bridge, down with it.
+		if p := recover(); p != nil {
+			log.Error().Any("panic", p).Msg("Panic while handling a Matrix event")
+		}
+	}()
+	evt.Type.Class = event.MessageEventType
+	if evt.StateKey != nil {
+		evt.Type.Class = event.StateEventType
+	}
+	if err := evt.Content.ParseRaw(evt.Type); err != nil && !errorsIsUnsupported(err) {
+		log.Debug().Err(err).Msg("Failed to parse event content")
+		return
+	}
+	mautrix.UpdateStateStore(ctx, b.as.StateStore, evt)
+
+	switch evt.Type {
+	case event.StateMember:
+		b.handleMember(ctx, evt)
+	case event.EventMessage:
+		b.handleMessage(ctx, evt)
+	}
+}
+
+func errorsIsUnsupported(err error) bool {
+	return err == event.ErrUnsupportedContentType || err == event.ErrContentAlreadyParsed
+}
+
+// txnDedup remembers recently completed transaction IDs: a homeserver retries a
+// transaction whose answer it did not get, and the retry must not replay the events.
+type txnDedup struct {
+	mu    sync.Mutex
+	ids   map[string]struct{}
+	order []string
+	max   int
+}
+
+func newTxnDedup(max int) *txnDedup {
+	return &txnDedup{ids: make(map[string]struct{}, max), max: max}
+}
+
+func (d *txnDedup) seen(txnID string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.ids[txnID]
+	return ok
+}
+
+func (d *txnDedup) done(txnID string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.ids[txnID]; ok {
+		return
+	}
+	d.ids[txnID] = struct{}{}
+	d.order = append(d.order, txnID)
+	if len(d.order) > d.max {
+		delete(d.ids, d.order[0])
+		d.order = d.order[1:]
+	}
+}
+
+// queryHandler answers the homeserver's "does this user exist?" for our namespace.
+type queryHandler struct{ b *Bridge }
+
+func (q queryHandler) QueryAlias(alias id.RoomAlias) bool { return false }
+
+func (q queryHandler) QueryUser(userID id.UserID) bool {
+	// Ghosts are created when a contact first appears; until then they do not exist.
+	return false
+}

@@ -1,0 +1,120 @@
+// Command causeway runs the Causeway WhatsApp <-> Matrix bridge.
+//
+//	causeway -c config.yaml                        run the bridge
+//	causeway -c config.yaml -g -r registration.yaml  generate the appservice registration
+//	causeway --version                             print version, commit and Go version
+//	causeway SUBCOMMAND ...                        see `causeway help`
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"codeberg.org/causeway/causeway/bridge"
+	"codeberg.org/causeway/causeway/config"
+	"codeberg.org/causeway/causeway/internal/buildinfo"
+)
+
+// Exit codes: 1 when running failed, 2 when the command line or the config is wrong.
+const (
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+// subcommands are the verbs after `causeway`; the bridge itself runs when none is given.
+var subcommands = map[string]struct {
+	summary string
+	run     func(args []string, stdout, stderr io.Writer) int
+}{}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		if sub, ok := subcommands[args[0]]; ok {
+			return sub.run(args[1:], stdout, stderr)
+		}
+	}
+	fs := flag.NewFlagSet("causeway", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("c", "config.yaml", "path to the config file")
+	generate := fs.Bool("g", false, "generate the appservice registration (see -r) and write its tokens into the config")
+	regPath := fs.String("r", "registration.yaml", "where -g writes the registration")
+	showVersion := fs.Bool("version", false, "print version, commit and Go version, then exit")
+	fs.Usage = func() { usage(fs, stderr) }
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "causeway: unknown command %q\n", fs.Arg(0))
+		usage(fs, stderr)
+		return exitUsage
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, buildinfo.Get().String())
+		return 0
+	}
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "causeway: bad config: %v\n", err)
+		return exitUsage
+	}
+	if *generate {
+		return generateRegistration(cfg, *configPath, *regPath, stdout, stderr)
+	}
+	return runBridge(cfg, stderr)
+}
+
+func usage(fs *flag.FlagSet, w io.Writer) {
+	fmt.Fprintf(w, "Usage: causeway [-c config.yaml] [-g -r registration.yaml] [--version]\n")
+	fmt.Fprintf(w, "       causeway COMMAND [options]\n\nOptions:\n")
+	fs.PrintDefaults()
+	if len(subcommands) > 0 {
+		fmt.Fprintf(w, "\nCommands:\n")
+		for name, sub := range subcommands {
+			fmt.Fprintf(w, "  %-10s %s\n", name, sub.summary)
+		}
+	}
+}
+
+func generateRegistration(cfg *config.Config, configPath, regPath string, stdout, stderr io.Writer) int {
+	reg := cfg.Registration()
+	if err := config.SaveRegistration(reg, regPath); err != nil {
+		fmt.Fprintf(stderr, "causeway: %v\n", err)
+		return exitFailure
+	}
+	if err := cfg.WriteTokens(configPath); err != nil {
+		fmt.Fprintf(stderr, "causeway: registration written, but the tokens could not be saved in the config: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintf(stdout, "Wrote %s and saved its tokens in %s.\n"+
+		"Add %s to your homeserver's appservice config files and restart the homeserver.\n", regPath, configPath, regPath)
+	return 0
+}
+
+func runBridge(cfg *config.Config, stderr io.Writer) int {
+	log := newLogger(cfg.Logging, stderr)
+	br, err := bridge.New(cfg, log)
+	if err != nil {
+		log.Error().Err(err).Msg("Cannot start")
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := br.Run(ctx); err != nil {
+		log.Error().Err(err).Msg("Bridge failed")
+		return exitFailure
+	}
+	return 0
+}
