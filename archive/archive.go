@@ -23,8 +23,8 @@ var ErrClosed = errors.New("archive is closed")
 var ErrReadOnly = errors.New("archive is open read-only")
 
 const (
-	// DefaultRetention is ten years: the longest common records schedule for government correspondence.
-	DefaultRetention = 10 * 8766 * time.Hour
+	// DefaultRetention is ten years, counted as 3653 days so leap days never make it fall short.
+	DefaultRetention = 3653 * 24 * time.Hour
 	// DefaultOrigin is the checkpoint origin (and key name) when Options.Origin is empty.
 	DefaultOrigin = "causeway/archive"
 
