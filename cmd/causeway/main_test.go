@@ -1,0 +1,110 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"maunium.net/go/mautrix/appservice"
+
+	"codeberg.org/causeway/causeway"
+	"codeberg.org/causeway/causeway/config"
+)
+
+// writeExample writes config.example.yaml with the replacements applied, the way a
+// newcomer edits a copy.
+func writeExample(t *testing.T, replacements ...string) string {
+	t.Helper()
+	s := string(causeway.ExampleConfig)
+	for i := 0; i+1 < len(replacements); i += 2 {
+		if !strings.Contains(s, replacements[i]) {
+			t.Fatalf("example has no %q", replacements[i])
+		}
+		s = strings.Replace(s, replacements[i], replacements[i+1], 1)
+	}
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestGenerateRegistrationFromEditedExample(t *testing.T) {
+	cfgPath := writeExample(t,
+		"address: http://localhost:8008", "address: https://matrix.ministry.example",
+		"domain: example.org", "domain: ministry.example")
+	regPath := filepath.Join(filepath.Dir(cfgPath), "registration.yaml")
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"-c", cfgPath, "-g", "-r", regPath}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := appservice.LoadRegistration(regPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reg.AppToken != cfg.Appservice.ASToken || reg.ServerToken != cfg.Appservice.HSToken || !cfg.TokensGenerated() {
+		t.Errorf("tokens: registration %q/%q, config %q/%q", reg.AppToken, reg.ServerToken, cfg.Appservice.ASToken, cfg.Appservice.HSToken)
+	}
+	if reg.URL != cfg.Appservice.Address || reg.SenderLocalpart != cfg.Appservice.Bot.Username || reg.ID != cfg.Appservice.ID {
+		t.Errorf("registration url/sender/id = %q %q %q", reg.URL, reg.SenderLocalpart, reg.ID)
+	}
+	puppets := regexp.MustCompile("^" + reg.Namespaces.UserIDs[0].Regex + "$")
+	if !puppets.MatchString("@whatsapp_4915550001:ministry.example") || puppets.MatchString("@whatsapp_4915550001:example.org") {
+		t.Errorf("puppet namespace %q does not follow the config", reg.Namespaces.UserIDs[0].Regex)
+	}
+	if !strings.Contains(stdout.String(), regPath) {
+		t.Errorf("output does not say where the registration went: %q", stdout.String())
+	}
+}
+
+func TestBadConfigExitsNonZeroWithKeyPath(t *testing.T) {
+	tests := []struct {
+		name    string
+		replace []string
+		want    string
+	}{
+		{"bad database type", []string{"type: sqlite", "type: oracle"}, `database.type: "oracle" is not one of sqlite, postgres`},
+		{"unknown key", []string{"    level: info", "    level: info\n    colour: true"}, "logging.colour: unknown key"},
+		{"bad permission", []string{`"*": relay`, `"*": root`}, `permissions["*"]: "root" is not one of`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := writeExample(t, tt.replace...)
+			var stdout, stderr bytes.Buffer
+			code := run([]string{"-c", path}, &stdout, &stderr)
+			if code == 0 {
+				t.Fatal("a bad config exited 0")
+			}
+			if !strings.Contains(stderr.String(), tt.want) {
+				t.Errorf("stderr %q does not name %q", stderr.String(), tt.want)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"--version"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if !regexp.MustCompile(`^causeway \S+ \(commit \S+, go1\.\d+`).MatchString(stdout.String()) {
+		t.Errorf("--version printed %q", stdout.String())
+	}
+}
+
+func TestUnknownArgument(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"frobnicate"}, &stdout, &stderr); code != exitUsage {
+		t.Fatalf("exit %d, want %d", code, exitUsage)
+	}
+	if !strings.Contains(stderr.String(), `unknown command "frobnicate"`) {
+		t.Errorf("stderr %q", stderr.String())
+	}
+}
