@@ -56,13 +56,14 @@ func (b *Bridge) handleBotInvite(ctx context.Context, evt *event.Event, content 
 			return
 		}
 	}
-	user := &database.User{MXID: evt.Sender, ManagementRoom: evt.RoomID}
-	if existing, err := b.db.Users.Get(ctx, evt.Sender); err != nil {
+	user, err := b.db.Users.Get(ctx, evt.Sender)
+	if err != nil {
 		log.Err(err).Msg("Failed to load the user")
 		return
-	} else if existing != nil {
-		user.CreatedAt = existing.CreatedAt
+	} else if user == nil {
+		user = &database.User{MXID: evt.Sender}
 	}
+	user.ManagementRoom = evt.RoomID
 	if err := b.db.Users.Put(ctx, user); err != nil {
 		log.Err(err).Msg("Failed to save the management room")
 		b.reply(ctx, evt.RoomID, "Sorry, I could not save this room as your management room. Please try again later.")

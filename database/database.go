@@ -35,8 +35,13 @@ type Database struct {
 	// StateStore caches Matrix room state and ghost registrations for the appservice.
 	StateStore *sqlstatestore.SQLStateStore
 
-	Users *UserQuery
-	KV    *KVQuery
+	Users     *UserQuery
+	KV        *KVQuery
+	Puppets   *PuppetQuery
+	Portals   *PortalQuery
+	Messages  *MessageQuery
+	Reactions *ReactionQuery
+	Queue     *QueueQuery
 
 	log zerolog.Logger
 }
@@ -77,6 +82,11 @@ func Open(ctx context.Context, cfg config.Database, log zerolog.Logger) (*Databa
 	db.StateStore = sqlstatestore.NewSQLStateStore(raw, dbutil.ZeroLogger(log.With().Str("db_section", "matrix_state").Logger()), true)
 	db.Users = &UserQuery{db: raw}
 	db.KV = &KVQuery{db: raw}
+	db.Puppets = &PuppetQuery{db: raw}
+	db.Portals = &PortalQuery{db: raw}
+	db.Messages = &MessageQuery{db: raw}
+	db.Reactions = &ReactionQuery{db: raw}
+	db.Queue = &QueueQuery{db: raw}
 
 	if err := db.upgrade(ctx); err != nil {
 		raw.Close()

@@ -15,7 +15,13 @@ import (
 type User struct {
 	MXID           id.UserID
 	ManagementRoom id.RoomID
-	CreatedAt      time.Time
+	// WADevice is the WhatsApp device (AD JID) this user's login runs as; empty when logged out.
+	WADevice   string
+	WAPhone    string
+	WAPushName string
+	// Presence is what WhatsApp contacts are shown; empty until the user sets it.
+	Presence  string
+	CreatedAt time.Time
 }
 
 // UserQuery reads and writes bridge users.
@@ -25,19 +31,47 @@ type UserQuery struct {
 
 // Get returns the user, or nil when the bridge has never seen them.
 func (q *UserQuery) Get(ctx context.Context, mxid id.UserID) (*User, error) {
+	u, err := scanUser(q.db.QueryRow(ctx, "SELECT "+userColumns+" FROM bridge_user WHERE mxid=$1", mxid))
+	if err != nil {
+		return nil, fmt.Errorf("failed to get user %s: %w", mxid, err)
+	}
+	return u, nil
+}
+
+const userColumns = "mxid, management_room, wa_device, wa_phone, wa_push_name, presence, created_at"
+
+func scanUser(row dbutil.Scannable) (*User, error) {
 	var u User
-	var room sql.NullString
+	var room, device, phone, push sql.NullString
 	var created int64
-	err := q.db.QueryRow(ctx, "SELECT mxid, management_room, created_at FROM bridge_user WHERE mxid=$1", mxid).
-		Scan(&u.MXID, &room, &created)
+	err := row.Scan(&u.MXID, &room, &device, &phone, &push, &u.Presence, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	} else if err != nil {
-		return nil, fmt.Errorf("failed to get user %s: %w", mxid, err)
+		return nil, err
 	}
 	u.ManagementRoom = id.RoomID(room.String)
+	u.WADevice, u.WAPhone, u.WAPushName = device.String, phone.String, push.String
 	u.CreatedAt = time.UnixMilli(created)
 	return &u, nil
+}
+
+// ListLoggedIn returns every user with a linked WhatsApp device, to reconnect at start.
+func (q *UserQuery) ListLoggedIn(ctx context.Context) ([]*User, error) {
+	rows, err := q.db.Query(ctx, "SELECT "+userColumns+" FROM bridge_user WHERE wa_device IS NOT NULL ORDER BY created_at")
+	if err != nil {
+		return nil, fmt.Errorf("failed to list logged-in users: %w", err)
+	}
+	defer rows.Close()
+	var out []*User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("failed to scan user: %w", err)
+		}
+		out = append(out, u)
+	}
+	return out, rows.Err()
 }
 
 // GetByManagementRoom returns the user whose management room is roomID, or nil.
@@ -58,9 +92,11 @@ func (q *UserQuery) Put(ctx context.Context, u *User) error {
 		u.CreatedAt = time.Now()
 	}
 	_, err := q.db.Exec(ctx, `
-		INSERT INTO bridge_user (mxid, management_room, created_at) VALUES ($1, $2, $3)
-		ON CONFLICT (mxid) DO UPDATE SET management_room=excluded.management_room`,
-		u.MXID, dbutil.StrPtr(u.ManagementRoom), u.CreatedAt.UnixMilli())
+		INSERT INTO bridge_user (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (mxid) DO UPDATE SET management_room=excluded.management_room, wa_device=excluded.wa_device,
+			wa_phone=excluded.wa_phone, wa_push_name=excluded.wa_push_name, presence=excluded.presence`,
+		u.MXID, dbutil.StrPtr(u.ManagementRoom), dbutil.StrPtr(u.WADevice), dbutil.StrPtr(u.WAPhone),
+		dbutil.StrPtr(u.WAPushName), u.Presence, u.CreatedAt.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("failed to save user %s: %w", u.MXID, err)
 	}

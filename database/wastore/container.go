@@ -168,11 +168,11 @@ const deviceColumns = `jid, lid, registration_id, noise_priv, identity_priv,
 
 func (c *Container) scanDevice(row dbutil.Scannable) (*store.Device, error) {
 	var (
-		device                                    store.Device
-		jid                                       types.JID
-		regID, preKeyID                           int64
+		device                                   store.Device
+		jid                                      types.JID
+		regID, preKeyID                          int64
 		noise, identity, preKey, preKeySig, acct []byte
-		fbUUID                                    sql.NullString
+		fbUUID                                   sql.NullString
 	)
 	err := row.Scan(&jid, &device.LID, &regID, &noise, &identity,
 		&preKeyID, &preKey, &preKeySig, &device.AdvSecretKey, &acct,

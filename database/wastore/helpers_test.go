@@ -1,7 +1,10 @@
 package wastore
 
 import (
+	"strconv"
+
 	"context"
+	"go.mau.fi/whatsmeow/util/keys"
 	"path/filepath"
 	"testing"
 
@@ -57,3 +60,7 @@ func mustJID(s string) types.JID {
 	}
 	return jid
 }
+
+type keysPreKey = keys.PreKey
+
+func itoa(i int) string { return strconv.Itoa(i) }

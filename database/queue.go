@@ -1,0 +1,128 @@
+package database
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.mau.fi/util/dbutil"
+	"maunium.net/go/mautrix/id"
+)
+
+// Direction says which way a queued item is being relayed.
+type Direction string
+
+// Relay directions.
+const (
+	ToMatrix   Direction = "to_matrix"
+	ToWhatsApp Direction = "to_whatsapp"
+)
+
+// QueueItem is one event that has been received durably and not yet relayed.
+type QueueItem struct {
+	Seq       int64
+	Direction Direction
+	PortalKey
+	// DedupKey makes a second delivery of the same event a no-op while the first is queued.
+	DedupKey  string
+	Kind      string
+	Payload   []byte
+	QueuedAt  time.Time
+	Attempts  int
+	LastError string
+}
+
+// QueueQuery is the durable relay queue.
+type QueueQuery struct {
+	db *dbutil.Database
+}
+
+// Add stores an item. It returns false when an item with the same dedup key is already queued.
+func (q *QueueQuery) Add(ctx context.Context, item *QueueItem) (bool, error) {
+	if item.QueuedAt.IsZero() {
+		item.QueuedAt = time.Now()
+	}
+	res, err := q.db.Exec(ctx, `INSERT INTO relay_queue (direction, chat_jid, receiver, dedup_key, kind, payload, queued_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (direction, receiver, dedup_key) DO NOTHING`,
+		item.Direction, item.ChatJID, item.Receiver, item.DedupKey, item.Kind, item.Payload, item.QueuedAt.UnixMilli())
+	if err != nil {
+		return false, fmt.Errorf("failed to queue %s %s: %w", item.Direction, item.Kind, err)
+	}
+	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
+// Pending returns up to limit queued items of one portal, oldest first.
+func (q *QueueQuery) Pending(ctx context.Context, key PortalKey, limit int) ([]*QueueItem, error) {
+	rows, err := q.db.Query(ctx, `SELECT seq, direction, chat_jid, receiver, dedup_key, kind, payload, queued_at, attempts, last_error
+		FROM relay_queue WHERE receiver=$1 AND chat_jid=$2 ORDER BY seq LIMIT $3`, key.Receiver, key.ChatJID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read the relay queue of %s: %w", key, err)
+	}
+	defer rows.Close()
+	var out []*QueueItem
+	for rows.Next() {
+		var it QueueItem
+		var queued int64
+		if err := rows.Scan(&it.Seq, &it.Direction, &it.ChatJID, &it.Receiver, &it.DedupKey, &it.Kind, &it.Payload,
+			&queued, &it.Attempts, &it.LastError); err != nil {
+			return nil, fmt.Errorf("failed to scan a queue item: %w", err)
+		}
+		it.QueuedAt = time.UnixMilli(queued)
+		out = append(out, &it)
+	}
+	return out, rows.Err()
+}
+
+// PortalsWithPending lists the portals that have queued items, for resuming after a restart.
+func (q *QueueQuery) PortalsWithPending(ctx context.Context, receiver id.UserID) ([]PortalKey, error) {
+	rows, err := q.db.Query(ctx, `SELECT DISTINCT chat_jid, receiver FROM relay_queue WHERE receiver=$1`, receiver)
+	if err != nil {
+		return nil, fmt.Errorf("failed to list queued portals: %w", err)
+	}
+	defer rows.Close()
+	var out []PortalKey
+	for rows.Next() {
+		var k PortalKey
+		if err := rows.Scan(&k.ChatJID, &k.Receiver); err != nil {
+			return nil, err
+		}
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// Done removes a relayed item.
+func (q *QueueQuery) Done(ctx context.Context, seq int64) error {
+	if _, err := q.db.Exec(ctx, "DELETE FROM relay_queue WHERE seq=$1", seq); err != nil {
+		return fmt.Errorf("failed to remove queue item %d: %w", seq, err)
+	}
+	return nil
+}
+
+// Failed records a failed attempt.
+func (q *QueueQuery) Failed(ctx context.Context, seq int64, cause error) error {
+	if _, err := q.db.Exec(ctx, "UPDATE relay_queue SET attempts=attempts+1, last_error=$2 WHERE seq=$1", seq, cause.Error()); err != nil {
+		return fmt.Errorf("failed to record a failed attempt for item %d: %w", seq, err)
+	}
+	return nil
+}
+
+// Depth counts queued items per direction, for metrics.
+func (q *QueueQuery) Depth(ctx context.Context) (map[Direction]int, error) {
+	rows, err := q.db.Query(ctx, "SELECT direction, COUNT(*) FROM relay_queue GROUP BY direction")
+	if err != nil {
+		return nil, fmt.Errorf("failed to count the relay queue: %w", err)
+	}
+	defer rows.Close()
+	out := map[Direction]int{}
+	for rows.Next() {
+		var d Direction
+		var n int
+		if err := rows.Scan(&d, &n); err != nil {
+			return nil, err
+		}
+		out[d] = n
+	}
+	return out, rows.Err()
+}
