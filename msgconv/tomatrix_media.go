@@ -50,9 +50,13 @@ func (c *toMatrix) video(m *waE2E.VideoMessage, videoNote bool) error {
 }
 
 func (c *toMatrix) audio(m *waE2E.AudioMessage) error {
+	name := "audio"
+	if m.GetPTT() {
+		name = "voice-message"
+	}
 	spec := mediaSpec{
 		msgType: MsgAudio, evtType: event.EventMessage, src: m, mimeType: m.GetMimetype(), size: m.GetFileLength(),
-		fileName: defaultFileName("audio", m.GetMimetype()), ci: m.GetContextInfo(),
+		fileName: defaultFileName(name, m.GetMimetype()), ci: m.GetContextInfo(),
 		info: &FileInfo{Duration: m.GetSeconds() * 1000}, noun: "audio message",
 	}
 	content, err := c.mediaContent(spec, m.GetViewOnce())
@@ -69,10 +73,6 @@ func (c *toMatrix) audio(m *waE2E.AudioMessage) error {
 			for i, v := range wf {
 				content.Audio.Waveform[i] = min(int(v), 100) * 1024 / 100
 			}
-		}
-		if content.Body == content.FileName {
-			content.FileName = defaultFileName("voice-message", m.GetMimetype())
-			content.Body = content.FileName
 		}
 	}
 	return nil

@@ -271,7 +271,11 @@ func (c *toMatrix) eventMessage(m *waE2E.EventMessage) error {
 	}
 	if loc := m.GetLocation(); loc != nil {
 		b.WriteString("\nWhere: ")
-		b.WriteString(strings.Join(nonEmpty(loc.GetName(), loc.GetAddress(), geoURI(loc.GetDegreesLatitude(), loc.GetDegreesLongitude())), ", "))
+		geo := ""
+		if loc.DegreesLatitude != nil || loc.DegreesLongitude != nil {
+			geo = geoURI(loc.GetDegreesLatitude(), loc.GetDegreesLongitude())
+		}
+		b.WriteString(strings.Join(nonEmpty(loc.GetName(), loc.GetAddress(), geo), ", "))
 	}
 	if link := m.GetJoinLink(); link != "" {
 		b.WriteString("\nJoin: ")
