@@ -1,6 +1,7 @@
 package wastore
 
 import (
+	"errors"
 	"strconv"
 
 	"context"
@@ -64,3 +65,5 @@ func mustJID(s string) types.JID {
 type keysPreKey = keys.PreKey
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+var errTest = errors.New("test failure")

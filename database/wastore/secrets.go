@@ -173,12 +173,19 @@ func (s *deviceStore) GetBufferedEvent(ctx context.Context, ciphertextHash [32]b
 	}
 	var evt store.BufferedEvent
 	var serverMS, insertMS int64
-	err = s.c.db.QueryRow(ctx, "SELECT plaintext, server_ts_ms, insert_ts_ms FROM wastore_event_buffer WHERE device_jid=$1 AND ciphertext_hash=$2",
-		jid, ciphertextHash[:]).Scan(&evt.Plaintext, &serverMS, &insertMS)
+	var handled bool
+	err = s.c.db.QueryRow(ctx, `
+		SELECT plaintext IS NULL, plaintext, server_ts_ms, insert_ts_ms
+		FROM wastore_event_buffer WHERE device_jid=$1 AND ciphertext_hash=$2`,
+		jid, ciphertextHash[:]).Scan(&handled, &evt.Plaintext, &serverMS, &insertMS)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	} else if err != nil {
 		return nil, fmt.Errorf("failed to get buffered event %x: %w", ciphertextHash, err)
+	}
+	if !handled && evt.Plaintext == nil {
+		// The SQLite driver reads an empty BLOB as nil, which whatsmeow would take for "handled".
+		evt.Plaintext = []byte{}
 	}
 	evt.ServerTime = time.UnixMilli(serverMS)
 	evt.InsertTime = time.UnixMilli(insertMS)
