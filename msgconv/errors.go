@@ -13,7 +13,7 @@ var (
 	ErrEmptyMessage         = errors.New("the message is empty")
 	ErrInvalidContent       = errors.New("the event content is malformed")
 	ErrTargetNotFound       = errors.New("the message it refers to was not bridged to WhatsApp")
-	ErrNotOwnMessage        = errors.New("only your own messages can be edited on WhatsApp")
+	ErrNotOwnMessage        = errors.New("WhatsApp only lets you change your own messages")
 	ErrEditTooOld           = errors.New("WhatsApp does not allow editing a message this old")
 	ErrRevokeTooOld         = errors.New("WhatsApp does not allow deleting a message this old for everyone")
 	ErrTooManyPollOptions   = errors.New("the poll has more options than WhatsApp allows")

@@ -110,7 +110,8 @@ func (h *htmlConv) tag(s string) (int, bool) {
 	for i < len(s) && (isASCIIWord(s[i]) || s[i] == '-') {
 		i++
 	}
-	if i == start || (!closing && !isASCIIWord(s[start])) {
+	if i == start || !isASCIILetter(s[start]) {
+		// "<3" or "a < b" is text, as browsers read it.
 		return 0, false
 	}
 	name := lowerASCII(s[start:i])
@@ -143,6 +144,8 @@ func (h *htmlConv) tag(s string) (int, bool) {
 	}
 	return i + 1, true
 }
+
+func isASCIILetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 
 func lowerASCII(s string) string {
 	for i := 0; i < len(s); i++ {
@@ -260,6 +263,11 @@ func (h *htmlConv) open(name, attrs string, selfClosing bool) {
 		return
 	}
 	e := openElem{name: name, pos: len(h.out)}
+	if h.skip > 0 && name != "mx-reply" && name != "script" && name != "style" {
+		// Inside a skipped element only the nesting matters, so its end tag is found.
+		h.stack = append(h.stack, e)
+		return
+	}
 	switch name {
 	case "mx-reply", "script", "style":
 		e.kind = elemSkip
@@ -474,6 +482,12 @@ func (h *htmlConv) link(e openElem) {
 	}
 	if e.href == "" || text == e.href || "mailto:"+text == e.href {
 		return
+	}
+	if target, ok := strings.CutPrefix(e.href, "https://matrix.to/#/"); ok {
+		// Room pills and permalinks whose text is the alias say all a WhatsApp reader can use.
+		if unescaped, err := url.PathUnescape(target); err == nil && unescaped == text {
+			return
+		}
 	}
 	if text == "" {
 		h.out = append(h.out, e.href...)

@@ -205,6 +205,9 @@ func (c *toWA) contextInfo(content *MessageContent, mentioned []string) (*waE2E.
 	}
 	if !found {
 		// The message still makes sense without its quote; phones just show it unquoted.
+		if len(mentioned) == 0 {
+			return nil, nil
+		}
 		return ci, nil
 	}
 	if ref.ReactionTo != nil {
