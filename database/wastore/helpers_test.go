@@ -1,8 +1,10 @@
 package wastore
 
 import (
+	"crypto/sha256"
 	"errors"
 	"strconv"
+	"time"
 
 	"context"
 	"go.mau.fi/whatsmeow/util/keys"
@@ -67,3 +69,7 @@ type keysPreKey = keys.PreKey
 func itoa(i int) string { return strconv.Itoa(i) }
 
 var errTest = errors.New("test failure")
+
+func hashOf(b []byte) [32]byte { return sha256.Sum256(b) }
+
+func nowForTest() time.Time { return time.Now() }
