@@ -135,6 +135,7 @@ func (s *Server) handleReceipt(c *conn, node *waBinary.Node) {
 	if reader == nil {
 		return
 	}
+	s.receiptAcksLocked(c.dev, node)
 	participant, hasParticipant := node.Attrs["participant"].(types.JID)
 	isGroup := to.Server == types.GroupServer
 	targetJID := to

@@ -124,21 +124,39 @@ func (s *Server) handleClientAck(c *conn, node *waBinary.Node) {
 		c.log.Warn().Str("class", attrStr(node.Attrs["class"])).Str("id", attrStr(node.Attrs["id"])).
 			Str("error", errCode).Msg("Client rejected a stanza")
 	}
-	acct := s.st.Accounts[c.dev.Phone]
-	if acct == nil {
-		return
+	if !s.dequeueLocked(c.dev, key) {
+		c.log.Debug().Str("key", key).Msg("Ack for a stanza that is not queued")
 	}
-	dev := acct.device(c.dev.Device)
+}
+
+func (s *Server) dequeueLocked(ref devRef, key string) bool {
+	acct := s.st.Accounts[ref.Phone]
+	if acct == nil {
+		return false
+	}
+	dev := acct.device(ref.Device)
 	if dev == nil {
-		return
+		return false
 	}
 	for i, q := range dev.Queue {
 		if q.Key == key {
 			dev.Queue = append(dev.Queue[:i], dev.Queue[i+1:]...)
-			return
+			return true
 		}
 	}
-	c.log.Debug().Str("key", key).Msg("Ack for a stanza that is not queued")
+	return false
+}
+
+// receiptAcksLocked treats a receipt as the acknowledgement of the messages it names: whatsmeow sends
+// no <ack> for a message it decrypted, its delivery receipt is the ack.
+func (s *Server) receiptAcksLocked(ref devRef, node *waBinary.Node) {
+	suffix := "|" + attrStr(node.Attrs["to"]) + "|" + attrStr(node.Attrs["participant"]) + "|"
+	s.dequeueLocked(ref, "message|"+attrStr(node.Attrs["id"])+suffix)
+	if list, ok := node.GetOptionalChildByTag("list"); ok {
+		for _, item := range list.GetChildren() {
+			s.dequeueLocked(ref, "message|"+attrStr(item.Attrs["id"])+suffix)
+		}
+	}
 }
 
 // Nack is a negative acknowledgement a client sent for a stanza it could not handle.
