@@ -1,0 +1,205 @@
+package portal
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/types"
+	"google.golang.org/protobuf/proto"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/appservice"
+	"maunium.net/go/mautrix/id"
+
+	"codeberg.org/causeway/causeway/database"
+	"codeberg.org/causeway/causeway/msgconv"
+)
+
+// WAMessage is a WhatsApp message as queued: everything needed to relay it again after a
+// restart, with the message exactly as decrypted.
+type WAMessage struct {
+	Info types.MessageInfo `json:"info"`
+	// Message is the serialized waE2E.Message, wrappers and all.
+	Message []byte `json:"message"`
+}
+
+// NewWAMessageItem packs a decrypted WhatsApp message into a queue item.
+func NewWAMessageItem(info *types.MessageInfo, msg *waE2E.Message) (*database.QueueItem, error) {
+	raw, err := proto.Marshal(msg)
+	if err != nil {
+		return nil, fmt.Errorf("failed to serialize message %s: %w", info.ID, err)
+	}
+	stored := *info
+	stored.VerifiedName = nil // proto pointers do not survive encoding/json; nothing relays them
+	payload, err := json.Marshal(&WAMessage{Info: stored, Message: raw})
+	if err != nil {
+		return nil, fmt.Errorf("failed to encode message %s: %w", info.ID, err)
+	}
+	return &database.QueueItem{
+		Direction: database.ToMatrix,
+		DedupKey:  "msg:" + info.Sender.ToNonAD().String() + ":" + info.ID,
+		Kind:      KindWAMessage,
+		Payload:   payload,
+		QueuedAt:  info.Timestamp,
+	}, nil
+}
+
+func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) error {
+	var wm WAMessage
+	if err := json.Unmarshal(item.Payload, &wm); err != nil {
+		return permanent(fmt.Errorf("queued message is corrupt: %w", err))
+	}
+	msg := &waE2E.Message{}
+	if err := proto.Unmarshal(wm.Message, msg); err != nil {
+		return permanent(fmt.Errorf("queued message body is corrupt: %w", err))
+	}
+	info := &wm.Info
+	key := p.row.PortalKey
+
+	// A redelivery of something already bridged: WhatsApp resends unacked stanzas, and a
+	// crash between sending to Matrix and removing the queue item replays it.
+	if parts, err := p.m.deps.DB.Messages.GetParts(ctx, key, info.ID); err != nil {
+		return err
+	} else if len(parts) > 0 {
+		return nil
+	}
+	if err := p.ensureRoom(ctx); err != nil {
+		return err
+	}
+	wa, _ := p.m.deps.Logins.WhatsApp(key.Receiver)
+	res, err := msgconv.ToMatrix(ctx, info, msg, p.resolver(wa), &p.m.deps.Convert)
+	if errors.Is(err, msgconv.ErrForgedEdit) {
+		return permanent(err)
+	} else if err != nil {
+		return fmt.Errorf("failed to convert message %s: %w", info.ID, err)
+	}
+	if res.Action == msgconv.ActionReaction || res.Action == msgconv.ActionReactionRemove {
+		if existing, err := p.m.deps.DB.Reactions.Get(ctx, key, string(res.Target), senderKey(info)); err != nil {
+			return err
+		} else if existing != nil && existing.WAID == info.ID && res.Action == msgconv.ActionReaction {
+			return nil // this very reaction was bridged already
+		}
+	}
+	intent, err := p.intentFor(ctx, info)
+	if err != nil {
+		return err
+	}
+	if err := p.transferMedia(ctx, wa, intent, res); err != nil {
+		return err
+	}
+	for _, r := range res.Redactions {
+		p.redact(ctx, intent, r)
+	}
+	room := p.RoomID()
+	for i, part := range res.Events {
+		resp, err := intent.SendMessageEvent(ctx, room, part.Type, part.Content, mautrix.ReqSendEvent{
+			Timestamp:     info.Timestamp.UnixMilli(),
+			TransactionID: txnID(key, info.ID, i),
+		})
+		if err != nil {
+			return fmt.Errorf("failed to send part %d of %s to Matrix: %w", i, info.ID, err)
+		}
+		if err := p.recordPart(ctx, info, res, part, i, resp.EventID); err != nil {
+			return err
+		}
+	}
+	if res.Action == msgconv.ActionReactionRemove {
+		return p.m.deps.DB.Reactions.Delete(ctx, key, string(res.Target), senderKey(info))
+	}
+	return nil
+}
+
+// recordPart writes the mapping that later replies, edits, reactions and dedup rely on.
+func (p *Portal) recordPart(ctx context.Context, info *types.MessageInfo, res *msgconv.ToMatrixResult, part msgconv.MatrixPart, i int, evtID id.EventID) error {
+	key := p.row.PortalKey
+	if res.Action == msgconv.ActionReaction {
+		emoji := ""
+		if rc, ok := part.Content.(*msgconv.ReactionContent); ok {
+			emoji = rc.RelatesTo.Key
+		}
+		return p.m.deps.DB.Reactions.Put(ctx, &database.Reaction{
+			PortalKey: key, TargetID: string(res.Target), SenderJID: senderKey(info),
+			MXID: evtID, WAID: info.ID, Emoji: emoji,
+		})
+	}
+	partID := string(part.PartID)
+	if res.Action != msgconv.ActionMessage {
+		// Edits, votes and notices are their own WhatsApp messages; the row dedups them and
+		// must not shadow the target's parts.
+		partID = res.Action.String() + ":" + strconv.Itoa(i)
+	}
+	return p.m.deps.DB.Messages.Put(ctx, &database.Message{
+		PortalKey: key, WAID: info.ID, PartID: partID, MXID: evtID,
+		SenderJID: senderKey(info), FromMe: info.IsFromMe, Timestamp: info.Timestamp,
+	})
+}
+
+func (p *Portal) transferMedia(ctx context.Context, wa WhatsApp, intent *appservice.IntentAPI, res *msgconv.ToMatrixResult) error {
+	for _, t := range res.Media {
+		data := t.Data
+		if t.Source != nil {
+			if wa == nil {
+				return errNotConnected
+			}
+			var err error
+			if data, err = wa.Download(ctx, t.Source); err != nil {
+				return fmt.Errorf("failed to download media from WhatsApp: %w", err)
+			}
+		}
+		resp, err := intent.UploadMedia(ctx, mautrix.ReqUploadMedia{
+			ContentBytes: data, ContentLength: int64(len(data)), ContentType: t.MimeType, FileName: t.FileName,
+		})
+		if err != nil {
+			return fmt.Errorf("failed to upload media to Matrix: %w", err)
+		}
+		t.Complete(resp.ContentURI.CUString())
+	}
+	return nil
+}
+
+func (p *Portal) redact(ctx context.Context, intent *appservice.IntentAPI, r msgconv.Redaction) {
+	room := p.RoomID()
+	if _, err := intent.RedactEvent(ctx, room, r.EventID, mautrix.ReqRedact{Reason: r.Reason}); err == nil {
+		return
+	}
+	// The sender's ghost may lack the power (a group admin deleting someone else's message).
+	if _, err := p.m.bot.RedactEvent(ctx, room, r.EventID, mautrix.ReqRedact{Reason: r.Reason}); err != nil {
+		p.log.Warn().Err(err).Stringer("event_id", r.EventID).Msg("Failed to redact")
+	}
+}
+
+// intentFor returns the ghost that speaks for the message's sender, joined to the room.
+func (p *Portal) intentFor(ctx context.Context, info *types.MessageInfo) (*appservice.IntentAPI, error) {
+	pup, err := p.m.deps.Puppets.Get(ctx, senderJID(info))
+	if err != nil {
+		return nil, err
+	}
+	intent := p.m.deps.Puppets.Intent(pup)
+	if err := intent.EnsureJoined(ctx, p.RoomID()); err != nil {
+		return nil, fmt.Errorf("failed to join %s to the room: %w", pup.MXID(), err)
+	}
+	return intent, nil
+}
+
+// senderJID is the contact that sent a message, by phone number when WhatsApp told us both.
+func senderJID(info *types.MessageInfo) types.JID {
+	sender := info.Sender
+	if sender.Server == types.HiddenUserServer && info.SenderAlt.Server == types.DefaultUserServer {
+		sender = info.SenderAlt
+	}
+	return sender.ToNonAD()
+}
+
+func senderKey(info *types.MessageInfo) string { return senderJID(info).String() }
+
+// txnID is the same for every attempt at the same part, so the homeserver drops a resend
+// it already accepted.
+func txnID(key database.PortalKey, waID types.MessageID, part int) string {
+	sum := sha256.Sum256([]byte(key.String() + "|" + waID + "|" + strconv.Itoa(part)))
+	return "cw." + base64.RawURLEncoding.EncodeToString(sum[:18])
+}

@@ -1,0 +1,161 @@
+package portal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"codeberg.org/causeway/causeway/database"
+)
+
+// Queue item kinds.
+const (
+	KindWAMessage    = "wa_message"
+	KindMatrixEvent  = "matrix_event"
+	KindWAGroupEvent = "wa_group"
+)
+
+// maxWhatsAppAttempts bounds retries of a Matrix event toward WhatsApp: after that the
+// sender is told in the room that it failed, and why. Matrix-bound items retry forever:
+// a homeserver outage must delay messages, never drop them.
+const maxWhatsAppAttempts = 6
+
+// errPermanent marks a failure that retrying cannot fix.
+type errPermanent struct{ err error }
+
+func (e errPermanent) Error() string { return e.err.Error() }
+func (e errPermanent) Unwrap() error { return e.err }
+
+func permanent(err error) error { return errPermanent{err} }
+
+func (p *Portal) run(ctx context.Context) {
+	defer p.m.wg.Done()
+	backoff := time.Duration(0)
+	for {
+		if backoff > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			case <-p.wake: // a reconnect or new item is worth an early retry
+			}
+		}
+		items, err := p.m.deps.DB.Queue.Pending(ctx, p.row.PortalKey, 64)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			p.log.Err(err).Msg("Failed to read the relay queue")
+			backoff = nextBackoff(backoff)
+			continue
+		}
+		if len(items) == 0 {
+			backoff = 0
+			select {
+			case <-ctx.Done():
+				return
+			case <-p.wake:
+			}
+			continue
+		}
+		backoff = 0
+		for _, item := range items {
+			if ctx.Err() != nil {
+				return
+			}
+			if ok, wait := p.process(ctx, item); !ok {
+				backoff = wait
+				break // keep the chat in order: nothing overtakes a failed item
+			}
+		}
+	}
+}
+
+func nextBackoff(prev time.Duration) time.Duration {
+	switch {
+	case prev <= 0:
+		return 500 * time.Millisecond
+	case prev >= maxBackoff:
+		return maxBackoff
+	default:
+		return prev * 2
+	}
+}
+
+const maxBackoff = 30 * time.Second
+
+// backoffFor is the wait before attempt n+1 of an item that failed n times.
+func backoffFor(attempts int) time.Duration {
+	d := 500 * time.Millisecond
+	for i := 1; i < attempts && d < maxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, maxBackoff)
+}
+
+// process handles one item and reports whether the queue may move past it, and if not,
+// how long to wait before trying again.
+func (p *Portal) process(ctx context.Context, item *database.QueueItem) (done bool, retryIn time.Duration) {
+	log := p.log.With().Int64("queue_seq", item.Seq).Str("kind", item.Kind).Int("attempt", item.Attempts+1).Logger()
+	ctx = log.WithContext(ctx)
+	start := time.Now()
+	var err error
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				err = permanent(fmt.Errorf("panic: %v", r))
+				log.Error().Str("stack", string(debug.Stack())).Any("panic", r).Msg("Panic while relaying")
+			}
+		}()
+		switch item.Kind {
+		case KindWAMessage:
+			err = p.handleWAMessage(ctx, item)
+		case KindWAGroupEvent:
+			err = p.handleWAGroupEvent(ctx, item)
+		case KindMatrixEvent:
+			err = p.handleMatrixEvent(ctx, item)
+		default:
+			err = permanent(fmt.Errorf("unknown queue item kind %q", item.Kind))
+		}
+	}()
+	obs := p.m.deps.Observer
+	if err == nil {
+		if obs != nil {
+			obs.Relayed(item.Direction, item.Kind, time.Since(item.QueuedAt))
+		}
+		return p.finish(ctx, item)
+	}
+	if errors.Is(err, errNotConnected) {
+		// Not the item's fault: wait for the login to come back (it pokes the queue).
+		log.Debug().Msg("Waiting for the WhatsApp login to reconnect")
+		return false, maxBackoff
+	}
+	if obs != nil {
+		obs.RelayFailed(item.Direction, item.Kind, err)
+	}
+	var perm errPermanent
+	giveUp := errors.As(err, &perm) ||
+		(item.Direction == database.ToWhatsApp && item.Attempts+1 >= maxWhatsAppAttempts)
+	if !giveUp {
+		log.Warn().Err(err).Dur("took", time.Since(start)).Msg("Relaying failed, will retry")
+		item.Attempts++
+		if ferr := p.m.deps.DB.Queue.Failed(ctx, item.Seq, err); ferr != nil {
+			log.Err(ferr).Msg("Failed to record the failed attempt")
+		}
+		return false, backoffFor(item.Attempts)
+	}
+	log.Error().Err(err).Msg("Relaying failed for good")
+	p.reportFailure(ctx, item, err)
+	return p.finish(ctx, item)
+}
+
+func (p *Portal) finish(ctx context.Context, item *database.QueueItem) (bool, time.Duration) {
+	if err := p.m.deps.DB.Queue.Done(ctx, item.Seq); err != nil {
+		// Retrying the item is safe: every handler skips what was already relayed.
+		p.log.Err(err).Int64("queue_seq", item.Seq).Msg("Failed to remove a relayed item")
+		return false, time.Second
+	}
+	return true, 0
+}

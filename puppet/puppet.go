@@ -1,0 +1,189 @@
+// Package puppet owns the Matrix ghost users that stand for WhatsApp contacts: their IDs,
+// display names and avatars, and the intents the bridge sends as.
+package puppet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/rs/zerolog"
+	"go.mau.fi/whatsmeow/types"
+	"maunium.net/go/mautrix/appservice"
+	"maunium.net/go/mautrix/id"
+
+	"codeberg.org/causeway/causeway/config"
+	"codeberg.org/causeway/causeway/database"
+)
+
+// Puppet is one contact's ghost.
+type Puppet struct {
+	JID types.JID
+	row *database.Puppet
+
+	mu sync.Mutex // serialises profile updates of this ghost
+}
+
+// MXID is the ghost's Matrix user ID.
+func (p *Puppet) MXID() id.UserID { return p.row.MXID }
+
+// Name is the ghost's current display name.
+func (p *Puppet) Name() string { return p.row.Displayname }
+
+// Manager creates and caches puppets.
+type Manager struct {
+	cfg *config.Config
+	as  *appservice.AppService
+	db  *database.Database
+	log zerolog.Logger
+
+	mu    sync.Mutex
+	byJID map[types.JID]*Puppet
+}
+
+// NewManager returns a manager; nothing is loaded until asked for.
+func NewManager(cfg *config.Config, as *appservice.AppService, db *database.Database, log zerolog.Logger) *Manager {
+	return &Manager{cfg: cfg, as: as, db: db, log: log, byJID: map[types.JID]*Puppet{}}
+}
+
+// Normalize reduces a JID to the contact it names: no device, no agent.
+func Normalize(jid types.JID) types.JID {
+	return jid.ToNonAD()
+}
+
+// Get returns the puppet for a contact, creating and registering its ghost on first use.
+func (m *Manager) Get(ctx context.Context, jid types.JID) (*Puppet, error) {
+	jid = Normalize(jid)
+	if jid.User == "" {
+		return nil, errors.New("empty JID has no puppet")
+	}
+	m.mu.Lock()
+	p, ok := m.byJID[jid]
+	m.mu.Unlock()
+	if ok {
+		return p, nil
+	}
+	row, err := m.db.Puppets.Get(ctx, jid.String())
+	if err != nil {
+		return nil, err
+	}
+	if row == nil {
+		row = &database.Puppet{JID: jid.String(), MXID: m.cfg.PuppetUserID(jid.User)}
+	}
+	p = &Puppet{JID: jid, row: row}
+	if err := m.ensureRegistered(ctx, p); err != nil {
+		return nil, err
+	}
+	m.mu.Lock()
+	if existing, ok := m.byJID[jid]; ok {
+		p = existing // lost a race with another portal; both registered the same ghost
+	} else {
+		m.byJID[jid] = p
+	}
+	m.mu.Unlock()
+	return p, nil
+}
+
+// ByMXID returns the puppet behind a ghost user ID, or nil if it is not one of ours.
+func (m *Manager) ByMXID(ctx context.Context, mxid id.UserID) (*Puppet, error) {
+	if _, ok := m.cfg.IsPuppet(mxid); !ok {
+		return nil, nil
+	}
+	row, err := m.db.Puppets.GetByMXID(ctx, mxid)
+	if err != nil || row == nil {
+		return nil, err
+	}
+	jid, err := types.ParseJID(row.JID)
+	if err != nil {
+		return nil, fmt.Errorf("puppet %s has a bad JID %q: %w", mxid, row.JID, err)
+	}
+	return m.Get(ctx, jid)
+}
+
+// Intent is the appservice intent that acts as the ghost.
+func (m *Manager) Intent(p *Puppet) *appservice.IntentAPI {
+	return m.as.Intent(p.row.MXID)
+}
+
+func (m *Manager) ensureRegistered(ctx context.Context, p *Puppet) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.row.Registered {
+		return nil
+	}
+	intent := m.as.Intent(p.row.MXID)
+	if err := intent.EnsureRegistered(ctx); err != nil {
+		return fmt.Errorf("failed to register ghost %s: %w", p.row.MXID, err)
+	}
+	if p.row.Displayname == "" {
+		name := m.cfg.PuppetDisplayname(config.ContactNames{Phone: phoneOf(p.JID)})
+		if err := intent.SetDisplayName(ctx, name); err != nil {
+			return fmt.Errorf("failed to name ghost %s: %w", p.row.MXID, err)
+		}
+		p.row.Displayname = name
+	}
+	p.row.Registered = true
+	return m.db.Puppets.Put(ctx, p.row)
+}
+
+func phoneOf(jid types.JID) string {
+	if jid.Server == types.DefaultUserServer {
+		return "+" + jid.User
+	}
+	return jid.User
+}
+
+// UpdateName renders the display name template from what is known about the contact and
+// sets it when it changed.
+func (m *Manager) UpdateName(ctx context.Context, p *Puppet, names config.ContactNames) error {
+	if names.Phone == "" {
+		names.Phone = phoneOf(p.JID)
+	}
+	name := m.cfg.PuppetDisplayname(names)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if name == p.row.Displayname {
+		return nil
+	}
+	if err := m.as.Intent(p.row.MXID).SetDisplayName(ctx, name); err != nil {
+		return fmt.Errorf("failed to rename ghost %s: %w", p.row.MXID, err)
+	}
+	m.log.Debug().Str("jid", p.JID.String()).Str("name", name).Msg("Updated ghost name")
+	p.row.Displayname = name
+	return m.db.Puppets.Put(ctx, p.row)
+}
+
+// AvatarFetcher downloads a profile picture; the bridge implements it with whatsmeow.
+type AvatarFetcher func(ctx context.Context) (data []byte, mimeType string, err error)
+
+// UpdateAvatar sets the ghost's avatar when WhatsApp's picture ID changed. An empty
+// avatarID removes the avatar.
+func (m *Manager) UpdateAvatar(ctx context.Context, p *Puppet, avatarID string, fetch AvatarFetcher) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if avatarID == p.row.AvatarID {
+		return nil
+	}
+	intent := m.as.Intent(p.row.MXID)
+	var mxc id.ContentURIString
+	if avatarID != "" {
+		data, mimeType, err := fetch(ctx)
+		if err != nil {
+			return fmt.Errorf("failed to download the profile picture of %s: %w", p.JID, err)
+		}
+		resp, err := intent.UploadBytes(ctx, data, mimeType)
+		if err != nil {
+			return fmt.Errorf("failed to upload the profile picture of %s: %w", p.JID, err)
+		}
+		mxc = resp.ContentURI.CUString()
+	}
+	if err := intent.SetAvatarURL(ctx, mxc.ParseOrIgnore()); err != nil {
+		return fmt.Errorf("failed to set the avatar of %s: %w", p.row.MXID, err)
+	}
+	p.row.AvatarID, p.row.AvatarMXC = avatarID, mxc
+	return m.db.Puppets.Put(ctx, p.row)
+}
+
+// AvatarMXC is the ghost's current avatar.
+func (p *Puppet) AvatarMXC() id.ContentURIString { return p.row.AvatarMXC }
