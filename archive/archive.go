@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -78,12 +79,14 @@ type Archive struct {
 	closed    bool
 	closeOnce sync.Once
 	size      atomic.Uint64 // log size as last committed, for readers outside the commit loop
+	commits   atomic.Uint64 // transactions the commit loop made; entries/commits is the batching factor
 	reqs      chan *appendReq
 	closing   chan struct{}
 	stopped   chan struct{}
 
 	// Owned by the commit loop after Open.
-	state treeState
+	state       treeState
+	insertStmts map[int]*sql.Stmt // by row count
 }
 
 // treeState is the log head: its size, the compact Merkle range over all leaves, the last leaf hash and
@@ -132,15 +135,16 @@ func Open(ctx context.Context, db *dbutil.Database, opts Options) (*Archive, err
 		log = opts.Log.With().Str("component", "archive").Logger()
 	}
 	a := &Archive{
-		db:       db.Child("archive_version", upgrades.Table, dbutil.ZeroLogger(log)),
-		log:      log,
-		origin:   opts.Origin,
-		mediaDir: opts.MediaDir,
-		opts:     opts,
-		now:      opts.Now,
-		reqs:     make(chan *appendReq, opts.MaxBatch),
-		closing:  make(chan struct{}),
-		stopped:  make(chan struct{}),
+		db:          db.Child("archive_version", upgrades.Table, dbutil.ZeroLogger(log)),
+		log:         log,
+		origin:      opts.Origin,
+		mediaDir:    opts.MediaDir,
+		opts:        opts,
+		now:         opts.Now,
+		reqs:        make(chan *appendReq, opts.MaxBatch),
+		insertStmts: map[int]*sql.Stmt{},
+		closing:     make(chan struct{}),
+		stopped:     make(chan struct{}),
 	}
 	if err := a.db.Upgrade(ctx); err != nil {
 		return nil, fmt.Errorf("archive: upgrade schema: %w", err)

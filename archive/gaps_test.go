@@ -38,7 +38,7 @@ func TestGapsLedger(t *testing.T) {
 			{GapHistoryBoundary, t0.Add(-90 * 24 * time.Hour), t0.Add(-90 * 24 * time.Hour)},
 			{GapUndecryptable, at(13), at(13)},
 			{GapDisconnected, at(14), at(20)},
-			{GapArchiveDown, at(60), at(60)}, // stopped and started at the same test-clock instant
+			{GapArchiveDown, at(60), at(60)},  // stopped and started at the same test-clock instant
 			{GapArchiveDown, at(90), at(210)}, // a crash opens with no entry, so it sorts first
 			{GapLoggedOut, at(90), at(220)},
 		}},
