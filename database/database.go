@@ -18,11 +18,13 @@ import (
 	_ "github.com/lib/pq" // the "postgres" database/sql driver
 	"github.com/rs/zerolog"
 	"go.mau.fi/util/dbutil"
+	waLog "go.mau.fi/whatsmeow/util/log"
 	"maunium.net/go/mautrix/sqlstatestore"
 	_ "modernc.org/sqlite" // the pure-Go "sqlite" database/sql driver
 
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/database/upgrades"
+	"codeberg.org/causeway/causeway/database/wastore"
 )
 
 // ErrSchemaTooNew means the database was written by a newer Causeway than this binary.
@@ -32,6 +34,9 @@ var ErrSchemaTooNew = errors.New("the database schema is newer than this causewa
 type Database struct {
 	*dbutil.Database
 
+	// WhatsApp is the whatsmeow device and Signal store (our own: whatsmeow's sqlstore
+	// does not build against the dbutil that mautrix needs).
+	WhatsApp *wastore.Container
 	// StateStore caches Matrix room state and ghost registrations for the appservice.
 	StateStore *sqlstatestore.SQLStateStore
 
@@ -79,6 +84,9 @@ func Open(ctx context.Context, cfg config.Database, log zerolog.Logger) (*Databa
 	}
 
 	db := &Database{Database: raw, log: log}
+	db.WhatsApp = wastore.New(
+		raw.Child(wastore.VersionTable, wastore.UpgradeTable, dbutil.ZeroLogger(log.With().Str("db_section", "whatsapp_store").Logger())),
+		waLog.Zerolog(log.With().Str("component", "whatsapp_store").Logger()))
 	db.StateStore = sqlstatestore.NewSQLStateStore(raw, dbutil.ZeroLogger(log.With().Str("db_section", "matrix_state").Logger()), true)
 	db.Users = &UserQuery{db: raw}
 	db.KV = &KVQuery{db: raw}
@@ -101,6 +109,7 @@ func (db *Database) upgrade(ctx context.Context) error {
 		upgrade func(context.Context) error
 	}{
 		{"bridge", db.Database.Upgrade},
+		{"whatsapp store", db.WhatsApp.Upgrade},
 		{"matrix state store", db.StateStore.Upgrade},
 	}
 	for _, s := range steps {
@@ -136,7 +145,9 @@ func explainUpgradeError(component string, err error) error {
 	return fmt.Errorf("failed to upgrade the %s schema: %w", component, err)
 }
 
-// sqlitePragmas are what every SQLite connection needs: foreign keys (whatsmeow's store
+// sqlitePragmas (and _txlock=immediate: a transaction that reads then writes, as Signal
+// decryption does, must wait for the write lock rather than fail with SQLITE_BUSY) are what
+// every SQLite connection needs: foreign keys (whatsmeow's store
 // relies on cascades), a busy timeout instead of immediate SQLITE_BUSY under concurrent
 // writers, WAL so readers never block the writer, and full sync so an acknowledged
 // message survives power loss.
@@ -168,6 +179,9 @@ func SQLiteDSN(pathOrURI string) string {
 		if !have[name] {
 			values.Add("_pragma", p)
 		}
+	}
+	if values.Get("_txlock") == "" {
+		values.Set("_txlock", "immediate")
 	}
 	return "file:" + base + "?" + values.Encode()
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"codeberg.org/causeway/causeway/config"
+	"codeberg.org/causeway/causeway/database/wastore"
 	"codeberg.org/causeway/causeway/internal/devserver"
 )
 
@@ -56,7 +57,7 @@ func TestOpenUpgradeAndReopen(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, table := range []string{"bridge_user", "kv_store", "causeway_version", "mx_registrations", "mx_version"} {
+			for _, table := range []string{"bridge_user", "kv_store", "causeway_version", "mx_registrations", "mx_version", wastore.VersionTable} {
 				if ok, err := db.TableExists(ctx, table); err != nil || !ok {
 					t.Errorf("table %s missing after upgrade (%v)", table, err)
 				}
@@ -133,8 +134,8 @@ func TestNewerSchemaIsRefused(t *testing.T) {
 
 func TestSQLiteDSN(t *testing.T) {
 	tests := []struct{ in, want string }{
-		{"causeway.db", "file:causeway.db?_pragma=foreign_keys%281%29&_pragma=busy_timeout%2810000%29&_pragma=journal_mode%28WAL%29&_pragma=synchronous%28FULL%29"},
-		{"file:/data/c.db?_pragma=synchronous(NORMAL)", "file:/data/c.db?_pragma=synchronous%28NORMAL%29&_pragma=foreign_keys%281%29&_pragma=busy_timeout%2810000%29&_pragma=journal_mode%28WAL%29"},
+		{"causeway.db", "file:causeway.db?_pragma=foreign_keys%281%29&_pragma=busy_timeout%2810000%29&_pragma=journal_mode%28WAL%29&_pragma=synchronous%28FULL%29&_txlock=immediate"},
+		{"file:/data/c.db?_pragma=synchronous(NORMAL)", "file:/data/c.db?_pragma=synchronous%28NORMAL%29&_pragma=foreign_keys%281%29&_pragma=busy_timeout%2810000%29&_pragma=journal_mode%28WAL%29&_txlock=immediate"},
 	}
 	for _, tt := range tests {
 		if got := SQLiteDSN(tt.in); got != tt.want {
