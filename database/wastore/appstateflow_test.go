@@ -33,12 +33,13 @@ func (sp serverPatch) copy(t *testing.T) *waServerSync.SyncdPatch {
 // receiver keeps its app state in a trivially correct in-memory reference, so a wrong,
 // missing or stale MAC from our store (on the sender) breaks the snapshot MAC check there
 // instead of cancelling out between two devices with the same bug.
-func TestAppStatePatchesThroughStores(t *testing.T) {
+func TestAppStatePatchesThroughStores(t *testing.T) { eachBackend(t, testAppStatePatchesThroughStores) }
+
+func testAppStatePatchesThroughStores(t *testing.T, b backend) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	sender := newPhone(t, dir, "4915100000021:0@s.whatsapp.net")
-	receiver := newPhone(t, dir, "4915100000021:5@s.whatsapp.net")
-	reference := newPhone(t, dir, "4915100000021:6@s.whatsapp.net")
+	sender := newPhone(t, b, "4915100000021:0@s.whatsapp.net")
+	receiver := newPhone(t, b, "4915100000021:5@s.whatsapp.net")
+	reference := newPhone(t, b, "4915100000021:6@s.whatsapp.net")
 	reference.dev.AppState = newMemAppState()
 	keyID := []byte("sync-key-1")
 	for _, p := range []*phone{sender, receiver, reference} {

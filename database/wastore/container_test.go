@@ -75,7 +75,11 @@ func TestUpgradeRefusesSQLiteWithoutForeignKeys(t *testing.T) {
 }
 
 func TestSchemaLivesUnderItsOwnVersionTable(t *testing.T) {
-	c, _ := openTestContainer(t)
+	eachBackend(t, testSchemaLivesUnderItsOwnVersionTable)
+}
+
+func testSchemaLivesUnderItsOwnVersionTable(t *testing.T, b backend) {
+	c := b.open(t)
 	ctx := context.Background()
 	var version int
 	if err := c.db.QueryRow(ctx, "SELECT version FROM "+VersionTable).Scan(&version); err != nil {
@@ -93,8 +97,10 @@ func TestSchemaLivesUnderItsOwnVersionTable(t *testing.T) {
 	}
 }
 
-func TestDeviceRoundTrip(t *testing.T) {
-	c, path := openTestContainer(t)
+func TestDeviceRoundTrip(t *testing.T) { eachBackend(t, testDeviceRoundTrip) }
+
+func testDeviceRoundTrip(t *testing.T, b backend) {
+	c := b.open(t)
 	ctx := context.Background()
 
 	fresh := c.NewDevice()
@@ -122,13 +128,9 @@ func TestDeviceRoundTrip(t *testing.T) {
 	}
 	other := savedDevice(t, c, "4915100000000:2@s.whatsapp.net")
 
-	// Read back from a second process's view of the file.
-	c.Close()
-	c2, err := OpenSQLite(ctx, path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
+	// Read back as a restarted process would.
+	must(t, c.Close())
+	c2 := b.open(t)
 	got, err := c2.GetDevice(ctx, *dev.ID)
 	if err != nil || got == nil {
 		t.Fatalf("GetDevice = %v, %v", got, err)
@@ -178,8 +180,10 @@ func TestDeviceRoundTrip(t *testing.T) {
 	}
 }
 
-func TestDeleteDeviceCascades(t *testing.T) {
-	c, _ := openTestContainer(t)
+func TestDeleteDeviceCascades(t *testing.T) { eachBackend(t, testDeleteDeviceCascades) }
+
+func testDeleteDeviceCascades(t *testing.T, b backend) {
+	c := b.open(t)
 	ctx := context.Background()
 	gone := savedDevice(t, c, "4915111111111:3@s.whatsapp.net")
 	kept := savedDevice(t, c, "4915122222222:4@s.whatsapp.net")

@@ -1,31 +1,96 @@
 package wastore
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
 	"time"
 
-	"context"
-	"go.mau.fi/whatsmeow/util/keys"
-	"path/filepath"
-	"testing"
-
+	"go.mau.fi/util/dbutil"
 	"go.mau.fi/whatsmeow/proto/waAdv"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/util/keys"
+
+	"codeberg.org/causeway/causeway/internal/devserver"
 )
 
-// openTestContainer opens a fresh SQLite device store in the test's temp dir.
-func openTestContainer(t *testing.T) (*Container, string) {
-	t.Helper()
+// backend is one database for a test. open returns a new Container with its own connection
+// pool on that database, upgraded, closed when the test ends: opening again is a restart.
+type backend struct {
+	name string
+	open func(t *testing.T) *Container
+}
+
+// eachBackend runs fn against a fresh SQLite file and a fresh PostgreSQL database.
+func eachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, sqliteBackend(t)) })
+	t.Run("postgres", func(t *testing.T) { fn(t, postgresBackend(t)) })
+}
+
+func sqliteBackend(t *testing.T) backend {
 	path := filepath.Join(t.TempDir(), "wastore.db")
-	c, err := OpenSQLite(context.Background(), path, nil)
-	if err != nil {
-		t.Fatalf("OpenSQLite: %v", err)
+	return backend{name: "sqlite", open: func(t *testing.T) *Container {
+		t.Helper()
+		c, err := OpenSQLite(context.Background(), path, nil)
+		if err != nil {
+			t.Fatalf("OpenSQLite: %v", err)
+		}
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}}
+}
+
+// One PostgreSQL cluster serves the whole test binary; TestMain stops it.
+var (
+	pgOnce    sync.Once
+	pgCluster *devserver.Postgres
+	pgErr     error
+	pgDBCount atomic.Int64
+)
+
+func postgresBackend(t *testing.T) backend {
+	t.Helper()
+	ctx := context.Background()
+	pgOnce.Do(func() { pgCluster, pgErr = devserver.StartPostgres(ctx) })
+	if pgErr != nil {
+		t.Fatalf("starting PostgreSQL: %v", pgErr)
 	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c, path
+	uri, err := pgCluster.CreateDatabase(ctx, fmt.Sprintf("wastore_%d", pgDBCount.Add(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return backend{name: "postgres", open: func(t *testing.T) *Container {
+		t.Helper()
+		db, err := dbutil.NewWithDialect(uri, "postgres")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := New(db, nil)
+		c.ownsDB = true
+		t.Cleanup(func() { _ = c.Close() })
+		if err := c.Upgrade(ctx); err != nil {
+			t.Fatalf("Upgrade on PostgreSQL: %v", err)
+		}
+		return c
+	}}
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if pgCluster != nil {
+		if err := pgCluster.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping PostgreSQL:", err)
+		}
+	}
+	os.Exit(code)
 }
 
 // savedDevice creates and stores a device under jid, as pairing would.
@@ -64,7 +129,20 @@ func mustJID(s string) types.JID {
 	return jid
 }
 
-type keysPreKey = keys.PreKey
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func preKeyIDs(keys []*keys.PreKey) []uint32 {
+	ids := make([]uint32, len(keys))
+	for i, k := range keys {
+		ids[i] = k.KeyID
+	}
+	return ids
+}
 
 func itoa(i int) string { return strconv.Itoa(i) }
 

@@ -8,9 +8,11 @@ import (
 	"go.mau.fi/whatsmeow/types"
 )
 
-func TestLIDMap(t *testing.T) {
+func TestLIDMap(t *testing.T) { eachBackend(t, testLIDMap) }
+
+func testLIDMap(t *testing.T, b backend) {
 	ctx := context.Background()
-	c, path := openTestContainer(t)
+	c := b.open(t)
 	dev := savedDevice(t, c, "4915100000000:1@s.whatsapp.net")
 	lids := dev.LIDs
 	pn := func(user string, device uint16) types.JID {
@@ -78,9 +80,7 @@ func TestLIDMap(t *testing.T) {
 	}
 	t.Run("through the cache", func(t *testing.T) { check(t, dev) })
 	t.Run("from the database", func(t *testing.T) {
-		c2, err := OpenSQLite(ctx, path, nil)
-		must(t, err)
-		defer c2.Close()
+		c2 := b.open(t)
 		reloaded, err := c2.GetDevice(ctx, *dev.ID)
 		must(t, err)
 		check(t, reloaded)

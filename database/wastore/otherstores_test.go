@@ -10,9 +10,11 @@ import (
 	"go.mau.fi/whatsmeow/types"
 )
 
-func TestAppAndMetadataStores(t *testing.T) {
+func TestAppAndMetadataStores(t *testing.T) { eachBackend(t, testAppAndMetadataStores) }
+
+func testAppAndMetadataStores(t *testing.T, b backend) {
 	ctx := context.Background()
-	c, _ := openTestContainer(t)
+	c := b.open(t)
 	pn := types.NewJID("4915155555555", types.DefaultUserServer)
 	lid := types.NewJID("55555", types.HiddenUserServer)
 	must(t, c.lids.PutLIDMapping(ctx, lid, pn))

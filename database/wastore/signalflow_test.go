@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"testing"
 
 	"go.mau.fi/libsignal/ecc"
@@ -20,34 +19,29 @@ import (
 
 var signalSerializer = store.SignalProtobufSerializer
 
-// phone is one party of the conversation: its own database file, reopened at will.
+// phone is one party of a conversation: a device in its own container, restarted at will.
 type phone struct {
-	path string
-	jid  types.JID
-	c    *Container
-	dev  *store.Device
+	b   backend
+	jid types.JID
+	c   *Container
+	dev *store.Device
 }
 
-func newPhone(t *testing.T, dir, jid string) *phone {
+func newPhone(t *testing.T, b backend, jid string) *phone {
 	t.Helper()
-	p := &phone{path: filepath.Join(dir, jid+".db"), jid: mustJID(jid)}
-	c, err := OpenSQLite(context.Background(), p.path, nil)
-	must(t, err)
-	p.c = c
-	p.dev = c.NewDevice()
+	p := &phone{b: b, jid: mustJID(jid), c: b.open(t)}
+	p.dev = p.c.NewDevice()
 	p.dev.ID = &p.jid
 	must(t, p.dev.Save(context.Background()))
-	t.Cleanup(func() { _ = p.c.Close() })
 	return p
 }
 
-// restart drops all in-memory state and loads the device from its file again.
+// restart drops all in-memory state and loads the device from the database again.
 func (p *phone) restart(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
 	must(t, p.c.Close())
-	c, err := OpenSQLite(ctx, p.path, nil)
-	must(t, err)
+	c := p.b.open(t)
 	dev, err := c.GetDevice(ctx, p.jid)
 	must(t, err)
 	if dev == nil {
@@ -117,10 +111,13 @@ func (p *phone) decrypt(ctx context.Context, from *phone, msg protocol.Ciphertex
 }
 
 func TestSignalSessionFlowThroughStores(t *testing.T) {
+	eachBackend(t, testSignalSessionFlowThroughStores)
+}
+
+func testSignalSessionFlowThroughStores(t *testing.T, b backend) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	alice := newPhone(t, dir, "4915100000001:0@s.whatsapp.net")
-	bob := newPhone(t, dir, "4915100000002:0@s.whatsapp.net")
+	alice := newPhone(t, b, "4915100000001:0@s.whatsapp.net")
+	bob := newPhone(t, b, "4915100000002:0@s.whatsapp.net")
 
 	// Alice fetches Bob's bundle and starts a session (X3DH), as encryptMessageForDevice does.
 	bundle, otkID := bob.bundle(t)
@@ -201,11 +198,12 @@ func TestSignalSessionFlowThroughStores(t *testing.T) {
 	}
 }
 
-func TestSenderKeyFlowThroughStores(t *testing.T) {
+func TestSenderKeyFlowThroughStores(t *testing.T) { eachBackend(t, testSenderKeyFlowThroughStores) }
+
+func testSenderKeyFlowThroughStores(t *testing.T, b backend) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	alice := newPhone(t, dir, "4915100000011:0@s.whatsapp.net")
-	bob := newPhone(t, dir, "4915100000012:0@s.whatsapp.net")
+	alice := newPhone(t, b, "4915100000011:0@s.whatsapp.net")
+	bob := newPhone(t, b, "4915100000012:0@s.whatsapp.net")
 	const group = "120363000000000001@g.us"
 	name := protocol.NewSenderKeyName(group, alice.addr())
 

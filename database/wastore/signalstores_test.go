@@ -10,9 +10,11 @@ import (
 	"go.mau.fi/whatsmeow/types"
 )
 
-func TestSignalStores(t *testing.T) {
+func TestSignalStores(t *testing.T) { eachBackend(t, testSignalStores) }
+
+func testSignalStores(t *testing.T, b backend) {
 	ctx := context.Background()
-	c, _ := openTestContainer(t)
+	c := b.open(t)
 	tests := []struct {
 		name string
 		run  func(t *testing.T, dev *store.Device)
@@ -197,20 +199,5 @@ func TestSignalStores(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.run(t, savedDevice(t, c, "49170000000"+itoa(i)+":1@s.whatsapp.net"))
 		})
-	}
-}
-
-func preKeyIDs(keys []*keysPreKey) []uint32 {
-	ids := make([]uint32, len(keys))
-	for i, k := range keys {
-		ids[i] = k.KeyID
-	}
-	return ids
-}
-
-func must(t *testing.T, err error) {
-	t.Helper()
-	if err != nil {
-		t.Fatal(err)
 	}
 }
