@@ -38,7 +38,7 @@ func newWorld() *memResolver {
 	r.parts["3EB0BOBMSG"] = []BridgedPart{{EventID: "$bobmsg", Sender: bobJID}}
 	r.parts["3EB0MULTI"] = []BridgedPart{{EventID: "$multi0", Sender: bobJID}, {EventID: "$multi1", PartID: "1", Sender: bobJID}}
 	r.parts["3EB0POLL"] = []BridgedPart{{EventID: "$wapoll", Sender: carolJID}}
-	r.reactions["3EB0KNOWN|"+bobJID.String()] = "$oldreaction"
+	r.reactions[reactionKey{"3EB0KNOWN", bobJID}] = "$oldreaction"
 	r.votes["3EB0POLL"] = &waE2E.PollVoteMessage{SelectedOptions: [][]byte{sha256Of("Tuesday")}}
 
 	r.refs["$known"] = MessageRef{Chat: groupJID, ID: "3EB0KNOWN", Sender: carolJID, Timestamp: baseTime.Add(-time.Minute),

@@ -63,7 +63,11 @@ func htmlToWhatsApp(c *toWA, s string) (string, []string, error) {
 	if h.err != nil {
 		return "", nil, h.err
 	}
-	return strings.TrimRight(string(h.out), " \n"), h.mentioned, nil
+	out := h.out
+	for len(out) > 0 && (out[len(out)-1] == ' ' || out[len(out)-1] == '\n') {
+		out = out[:len(out)-1]
+	}
+	return bytesToString(out), h.mentioned, nil
 }
 
 func (h *htmlConv) run(s string) {

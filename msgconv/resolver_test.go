@@ -9,12 +9,17 @@ import (
 	"maunium.net/go/mautrix/id"
 )
 
+type reactionKey struct {
+	target types.MessageID
+	sender types.JID
+}
+
 // memResolver is the in-memory Resolver that tests and benchmarks use.
 type memResolver struct {
 	users     map[types.JID]User
 	jids      map[id.UserID]types.JID
 	parts     map[types.MessageID][]BridgedPart
-	reactions map[string]id.EventID // target + "|" + sender
+	reactions map[reactionKey]id.EventID
 	refs      map[id.EventID]MessageRef
 	votes     map[types.MessageID]*waE2E.PollVoteMessage
 	// fail makes every lookup fail, to test error propagation.
@@ -26,7 +31,7 @@ func newMemResolver() *memResolver {
 		users:     map[types.JID]User{},
 		jids:      map[id.UserID]types.JID{},
 		parts:     map[types.MessageID][]BridgedPart{},
-		reactions: map[string]id.EventID{},
+		reactions: map[reactionKey]id.EventID{},
 		refs:      map[id.EventID]MessageRef{},
 		votes:     map[types.MessageID]*waE2E.PollVoteMessage{},
 	}
@@ -86,7 +91,7 @@ func (m *memResolver) ReactionEvent(_ context.Context, _ types.JID, target types
 	if m.fail != nil {
 		return "", m.fail
 	}
-	e, ok := m.reactions[target+"|"+sender.String()]
+	e, ok := m.reactions[reactionKey{target, sender}]
 	if !ok {
 		return "", fmt.Errorf("reaction: %w", ErrNotFound)
 	}

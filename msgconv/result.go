@@ -54,6 +54,9 @@ type ToMatrixResult struct {
 	Timer *time.Duration
 	// Note explains, for the log and the archive, why a message produced nothing or was degraded.
 	Note string
+
+	// eventsBuf backs Events for the common single-event result, saving an allocation per message.
+	eventsBuf [1]MatrixPart
 }
 
 // MatrixPart is one Matrix event to send.

@@ -208,7 +208,7 @@ func (c *toMatrix) addEvent(typ event.Type, content any) int {
 		part = PartID(strconv.Itoa(n))
 	}
 	if c.res.Events == nil {
-		c.res.Events = make([]MatrixPart, 0, 1)
+		c.res.Events = c.res.eventsBuf[:0]
 	}
 	c.res.Events = append(c.res.Events, MatrixPart{PartID: part, Type: typ, Content: content})
 	return len(c.res.Events) - 1

@@ -36,8 +36,7 @@ func (c *toMatrix) fillText(content *MessageContent, text string, ci *waE2E.Cont
 // fillBody is fillText without the reply, for the new content of edits.
 func (c *toMatrix) fillBody(content *MessageContent, text string, ci *waE2E.ContextInfo) error {
 	text = validUTF8(text)
-	var buf [4]mention
-	mentions, userIDs, room, err := c.mentions(ci, buf[:0])
+	mentions, userIDs, room, err := c.mentions(ci, content.userIDsBuf[:0])
 	if err != nil {
 		return err
 	}
@@ -51,7 +50,8 @@ func (c *toMatrix) fillBody(content *MessageContent, text string, ci *waE2E.Cont
 			content.Body = replaceMentions(text, mentions)
 		}
 	}
-	content.Mentions = &Mentions{UserIDs: userIDs, Room: room}
+	content.mentionsBuf = Mentions{UserIDs: userIDs, Room: room}
+	content.Mentions = &content.mentionsBuf
 	return nil
 }
 
@@ -65,19 +65,16 @@ func validUTF8(s string) string {
 }
 
 // mentions resolves the users and groups a message mentions.
-func (c *toMatrix) mentions(ci *waE2E.ContextInfo, out []mention) ([]mention, []id.UserID, bool, error) {
+func (c *toMatrix) mentions(ci *waE2E.ContextInfo, userIDs []id.UserID) ([]mention, []id.UserID, bool, error) {
 	jids := ci.GetMentionedJID()
 	groups := ci.GetGroupMentions()
 	room := false
 	if len(jids) == 0 && len(groups) == 0 && ci.GetNonJIDMentions() == 0 {
-		return out, nil, false, nil
+		return nil, nil, false, nil
 	}
-	var userIDs []id.UserID
-	if len(jids) > 0 {
-		userIDs = make([]id.UserID, 0, len(jids))
-	}
+	out := make([]mention, 0, len(jids)+len(groups)+1)
 	for _, s := range jids {
-		jid, err := types.ParseJID(s)
+		jid, err := parseJID(s)
 		if err != nil || jid.User == "" {
 			continue // A malformed JID stays as the text the sender typed.
 		}
@@ -91,7 +88,7 @@ func (c *toMatrix) mentions(ci *waE2E.ContextInfo, out []mention) ([]mention, []
 		}
 	}
 	for _, g := range groups {
-		jid, err := types.ParseJID(g.GetGroupJID())
+		jid, err := parseJID(g.GetGroupJID())
 		if err != nil || jid.User == "" {
 			continue
 		}
@@ -132,7 +129,7 @@ func (c *toMatrix) reply(content *MessageContent, ci *waE2E.ContextInfo) error {
 	}
 	quotedSender := part.Sender
 	if p := ci.GetParticipant(); p != "" {
-		if jid, err := types.ParseJID(p); err == nil {
+		if jid, err := parseJID(p); err == nil {
 			quotedSender = jid
 		}
 	}
@@ -144,7 +141,9 @@ func (c *toMatrix) reply(content *MessageContent, ci *waE2E.ContextInfo) error {
 		}
 	}
 	if found {
-		content.RelatesTo = &RelatesTo{InReplyTo: &InReplyTo{EventID: part.EventID}}
+		content.inReplyToBuf = InReplyTo{EventID: part.EventID}
+		content.relatesToBuf = RelatesTo{InReplyTo: &content.inReplyToBuf}
+		content.RelatesTo = &content.relatesToBuf
 		// Replying notifies the replied-to user, as Matrix clients do for their own replies.
 		if quotedKnown && quotedSender.User != c.info.Sender.User && !containsUser(content.Mentions.UserIDs, quoted.MXID) {
 			content.Mentions.UserIDs = append(content.Mentions.UserIDs, quoted.MXID)
@@ -255,4 +254,14 @@ func captioned(kind, caption string) string {
 		return kind
 	}
 	return kind + ": " + caption
+}
+
+// parseJID parses the plain "user@server" JIDs of mentions and quotes without the allocations of
+// types.ParseJID, which it falls back to for device and agent forms.
+func parseJID(s string) (types.JID, error) {
+	user, server, ok := strings.Cut(s, "@")
+	if !ok || strings.ContainsAny(user, ".:_") {
+		return types.ParseJID(s)
+	}
+	return types.JID{User: user, Server: server}, nil
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+	"unsafe"
 
 	"maunium.net/go/mautrix/id"
 )
@@ -107,7 +108,16 @@ func lineBlock(line string) (blockKind, string, int) {
 func formatWhatsApp(text string, mentions []mention) (html string, ok bool) {
 	f := formatter{mentions: mentions, out: make([]byte, 0, len(text)+len(text)/4+32)}
 	f.run(text)
-	return string(f.out), f.tags > 0
+	return bytesToString(f.out), f.tags > 0
+}
+
+// bytesToString hands over a buffer this package will never write again as a string without copying it,
+// as strings.Builder does; it saves an allocation and a copy per converted message.
+func bytesToString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 type formatter struct {
@@ -276,6 +286,12 @@ func (f *formatter) inline(s string) {
 	var noClose [4]bool
 	plain := 0
 	for i := 0; i < len(s); {
+		for i < len(s) && !inlineSpecial[s[i]] {
+			i++
+		}
+		if i == len(s) {
+			break
+		}
 		switch c := s[i]; c {
 		case '*', '_', '~', '`':
 			m := markerIndex(c)
@@ -326,6 +342,12 @@ func (f *formatter) inline(s string) {
 	}
 	f.escape(s[plain:])
 }
+
+// inlineSpecial marks the bytes that can start inline markup, so inline skips everything else fast.
+var inlineSpecial = [256]bool{'*': true, '_': true, '~': true, '`': true, '@': true, 'h': true}
+
+// htmlSpecial marks the bytes appendEscaped replaces.
+var htmlSpecial = [256]bool{'&': true, '<': true, '>': true, '"': true, '\'': true}
 
 func (f *formatter) mentionAt(s string, i int) (*mention, int) {
 	for k := range f.mentions {
@@ -454,6 +476,9 @@ func (f *formatter) escape(s string) { f.out = appendEscaped(f.out, s) }
 func appendEscaped(out []byte, s string) []byte {
 	last := 0
 	for i := 0; i < len(s); i++ {
+		if !htmlSpecial[s[i]] {
+			continue
+		}
 		var rep string
 		switch s[i] {
 		case '&':
@@ -509,5 +534,5 @@ func replaceMentions(text string, mentions []mention) string {
 	if out == nil {
 		return text
 	}
-	return string(append(out, text[last:]...))
+	return bytesToString(append(out, text[last:]...))
 }
