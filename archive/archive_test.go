@@ -261,7 +261,7 @@ func readSalt(env *testEnv, idx int) []byte {
 
 func readColumn(env *testEnv, col string, idx int) []byte {
 	env.t.Helper()
-	raw, _ := openSQLite(env.t, env.dbPath)
+	raw, _ := env.connect(env.t)
 	defer raw.Close()
 	var b []byte
 	if err := raw.QueryRow(`SELECT `+col+` FROM archive_entry WHERE idx=$1`, idx).Scan(&b); err != nil {

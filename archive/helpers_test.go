@@ -43,6 +43,8 @@ type testEnv struct {
 	a      *Archive
 	clock  *testClock
 	opts   Options
+	// connect opens the database; SQLite by default, PostgreSQL in the backend tests.
+	connect func(t testing.TB) (*sql.DB, *dbutil.Database)
 }
 
 func openSQLite(t testing.TB, path string) (*sql.DB, *dbutil.Database) {
@@ -62,6 +64,13 @@ func newEnv(t testing.TB, mutate ...func(*Options)) *testEnv {
 	t.Helper()
 	dir := t.TempDir()
 	e := &testEnv{t: t, dir: dir, dbPath: filepath.Join(dir, "causeway.db"), clock: &testClock{t: t0}}
+	e.connect = func(t testing.TB) (*sql.DB, *dbutil.Database) { return openSQLite(t, e.dbPath) }
+	return e.start(mutate...)
+}
+
+// start opens the archive with test options; connect must be set.
+func (e *testEnv) start(mutate ...func(*Options)) *testEnv {
+	t, dir := e.t, e.dir
 	e.opts = Options{
 		KeyDir:   filepath.Join(dir, "keys"),
 		MediaDir: filepath.Join(dir, "media"),
@@ -78,7 +87,7 @@ func newEnv(t testing.TB, mutate ...func(*Options)) *testEnv {
 
 func (e *testEnv) open(readOnly bool) {
 	e.t.Helper()
-	e.raw, e.db = openSQLite(e.t, e.dbPath)
+	e.raw, e.db = e.connect(e.t)
 	opts := e.opts
 	opts.ReadOnly = readOnly
 	a, err := Open(context.Background(), e.db, opts)
@@ -112,7 +121,7 @@ func (e *testEnv) reopen(readOnly bool) {
 func (e *testEnv) tamper(query string, args ...any) {
 	e.t.Helper()
 	e.shutdown()
-	raw, _ := openSQLite(e.t, e.dbPath)
+	raw, _ := e.connect(e.t)
 	defer raw.Close()
 	if _, err := raw.Exec(query, args...); err != nil {
 		e.t.Fatalf("tamper %q: %v", query, err)

@@ -305,7 +305,22 @@ func describeEvent(e *Entry, names nameBook) string {
 		for _, p := range e.Group.Participants {
 			ps = append(ps, names.of(p, ""))
 		}
-		return who + ": " + e.Group.Action + " " + strings.Join(ps, ", ")
+		list := strings.Join(ps, ", ")
+		switch e.Group.Action {
+		case "add":
+			return who + " added " + list
+		case "remove":
+			return who + " removed " + list
+		case "join":
+			return strings.TrimSpace(list + " joined")
+		case "leave":
+			return strings.TrimSpace(list + " left")
+		case "promote":
+			return who + " made " + list + " admin"
+		case "demote":
+			return who + " removed admin rights from " + list
+		}
+		return who + ": " + e.Group.Action + " " + list
 	case KindGroupSubject:
 		if e.Group == nil {
 			return who + " changed the subject"
