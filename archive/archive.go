@@ -161,6 +161,7 @@ func Open(ctx context.Context, db *dbutil.Database, opts Options) (*Archive, err
 		close(a.stopped)
 		return a, nil
 	}
+	a.warnIfNotDurable(ctx)
 	if err = a.loadState(ctx); err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
@@ -175,6 +176,27 @@ func Open(ctx context.Context, db *dbutil.Database, opts Options) (*Archive, err
 	}
 	a.log.Info().Uint64("size", a.size.Load()).Str("origin", a.origin).Msg("Archive opened")
 	return a, nil
+}
+
+// warnIfNotDurable says so when the database would acknowledge a commit before it is on disk: Append's
+// promise rests on it, but the connection settings belong to the caller.
+func (a *Archive) warnIfNotDurable(ctx context.Context) {
+	var setting string
+	var err error
+	durable := true
+	switch a.db.Dialect {
+	case dbutil.SQLite:
+		var level int
+		err = a.db.QueryRow(ctx, `PRAGMA synchronous`).Scan(&level)
+		setting, durable = fmt.Sprintf("synchronous=%d", level), level >= 2
+	case dbutil.Postgres:
+		err = a.db.QueryRow(ctx, `SHOW synchronous_commit`).Scan(&setting)
+		durable = setting != "off"
+		setting = "synchronous_commit=" + setting
+	}
+	if err == nil && !durable {
+		a.log.Warn().Str("setting", setting).Msg("Database may acknowledge archive commits before they reach disk; archived entries can be lost in a power failure")
+	}
 }
 
 // checkKeyIdentity pins the verifier key in the database on first start and refuses a different one later.

@@ -306,3 +306,23 @@ func restoreDB(t *testing.T, path string, data []byte) {
 		t.Fatal(err)
 	}
 }
+
+func TestTimedCheckpoint(t *testing.T) {
+	env := newEnv(t, func(o *Options) {
+		o.Now = time.Now
+		o.CheckpointInterval = 10 * time.Millisecond
+	})
+	app := env.append(textMessage(alice, alice, "Alice", "T1", "hello", time.Now()))
+	// Polled, not timed: the assertion is that a checkpoint covering the entry appears without Close.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		cp, err := env.a.LatestCheckpoint(context.Background())
+		if err == nil && cp.Size > app.Index {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no timed checkpoint covering entry %d (latest: %+v, %v)", app.Index, cp, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

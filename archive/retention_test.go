@@ -145,6 +145,12 @@ func TestDisposeRespectsRetentionAndHolds(t *testing.T) {
 	if vr = env.verify(VerifyOptions{}); !vr.OK() || len(vr.Disposals) != 2 {
 		t.Fatalf("verify after two disposals (%d reported):%s", len(vr.Disposals), problemList(vr.Problems))
 	}
+	// A disposal may only ever have removed content, never the ledger or the audit trail.
+	env.tamper(`UPDATE archive_entry SET kind=$1 WHERE idx=$2`, string(KindDisconnected), int64(aliceImg))
+	env.open(true)
+	if vr = env.verify(VerifyOptions{}); !hasProblem(vr, ProblemDisposalInvalid, int64(aliceImg)) {
+		t.Fatalf("want %s at %d:%s", ProblemDisposalInvalid, aliceImg, problemList(vr.Problems))
+	}
 }
 
 func TestDisposeKeepsEntriesInsideRetention(t *testing.T) {

@@ -312,7 +312,9 @@ func (s *logScan) entry(e *storedEntry) {
 	leaf := hasher.HashLeaf(e.commitment)
 	switch {
 	case e.body == nil && e.salt == nil:
-		if _, ok := s.disposed.coveredBy(e.idx); ok {
+		if by, ok := s.disposed.coveredBy(e.idx); ok && !Kind(e.kind).disposable() {
+			rep.add(int64(e.idx), ProblemDisposalInvalid, "disposal %d removed a %s entry, which is never disposed", by, e.kind)
+		} else if ok {
 			rep.Disposed++
 		} else {
 			rep.add(int64(e.idx), ProblemBodyMissing, "the body is gone and no disposal entry covers it")
