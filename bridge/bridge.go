@@ -16,18 +16,32 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.mau.fi/whatsmeow"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/appservice"
 	"maunium.net/go/mautrix/id"
 
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/database"
+	"codeberg.org/causeway/causeway/portal"
+	"codeberg.org/causeway/causeway/puppet"
 )
+
+// Options are the bridge's settings that do not come from the config file: they are for
+// the programs that embed the bridge (tests and `causeway demo`), never for operators.
+type Options struct {
+	// ConfigureWhatsApp is called on every new whatsmeow client; the simulator's wiring
+	// goes here. Nothing in the config file can set it.
+	ConfigureWhatsApp func(*whatsmeow.Client)
+	// WhatsAppHTTP fetches profile pictures; nil means http.DefaultClient.
+	WhatsAppHTTP *http.Client
+}
 
 // Bridge is one running Causeway.
 type Bridge struct {
-	cfg *config.Config
-	log zerolog.Logger
+	cfg  *config.Config
+	log  zerolog.Logger
+	opts Options
 
 	db  *database.Database
 	as  *appservice.AppService
@@ -35,6 +49,12 @@ type Bridge struct {
 
 	commands *commandSet
 	txns     *txnDedup
+	metrics  *metrics
+	puppets  *puppet.Manager
+	portals  *portal.Manager
+
+	usersMu sync.Mutex
+	users   map[id.UserID]*User
 
 	server   *http.Server
 	listener net.Listener
@@ -42,10 +62,13 @@ type Bridge struct {
 
 	stopOnce sync.Once
 	stopping chan struct{}
+
+	syncCancel context.CancelFunc
+	syncDone   chan struct{}
 }
 
 // New checks that the config can run a bridge. Nothing is opened until Start.
-func New(cfg *config.Config, log zerolog.Logger) (*Bridge, error) {
+func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Bridge, error) {
 	if !cfg.TokensGenerated() {
 		return nil, errors.New("appservice.as_token and appservice.hs_token are not set: " +
 			"run `causeway -c CONFIG -g -r registration.yaml` and give registration.yaml to the homeserver")
@@ -53,10 +76,14 @@ func New(cfg *config.Config, log zerolog.Logger) (*Bridge, error) {
 	b := &Bridge{
 		cfg:      cfg,
 		log:      log,
+		opts:     opts,
 		txns:     newTxnDedup(256),
 		stopping: make(chan struct{}),
+		users:    map[id.UserID]*User{},
+		metrics:  newMetrics(),
 	}
 	b.commands = newCommandSet(b)
+	b.addLoginCommands(b.commands)
 	return b, nil
 }
 
@@ -90,8 +117,39 @@ func (b *Bridge) Start(ctx context.Context) error {
 		_ = b.Stop(context.Background())
 		return err
 	}
+	if err := b.connectUsers(ctx); err != nil {
+		_ = b.Stop(context.Background())
+		return err
+	}
+	b.startMatrixSync()
 	b.log.Info().Stringer("bot", b.bot.UserID).Msg("Bridge started")
 	return nil
+}
+
+// connectUsers reconnects every saved WhatsApp session and resumes relaying what was
+// queued when the bridge stopped.
+func (b *Bridge) connectUsers(ctx context.Context) error {
+	rows, err := b.db.Users.ListLoggedIn(ctx)
+	if err != nil {
+		return err
+	}
+	for _, row := range rows {
+		u, err := b.getUser(ctx, row.MXID, false)
+		if err != nil {
+			return err
+		}
+		if err := u.connect(ctx); err != nil {
+			u.log.Err(err).Msg("Failed to start the WhatsApp session")
+		}
+	}
+	return nil
+}
+
+func (b *Bridge) waHTTP() *http.Client {
+	if b.opts.WhatsAppHTTP != nil {
+		return b.opts.WhatsAppHTTP
+	}
+	return http.DefaultClient
 }
 
 func (b *Bridge) setupAppservice() error {
@@ -110,6 +168,11 @@ func (b *Bridge) setupAppservice() error {
 	as.QueryHandler = queryHandler{b}
 	b.as = as
 	b.bot = as.BotIntent()
+	b.puppets = puppet.NewManager(b.cfg, as, b.db, b.log.With().Str("component", "puppets").Logger())
+	b.portals = portal.NewManager(portal.Deps{
+		Config: b.cfg, DB: b.db, AS: as, Puppets: b.puppets, Logins: b,
+		Log: b.log.With().Str("component", "portals").Logger(), Observer: b.metrics,
+	})
 	return nil
 }
 
@@ -175,6 +238,7 @@ func (b *Bridge) Stop(ctx context.Context) error {
 	var err error
 	b.stopOnce.Do(func() {
 		close(b.stopping)
+		b.stopMatrixSync()
 		if b.server != nil {
 			shutdownCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()
@@ -184,6 +248,16 @@ func (b *Bridge) Stop(ctx context.Context) error {
 			if serveErr := <-b.serveErr; serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 				err = errors.Join(err, serveErr)
 			}
+		}
+		// Disconnect WhatsApp first: whatever it delivers from now on is not acknowledged
+		// and comes again next time. Then let the queues finish the item in hand.
+		b.usersMu.Lock()
+		for _, u := range b.users {
+			u.disconnect()
+		}
+		b.usersMu.Unlock()
+		if b.portals != nil {
+			b.portals.Stop()
 		}
 		if b.db != nil {
 			err = errors.Join(err, b.db.Close())

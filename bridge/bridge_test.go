@@ -114,7 +114,7 @@ func configFor(t *testing.T, dbType string) *config.Config {
 
 func startBridge(t *testing.T, cfg *config.Config) *bridge.Bridge {
 	t.Helper()
-	br, err := bridge.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel))
+	br, err := bridge.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel), bridge.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +307,7 @@ func TestTransactionAuth(t *testing.T) {
 func TestRefusesPlaceholderTokens(t *testing.T) {
 	cfg := configFor(t, "sqlite")
 	cfg.Appservice.ASToken = config.PlaceholderToken
-	if _, err := bridge.New(cfg, zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "-g") {
+	if _, err := bridge.New(cfg, zerolog.Nop(), bridge.Options{}); err == nil || !strings.Contains(err.Error(), "-g") {
 		t.Fatalf("New with placeholder tokens = %v, want an error pointing at -g", err)
 	}
 }

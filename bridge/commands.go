@@ -46,7 +46,7 @@ func newCommandSet(b *Bridge) *commandSet {
 	cs.add(&command{name: "help", help: "Show this list.", minLevel: config.LevelRelay, handler: cs.help})
 	cs.add(&command{name: "version", help: "Show the bridge's version.", minLevel: config.LevelRelay,
 		handler: func(context.Context, *commandEvent) string { return buildinfo.Get().String() }})
-	cs.add(&command{name: "ping", aliases: []string{"status"}, help: "Show your WhatsApp login state.",
+	cs.add(&command{name: "ping", aliases: []string{"status"}, help: "Show your WhatsApp login state: connected, last seen, device.",
 		minLevel: config.LevelUser, handler: b.cmdPing})
 	return cs
 }
@@ -146,5 +146,11 @@ func editDistance(a, b string) int {
 }
 
 func (b *Bridge) cmdPing(ctx context.Context, ce *commandEvent) string {
-	return "You are not logged in to WhatsApp."
+	u, err := b.getUser(ctx, ce.sender, false)
+	if err != nil {
+		return "Sorry, I could not load your account: " + err.Error()
+	} else if u == nil {
+		return "You are not logged in to WhatsApp. Send `login` to link your phone."
+	}
+	return u.status()
 }

@@ -5,14 +5,16 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/rs/zerolog"
 	"go.mau.fi/util/exhttp"
 	"maunium.net/go/mautrix"
-	"maunium.net/go/mautrix/appservice"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+
+	"codeberg.org/causeway/causeway/portal"
 )
 
 // maxTransactionSize bounds what one transaction may make us buffer. Homeservers send at
@@ -26,6 +28,7 @@ func (b *Bridge) router() http.Handler {
 	// shutdown could still lose.
 	mux.HandleFunc("PUT /_matrix/app/v1/transactions/{txnID}", b.handleTransaction)
 	mux.HandleFunc("GET /health", b.handleHealth)
+	mux.Handle("GET /metrics", b.metrics.handler())
 	// User and alias queries, ping and liveness stay mautrix's.
 	mux.Handle("/_matrix/", b.as.Router)
 	return mux
@@ -53,7 +56,9 @@ func (b *Bridge) handleTransaction(w http.ResponseWriter, r *http.Request) {
 		exhttp.WriteEmptyJSONResponse(w, http.StatusOK)
 		return
 	}
-	var txn appservice.Transaction
+	var txn struct {
+		Events []json.RawMessage `json:"events"`
+	}
 	if err := json.Unmarshal(body, &txn); err != nil {
 		b.log.Warn().Err(err).Str("txn_id", txnID).Msg("Unparseable transaction")
 		mautrix.MBadJSON.WithMessage("Failed to parse the transaction").Write(w)
@@ -63,11 +68,49 @@ func (b *Bridge) handleTransaction(w http.ResponseWriter, r *http.Request) {
 	// Not the request context: a homeserver that gives up waiting must not cancel work
 	// halfway through an event.
 	ctx := log.WithContext(context.Background())
-	for _, evt := range txn.Events {
-		b.handleEvent(ctx, evt)
+	for _, raw := range txn.Events {
+		if err := b.handleRawEvent(ctx, raw); err != nil {
+			// Not answering 200 makes the homeserver send the whole transaction again;
+			// events already queued are deduplicated by event ID.
+			log.Err(err).Msg("Failed to store an event durably; asking the homeserver to retry")
+			mautrix.RespError{ErrCode: "M_UNKNOWN", Err: "Failed to store the event", StatusCode: http.StatusInternalServerError}.Write(w)
+			return
+		}
 	}
 	b.txns.done(txnID)
 	exhttp.WriteEmptyJSONResponse(w, http.StatusOK)
+}
+
+// handleRawEvent queues a portal event for WhatsApp (durably, before the transaction is
+// answered) and hands everything else to the bot.
+func (b *Bridge) handleRawEvent(ctx context.Context, raw json.RawMessage) error {
+	var env portal.MatrixEnvelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Msg("Skipping an unparseable event")
+		return nil
+	}
+	if !b.isBridgeUser(env.Sender) && portal.IsRelayed(env.Type, env.StateKey != nil) && !isCommand(&env) {
+		p, err := b.portals.ByRoom(ctx, env.RoomID)
+		if err != nil {
+			return err
+		}
+		if p != nil && p.Key().Receiver == env.Sender {
+			if err := p.Enqueue(ctx, portal.NewMatrixEventItem(&env, raw)); err != nil {
+				return err
+			}
+		}
+	}
+	var evt event.Event
+	if err := json.Unmarshal(raw, &evt); err != nil {
+		return nil
+	}
+	b.handleEvent(ctx, &evt)
+	return nil
+}
+
+func isCommand(env *portal.MatrixEnvelope) bool {
+	_, ok := cutCommandPrefix(strings.TrimSpace(env.Content.Body))
+	return ok && env.Type == event.EventMessage.Type
 }
 
 func (b *Bridge) handleHealth(w http.ResponseWriter, r *http.Request) {

@@ -33,6 +33,7 @@ type MatrixEnvelope struct {
 		Membership event.Membership `json:"membership,omitempty"`
 		Name       string           `json:"name,omitempty"`
 		Topic      string           `json:"topic,omitempty"`
+		Body       string           `json:"body,omitempty"`
 	} `json:"content"`
 }
 

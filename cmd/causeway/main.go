@@ -105,7 +105,7 @@ func generateRegistration(cfg *config.Config, configPath, regPath string, stdout
 
 func runBridge(cfg *config.Config, stderr io.Writer) int {
 	log := newLogger(cfg.Logging, stderr)
-	br, err := bridge.New(cfg, log)
+	br, err := bridge.New(cfg, log, bridge.Options{})
 	if err != nil {
 		log.Error().Err(err).Msg("Cannot start")
 		return exitUsage

@@ -1,0 +1,84 @@
+package bridge
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"maunium.net/go/mautrix/id"
+
+	"codeberg.org/causeway/causeway/database"
+)
+
+// metrics is the bridge's Prometheus registry. It is per bridge, not global, so tests can
+// run several bridges in one process.
+type metrics struct {
+	registry  *prometheus.Registry
+	relayed   *prometheus.CounterVec
+	failures  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	connected *prometheus.GaugeVec
+	queue     *prometheus.GaugeVec
+	depth     func(context.Context) (map[database.Direction]int, error)
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		relayed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_messages_relayed_total", Help: "Events relayed, by direction and kind.",
+		}, []string{"direction", "kind"}),
+		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_relay_errors_total", Help: "Failed relay attempts (retried or reported), by direction and kind.",
+		}, []string{"direction", "kind"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "causeway_relay_latency_seconds", Help: "Time from receiving an event to relaying it.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"direction"}),
+		connected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "causeway_whatsapp_connected", Help: "1 while a login's WhatsApp connection is up.",
+		}, []string{"user"}),
+		queue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "causeway_relay_queue_depth", Help: "Events received durably and not yet relayed.",
+		}, []string{"direction"}),
+	}
+	m.registry.MustRegister(m.relayed, m.failures, m.latency, m.connected, m.queue,
+		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	return m
+}
+
+// Relayed implements portal.Observer.
+func (m *metrics) Relayed(direction database.Direction, kind string, latency time.Duration) {
+	m.relayed.WithLabelValues(string(direction), kind).Inc()
+	m.latency.WithLabelValues(string(direction)).Observe(latency.Seconds())
+}
+
+// RelayFailed implements portal.Observer.
+func (m *metrics) RelayFailed(direction database.Direction, kind string, _ error) {
+	m.failures.WithLabelValues(string(direction), kind).Inc()
+}
+
+func (m *metrics) setConnected(user id.UserID, connected bool) {
+	v := 0.0
+	if connected {
+		v = 1
+	}
+	m.connected.WithLabelValues(string(user)).Set(v)
+}
+
+// handler serves /metrics, reading the queue depth at scrape time.
+func (m *metrics) handler() http.Handler {
+	inner := promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if m.depth != nil {
+			if depth, err := m.depth(r.Context()); err == nil {
+				for _, d := range []database.Direction{database.ToMatrix, database.ToWhatsApp} {
+					m.queue.WithLabelValues(string(d)).Set(float64(depth[d]))
+				}
+			}
+		}
+		inner.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,284 @@
+package bridge
+
+import (
+	"context"
+	"time"
+
+	"go.mau.fi/whatsmeow/types"
+	"go.mau.fi/whatsmeow/types/events"
+
+	"codeberg.org/causeway/causeway/database"
+	"codeberg.org/causeway/causeway/portal"
+	"codeberg.org/causeway/causeway/puppet"
+)
+
+// handleWAEvent is the one boundary where whatsmeow's untyped events become bridge work.
+// With SynchronousAck, returning true from here is what lets whatsmeow acknowledge a
+// message, so a message must be in the durable queue first. Returning false leaves the
+// stanza unacknowledged: WhatsApp delivers it again.
+func (u *User) handleWAEvent(rawEvt any) bool {
+	ctx := u.log.WithContext(context.Background())
+	switch evt := rawEvt.(type) {
+	case *events.Message:
+		u.touch()
+		return u.queueMessage(ctx, evt)
+	case *events.Receipt:
+		u.touch()
+		u.handleReceipt(ctx, evt)
+	case *events.ChatPresence:
+		u.handleChatPresence(ctx, evt)
+	case *events.GroupInfo:
+		return u.queueGroupChange(ctx, evt)
+	case *events.JoinedGroup:
+		u.ensurePortal(ctx, evt.JID, true)
+	case *events.PushName:
+		u.updatePuppetName(ctx, evt.JID)
+	case *events.Contact:
+		u.updatePuppetName(ctx, evt.JID)
+	case *events.Picture:
+		if evt.JID.Server == types.DefaultUserServer {
+			u.updatePuppetAvatar(ctx, evt.JID)
+		}
+	case *events.Connected:
+		u.log.Info().Msg("Connected to WhatsApp")
+		u.setConnected(true)
+		u.afterConnect(ctx)
+		u.reportLoginSuccess(ctx)
+	case *events.Disconnected:
+		u.log.Info().Msg("Disconnected from WhatsApp")
+		u.setConnected(false)
+	case *events.StreamReplaced:
+		u.setConnected(false)
+		u.notify(ctx, "Another connection to WhatsApp took over this session. Send `reconnect` to take it back.")
+	case *events.LoggedOut:
+		u.handleLoggedOut(ctx, evt)
+	case *events.PairSuccess:
+		u.handlePairSuccess(ctx, evt)
+	case *events.UndecryptableMessage:
+		u.log.Warn().Str("message_id", evt.Info.ID).Str("chat_jid", evt.Info.Chat.String()).
+			Bool("unavailable", evt.IsUnavailable).Msg("Received a message that could not be decrypted")
+	}
+	return true
+}
+
+func (u *User) touch() {
+	u.mu.Lock()
+	u.lastSeen = time.Now()
+	u.mu.Unlock()
+}
+
+// portalKey names the portal a WhatsApp chat belongs to for this user. Chats addressed by
+// LID are filed under the phone number when it is known, so a contact has one room.
+func (u *User) portalKey(ctx context.Context, chat types.JID) database.PortalKey {
+	chat = chat.ToNonAD()
+	if chat.Server == types.HiddenUserServer {
+		u.mu.Lock()
+		cli := u.client
+		u.mu.Unlock()
+		if cli != nil && cli.Store.LIDs != nil {
+			if pn, err := cli.Store.LIDs.GetPNForLID(ctx, chat); err == nil && !pn.IsEmpty() {
+				chat = pn.ToNonAD()
+			}
+		}
+	}
+	return database.PortalKey{ChatJID: chat.String(), Receiver: u.row.MXID}
+}
+
+func (u *User) queueMessage(ctx context.Context, evt *events.Message) bool {
+	log := u.log.With().Str("message_id", evt.Info.ID).Str("chat_jid", evt.Info.Chat.String()).Logger()
+	chat := evt.Info.Chat
+	if chat.Server == types.BroadcastServer {
+		return true // status updates and broadcast lists have no room
+	}
+	if !evt.Info.IsGroup && chat.Server == types.HiddenUserServer && evt.Info.IsFromMe && !evt.Info.RecipientAlt.IsEmpty() {
+		chat = evt.Info.RecipientAlt
+	} else if !evt.Info.IsGroup && chat.Server == types.HiddenUserServer && !evt.Info.SenderAlt.IsEmpty() && !evt.Info.IsFromMe {
+		chat = evt.Info.SenderAlt
+	}
+	p, err := u.b.portals.Get(ctx, u.portalKey(ctx, chat), evt.Info.IsGroup)
+	if err != nil {
+		log.Err(err).Msg("Failed to load the portal; WhatsApp will redeliver the message")
+		return false
+	}
+	msg := evt.RawMessage
+	if msg == nil {
+		msg = evt.Message
+	}
+	item, err := portal.NewWAMessageItem(&evt.Info, msg)
+	if err != nil {
+		log.Err(err).Msg("Failed to pack a message")
+		return true // it cannot be packed on redelivery either
+	}
+	if err := p.Enqueue(ctx, item); err != nil {
+		log.Err(err).Msg("Failed to queue a message; WhatsApp will redeliver it")
+		return false
+	}
+	return true
+}
+
+func (u *User) ensurePortal(ctx context.Context, chat types.JID, isGroup bool) {
+	p, err := u.b.portals.Get(ctx, u.portalKey(ctx, chat), isGroup)
+	if err != nil {
+		u.log.Err(err).Msg("Failed to load a portal")
+		return
+	}
+	item, err := portal.NewGroupChangeItem(&portal.GroupChange{ID: "joined:" + chat.String(), Timestamp: time.Now()})
+	if err == nil {
+		err = p.Enqueue(ctx, item)
+	}
+	if err != nil {
+		u.log.Err(err).Msg("Failed to queue the room creation")
+	}
+}
+
+func (u *User) queueGroupChange(ctx context.Context, evt *events.GroupInfo) bool {
+	change := &portal.GroupChange{Sender: ptrJID(evt.Sender), Timestamp: evt.Timestamp,
+		Join: evt.Join, Leave: evt.Leave, Promote: evt.Promote, Demote: evt.Demote}
+	if evt.Name != nil {
+		change.Name = &evt.Name.Name
+	}
+	if evt.Topic != nil {
+		change.Topic = &evt.Topic.Topic
+	}
+	change.ID = evt.JID.String() + "@" + evt.Timestamp.Format(time.RFC3339Nano)
+	if evt.Notify != "" {
+		change.ID += ":" + evt.Notify
+	}
+	p, err := u.b.portals.Get(ctx, u.portalKey(ctx, evt.JID), true)
+	if err != nil {
+		u.log.Err(err).Msg("Failed to load a group portal")
+		return false
+	}
+	item, err := portal.NewGroupChangeItem(change)
+	if err == nil {
+		err = p.Enqueue(ctx, item)
+	}
+	if err != nil {
+		u.log.Err(err).Msg("Failed to queue a group change")
+		return false
+	}
+	return true
+}
+
+func ptrJID(jid *types.JID) types.JID {
+	if jid == nil {
+		return types.EmptyJID
+	}
+	return jid.ToNonAD()
+}
+
+func (u *User) handleReceipt(ctx context.Context, evt *events.Receipt) {
+	if evt.Type != types.ReceiptTypeRead && evt.Type != types.ReceiptTypeReadSelf {
+		return
+	}
+	p, err := u.b.portals.Get(ctx, u.portalKey(ctx, evt.Chat), evt.IsGroup)
+	if err != nil || p.RoomID() == "" {
+		return
+	}
+	reader := evt.Sender
+	if evt.IsFromMe {
+		u.mu.Lock()
+		if u.client != nil && u.client.Store.ID != nil {
+			reader = u.client.Store.ID.ToNonAD()
+		}
+		u.mu.Unlock()
+	}
+	u.b.markReadOnMatrix(ctx, p, reader, evt.MessageIDs)
+}
+
+func (u *User) handleChatPresence(ctx context.Context, evt *events.ChatPresence) {
+	p, err := u.b.portals.Get(ctx, u.portalKey(ctx, evt.Chat), evt.IsGroup)
+	if err != nil || p.RoomID() == "" {
+		return
+	}
+	pup, err := u.b.puppets.Get(ctx, evt.Sender)
+	if err != nil {
+		return
+	}
+	typing := evt.State == types.ChatPresenceComposing
+	timeout := time.Duration(0)
+	if typing {
+		timeout = 15 * time.Second
+	}
+	if _, err := u.b.puppets.Intent(pup).UserTyping(ctx, p.RoomID(), typing, timeout); err != nil {
+		u.log.Debug().Err(err).Msg("Failed to relay typing")
+	}
+}
+
+func (u *User) updatePuppetName(ctx context.Context, jid types.JID) {
+	if jid.Server != types.DefaultUserServer {
+		return
+	}
+	u.mu.Lock()
+	wa := u.wa
+	u.mu.Unlock()
+	if wa == nil {
+		return
+	}
+	pup, err := u.b.puppets.Get(ctx, jid)
+	if err == nil {
+		err = u.b.puppets.UpdateName(ctx, pup, wa.ContactNames(ctx, jid))
+	}
+	if err != nil {
+		u.log.Warn().Err(err).Str("jid", jid.String()).Msg("Failed to update a contact's name")
+	}
+}
+
+func (u *User) updatePuppetAvatar(ctx context.Context, jid types.JID) {
+	u.mu.Lock()
+	wa := u.wa
+	u.mu.Unlock()
+	if wa == nil {
+		return
+	}
+	pup, err := u.b.puppets.Get(ctx, jid)
+	if err != nil {
+		return
+	}
+	picID, fetch, err := wa.ProfilePicture(ctx, jid)
+	if err == nil {
+		err = u.b.puppets.UpdateAvatar(ctx, pup, picID, puppet.AvatarFetcher(fetch))
+	}
+	if err != nil {
+		u.log.Warn().Err(err).Str("jid", jid.String()).Msg("Failed to update a contact's avatar")
+	}
+}
+
+// afterConnect brings the user's own ghost and presence up to date.
+func (u *User) afterConnect(ctx context.Context) {
+	u.mu.Lock()
+	cli := u.client
+	changed := false
+	if cli != nil && cli.Store.ID != nil {
+		phone, push := cli.Store.ID.User, cli.Store.PushName
+		if u.row.WAPhone != phone || u.row.WAPushName != push {
+			u.row.WAPhone, u.row.WAPushName = phone, push
+			changed = true
+		}
+	}
+	row := *u.row
+	u.mu.Unlock()
+	if changed {
+		if err := u.b.db.Users.Put(ctx, &row); err != nil {
+			u.log.Err(err).Msg("Failed to save the login's phone number")
+		}
+	}
+	if row.Presence != "" {
+		if err := u.sendPresence(ctx, row.Presence); err != nil {
+			u.log.Warn().Err(err).Msg("Failed to restore presence")
+		}
+	}
+}
+
+func (u *User) handleLoggedOut(ctx context.Context, evt *events.LoggedOut) {
+	u.log.Warn().Bool("on_connect", evt.OnConnect).Str("reason", evt.Reason.String()).Msg("Logged out by WhatsApp")
+	u.setConnected(false)
+	u.mu.Lock()
+	u.client, u.wa = nil, nil
+	u.mu.Unlock()
+	if err := u.forgetDevice(ctx); err != nil {
+		u.log.Err(err).Msg("Failed to forget the device")
+	}
+	u.notify(ctx, "⚠️ WhatsApp logged this bridge out ("+evt.Reason.String()+"). "+
+		"Your rooms and their history stay. Send `login` to link your phone again.")
+}
