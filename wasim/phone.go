@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/appstate"
 	"go.mau.fi/whatsmeow/proto/waAdv"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/store"
@@ -35,6 +36,8 @@ type Phone struct {
 	log     zerolog.Logger
 
 	closeOnce sync.Once
+	seedOnce  sync.Once
+	seedErr   error
 }
 
 // NewPhone registers device 0 for the account, provisioned with the account's identity key, and connects
@@ -193,9 +196,29 @@ func (p *Phone) shareKeysWithNewDevice(devicesBefore int) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	if err := p.seedAppState(ctx); err != nil {
+		p.log.Warn().Err(err).Msg("Failed to seed app state")
+	}
 	if err := p.ShareAppStateKeys(ctx); err != nil {
 		p.log.Warn().Err(err).Msg("Failed to share app state keys")
 	}
+}
+
+// seedAppState gives every app-state collection a first patch, once. A real account never has empty
+// collections, and whatsmeow treats a collection still at version 0 as unsynced: every later fetch is a
+// full sync, which applies changes silently instead of emitting events.
+func (p *Phone) seedAppState(ctx context.Context) error {
+	p.seedOnce.Do(func() {
+		for _, name := range appstate.AllPatchNames {
+			patch := appstate.BuildSettingPushName(p.Account.PushName)
+			patch.Type = name
+			if err := p.Client.SendAppState(ctx, patch); err != nil {
+				p.seedErr = fmt.Errorf("seed app state %s: %w", name, err)
+				return
+			}
+		}
+	})
+	return p.seedErr
 }
 
 func (p *Phone) newestCompanionOnline() bool {
