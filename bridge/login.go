@@ -320,4 +320,3 @@ func (u *User) sendPresence(ctx context.Context, state string) error {
 	}
 	return cli.SendPresence(ctx, presence)
 }
-

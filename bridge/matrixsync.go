@@ -152,4 +152,3 @@ func (b *Bridge) markReadOnMatrix(ctx context.Context, p *portal.Portal, reader 
 		b.log.Debug().Err(err).Msg("Failed to relay a read receipt to Matrix")
 	}
 }
-

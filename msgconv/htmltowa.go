@@ -1,6 +1,7 @@
 package msgconv
 
 import (
+	"context"
 	"errors"
 	"html"
 	"net/url"
@@ -47,7 +48,8 @@ type openElem struct {
 }
 
 type htmlConv struct {
-	c         *toWA
+	ctx       context.Context
+	users     Users
 	out       []byte
 	stack     []openElem
 	mentioned []string
@@ -58,7 +60,7 @@ type htmlConv struct {
 
 // htmlToWhatsApp converts formatted_body to WhatsApp text and the JIDs of the users its pills mention.
 func htmlToWhatsApp(c *toWA, s string) (string, []string, error) {
-	h := htmlConv{c: c, out: make([]byte, 0, len(s)), stack: make([]openElem, 0, 8)}
+	h := htmlConv{ctx: c.ctx, users: c.r, out: make([]byte, 0, len(s)), stack: make([]openElem, 0, 6)}
 	h.run(s)
 	if h.err != nil {
 		return "", nil, h.err
@@ -235,9 +237,17 @@ func (h *htmlConv) lineStart() {
 	}
 }
 
-var markers = map[string]string{
-	"b": "*", "strong": "*", "i": "_", "em": "_", "s": "~", "del": "~", "strike": "~",
-	"h1": "*", "h2": "*", "h3": "*", "h4": "*", "h5": "*", "h6": "*",
+// markerFor returns the WhatsApp marker of an inline formatting tag, or "".
+func markerFor(name string) string {
+	switch name {
+	case "b", "strong", "h1", "h2", "h3", "h4", "h5", "h6":
+		return "*"
+	case "i", "em":
+		return "_"
+	case "s", "del", "strike":
+		return "~"
+	}
+	return ""
 }
 
 func (h *htmlConv) open(name, attrs string, selfClosing bool) {
@@ -319,7 +329,7 @@ func (h *htmlConv) open(name, attrs string, selfClosing bool) {
 			h.out = append(h.out, " | "...)
 		}
 	default:
-		if m, ok := markers[name]; ok {
+		if m := markerFor(name); m != "" {
 			e.kind, e.marker = elemMark, m
 			if name[0] == 'h' {
 				h.lineStart()
@@ -464,7 +474,7 @@ func (h *htmlConv) link(e openElem) {
 	}
 	text := string(h.out[e.pos:])
 	if user, ok := pillUser(e.href); ok {
-		jid, err := h.c.r.JIDByUser(h.c.ctx, user)
+		jid, err := h.users.JIDByUser(h.ctx, user)
 		switch {
 		case err == nil && jid.User != "":
 			h.out = append(h.out[:e.pos], '@')

@@ -1,10 +1,3 @@
-// Package wastore is Causeway's persistent implementation of whatsmeow's device store
-// (go.mau.fi/whatsmeow/store): device keys, Signal sessions, prekeys, sender keys, app state,
-// contacts, chat settings, message secrets, privacy tokens, the decrypted-event buffer and
-// the LID<->phone number map, all on a dbutil.Database (SQLite or PostgreSQL).
-//
-// whatsmeow's own store/sqlstore cannot be used: it needs an older go.mau.fi/util than the
-// one mautrix requires. This package has its own schema under its own version table.
 package wastore
 
 import (
@@ -215,7 +208,7 @@ func (c *Container) GetAllDevices(ctx context.Context) ([]*store.Device, error) 
 		return nil, fmt.Errorf("failed to query devices: %w", err)
 	}
 	defer rows.Close()
-	var devices []*store.Device
+	devices := make([]*store.Device, 0)
 	for rows.Next() {
 		device, err := c.scanDevice(rows)
 		if err != nil {
