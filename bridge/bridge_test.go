@@ -20,12 +20,14 @@ import (
 	"codeberg.org/causeway/causeway/bridge"
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/internal/devserver"
+	"codeberg.org/causeway/causeway/wasim"
 )
 
 // The suite shares one Dendrite and one PostgreSQL; each test starts its own bridges.
 var (
 	hs      *devserver.Dendrite
 	pg      *devserver.Postgres
+	sim     *wasim.Server
 	baseCfg *config.Config
 	dbCount atomic.Int32
 )
@@ -43,6 +45,9 @@ func TestMain(m *testing.M) {
 	if pg != nil {
 		_ = pg.Stop()
 	}
+	if sim != nil {
+		_ = sim.Close()
+	}
 	os.Exit(code)
 }
 
@@ -50,6 +55,9 @@ func setup(m *testing.M) (int, error) {
 	ctx := context.Background()
 	var err error
 	if pg, err = devserver.StartPostgres(ctx); err != nil {
+		return 1, err
+	}
+	if sim, err = wasim.Start(ctx, wasim.Options{}); err != nil {
 		return 1, err
 	}
 	dir, err := devserver.TempDir("causeway-bridge-test-")
@@ -95,6 +103,10 @@ func setup(m *testing.M) (int, error) {
 func configFor(t *testing.T, dbType string) *config.Config {
 	t.Helper()
 	cfg := *baseCfg
+	cfg.Permissions = config.Permissions{}
+	for k, v := range baseCfg.Permissions {
+		cfg.Permissions[k] = v
+	}
 	cfg.Database.Type = dbType
 	switch dbType {
 	case "sqlite":
@@ -112,9 +124,21 @@ func configFor(t *testing.T, dbType string) *config.Config {
 	return &cfg
 }
 
+// permit lets a test's users use the bridge.
+func permit(cfg *config.Config, level string, localparts ...string) {
+	for _, lp := range localparts {
+		cfg.Permissions["@"+lp+":localhost"] = level
+	}
+}
+
 func startBridge(t *testing.T, cfg *config.Config) *bridge.Bridge {
 	t.Helper()
-	br, err := bridge.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel), bridge.Options{})
+	return startBridgeWith(t, cfg, bridge.Options{})
+}
+
+func startBridgeWith(t *testing.T, cfg *config.Config, opts bridge.Options) *bridge.Bridge {
+	t.Helper()
+	br, err := bridge.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

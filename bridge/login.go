@@ -210,21 +210,37 @@ func (u *User) handlePairSuccess(ctx context.Context, evt *events.PairSuccess) {
 	u.log.Info().Str("device", evt.ID.String()).Str("platform", evt.Platform).Msg("Paired with WhatsApp")
 }
 
-// reportLoginSuccess finishes a login once the new session has connected.
+// reportLoginSuccess finishes a login once the new session has connected. The push name
+// arrives with the phone's first app-state sync, moments after connecting, so it waits a
+// little for it rather than report a login without a name.
 func (u *User) reportLoginSuccess(ctx context.Context) {
 	u.mu.Lock()
-	lp := u.login
-	phone, push := u.row.WAPhone, u.row.WAPushName
+	lp, cli := u.login, u.client
 	u.mu.Unlock()
-	if lp == nil {
+	if lp == nil || cli == nil {
 		return
 	}
 	u.endLogin(lp)
-	name := ""
-	if push != "" {
-		name = " (" + push + ")"
-	}
-	u.b.reply(ctx, lp.room, fmt.Sprintf("✅ Successfully logged in as +%s%s. Your chats appear as rooms when messages arrive.", phone, name))
+	go func() {
+		deadline := time.Now().Add(15 * time.Second)
+		for cli.Store.PushName == "" && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+		}
+		push := cli.Store.PushName
+		u.mu.Lock()
+		u.row.WAPushName = push
+		phone := u.row.WAPhone
+		row := *u.row
+		u.mu.Unlock()
+		if err := u.b.db.Users.Put(ctx, &row); err != nil {
+			u.log.Err(err).Msg("Failed to save the push name")
+		}
+		name := ""
+		if push != "" {
+			name = " (" + push + ")"
+		}
+		u.b.reply(ctx, lp.room, fmt.Sprintf("✅ Successfully logged in as +%s%s. Your chats appear as rooms when messages arrive.", phone, name))
+	}()
 }
 
 func (b *Bridge) cmdLogout(ctx context.Context, ce *commandEvent) string {
