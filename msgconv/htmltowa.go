@@ -55,7 +55,10 @@ type htmlConv struct {
 	mentioned []string
 	pre       int
 	skip      int
-	err       error
+	// afterMarker is the output length just after the latest list marker: a block starting there is
+	// already at the start of its line.
+	afterMarker int
+	err         error
 }
 
 // htmlToWhatsApp converts formatted_body to WhatsApp text and the JIDs of the users its pills mention.
@@ -227,14 +230,32 @@ func (h *htmlConv) text(t string) {
 			return
 		}
 		t = strings.ReplaceAll(t, "\n", " ")
+		if h.atLineStart() {
+			t = strings.TrimLeft(t, " ")
+		}
 	}
 	h.out = append(h.out, t...)
 }
 
+// atLineStart reports whether nothing but a list marker is on the current output line.
+func (h *htmlConv) atLineStart() bool {
+	return len(h.out) == 0 || h.out[len(h.out)-1] == '\n' || len(h.out) == h.afterMarker
+}
+
 func (h *htmlConv) lineStart() {
-	if len(h.out) > 0 && h.out[len(h.out)-1] != '\n' {
+	if !h.atLineStart() {
 		h.out = append(h.out, '\n')
 	}
+}
+
+// inItem reports whether a list item is open, where paragraphs do not get blank lines between them.
+func (h *htmlConv) inItem() bool {
+	for i := len(h.stack) - 1; i >= 0; i-- {
+		if h.stack[i].kind == elemItem {
+			return true
+		}
+	}
+	return false
 }
 
 // markerFor returns the WhatsApp marker of an inline formatting tag, or "".
@@ -316,6 +337,7 @@ func (h *htmlConv) open(name, attrs string, selfClosing bool) {
 		h.lineStart()
 		h.listMarker()
 		e.pos = len(h.out)
+		h.afterMarker = len(h.out)
 	case "p", "div", "details", "summary", "table", "thead", "tbody", "caption":
 		e.kind = elemBlock
 		h.lineStart()
@@ -397,11 +419,17 @@ func (h *htmlConv) pop() {
 		h.out = append(h.out, "```\n"...)
 	case elemQuote:
 		h.quote(e.pos)
-	case elemList, elemItem, elemRow:
+	case elemList:
+		h.lineStart()
+		if !h.inItem() {
+			// A top-level list ends its block like a paragraph does.
+			h.out = append(h.out, '\n')
+		}
+	case elemItem, elemRow:
 		h.lineStart()
 	case elemBlock:
 		h.lineStart()
-		if e.name == "p" {
+		if e.name == "p" && !h.inItem() {
 			// Paragraphs are separated by a blank line, as clients render them.
 			h.out = append(h.out, '\n')
 		}

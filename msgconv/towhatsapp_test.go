@@ -99,6 +99,7 @@ func TestToWhatsApp(t *testing.T) {
 				"\n"+`<ul><li>one</li><li>two<ol start="3"><li>three</li><li>four</li></ol></li></ul><blockquote><p>quoted</p><blockquote>nested</blockquote></blockquote>`+
 				`<pre><code class="language-go">fmt.Println("*x*")`+"\n"+`</code></pre><hr><table><tr><th>a</th><th>b</th></tr><tr><td>1</td><td>2</td></tr></table><!-- comment --><details><summary>more</summary>hidden</details>`) + `}`)},
 		{name: "html_marker_spacing", event: msgEvent(`{"msgtype":"m.text","body":"x","format":"org.matrix.custom.html","formatted_body":"say<b> hi </b>and <em>two<br>lines</em><strong> </strong>end"}`)},
+		{name: "html_loose_list", event: msgEvent(`{"msgtype":"m.text","body":"x","format":"org.matrix.custom.html","formatted_body":"<p>Intro</p>\n<ul>\n<li>\n<p>first</p>\n</li>\n<li>\n<p>second</p>\n</li>\n</ul>\n<p>Outro</p>\n"}`)},
 		{name: "html_reply_fallback", event: msgEvent(`{"msgtype":"m.text","body":"> <@x:y> old\n\nnew","format":"org.matrix.custom.html",` +
 			`"formatted_body":"<mx-reply><blockquote><a href=\"https://matrix.to/#/!r:y/$known\">In reply to</a> old</blockquote></mx-reply>new","m.relates_to":{"m.in_reply_to":{"event_id":"$known"}}}`)},
 		{name: "plain_reply_fallback", event: msgEvent(`{"msgtype":"m.text","body":"> <@x:y> old\n> more\n\nnew text","m.relates_to":{"m.in_reply_to":{"event_id":"$known"}}}`)},
