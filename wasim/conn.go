@@ -135,6 +135,8 @@ func (c *conn) serve() {
 	go c.writePump()
 	if hs.payload.Username != nil {
 		if !c.s.login(c, hs) {
+			// The rejection is on its way; sendAndClose closes the socket after the grace period.
+			<-c.done
 			return
 		}
 	} else if !c.s.startRegistration(c, hs) {
@@ -211,7 +213,9 @@ func (c *conn) sendAndClose(node waBinary.Node, reason string) {
 	}()
 }
 
-// flush waits until the outbox is empty or the connection is gone.
+// flush waits until the outbox is drained, then gives the client a grace period to read and handle
+// the last stanza. whatsmeow handles nodes on a separate goroutine that stops when the socket dies, so
+// closing at once can make it miss the very <failure> or <stream:error> it was meant to see.
 func (c *conn) flush() {
 	for i := 0; i < 200 && len(c.outbox) > 0; i++ {
 		select {
@@ -222,9 +226,12 @@ func (c *conn) flush() {
 	}
 	select {
 	case <-c.ctx.Done():
-	case <-timeAfter(50):
+	case <-timeAfter(closeGraceMillis):
 	}
 }
+
+// closeGraceMillis is how long a socket stays open after a final stanza unless the client closes first.
+const closeGraceMillis = 500
 
 func (c *conn) close(reason string) {
 	c.closeOnce.Do(func() {
