@@ -21,6 +21,7 @@ import (
 	"maunium.net/go/mautrix/appservice"
 	"maunium.net/go/mautrix/id"
 
+	"codeberg.org/causeway/causeway/archive"
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/database"
 	"codeberg.org/causeway/causeway/portal"
@@ -50,6 +51,7 @@ type Bridge struct {
 	commands *commandSet
 	txns     *txnDedup
 	metrics  *metrics
+	archive  *archive.Archive
 	puppets  *puppet.Manager
 	portals  *portal.Manager
 
@@ -95,6 +97,13 @@ func (b *Bridge) Start(ctx context.Context) error {
 		return err
 	}
 	b.db = db
+	b.metrics.depth = db.Queue.Depth
+	if b.cfg.Archive.Enabled {
+		if b.archive, err = OpenArchive(ctx, b.cfg, db, b.log, false); err != nil {
+			b.db.Close()
+			return err
+		}
+	}
 
 	if err := b.setupAppservice(); err != nil {
 		b.db.Close()
@@ -258,6 +267,10 @@ func (b *Bridge) Stop(ctx context.Context) error {
 		b.usersMu.Unlock()
 		if b.portals != nil {
 			b.portals.Stop()
+		}
+		if b.archive != nil {
+			// Closing issues the shutdown checkpoint.
+			err = errors.Join(err, b.archive.Close())
 		}
 		if b.db != nil {
 			err = errors.Join(err, b.db.Close())

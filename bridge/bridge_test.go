@@ -108,6 +108,7 @@ func configFor(t *testing.T, dbType string) *config.Config {
 		cfg.Permissions[k] = v
 	}
 	cfg.Database.Type = dbType
+	cfg.Archive.Dir = t.TempDir()
 	switch dbType {
 	case "sqlite":
 		cfg.Database.URI = filepath.Join(t.TempDir(), "causeway.db")

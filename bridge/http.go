@@ -29,6 +29,7 @@ func (b *Bridge) router() http.Handler {
 	mux.HandleFunc("PUT /_matrix/app/v1/transactions/{txnID}", b.handleTransaction)
 	mux.HandleFunc("GET /health", b.handleHealth)
 	mux.Handle("GET /metrics", b.metrics.handler())
+	b.mountArchive(mux)
 	// User and alias queries, ping and liveness stay mautrix's.
 	mux.Handle("/_matrix/", b.as.Router)
 	return mux

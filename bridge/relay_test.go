@@ -141,7 +141,9 @@ func TestQRLoginAndDirectMessage(t *testing.T) {
 	cfg := configFor(t, "sqlite")
 	permit(cfg, "user", "alice_qr")
 	startRelayBridge(t, cfg)
+	t0 := time.Now()
 	alice := loginWithQR(t, cfg, "alice_qr", "4915550101", "Alice QR")
+	t.Logf("logged in after %s", time.Since(t0))
 	bob := newPhone(t, "4915550102", "Bob")
 	ctx := context.Background()
 
@@ -151,7 +153,9 @@ func TestQRLoginAndDirectMessage(t *testing.T) {
 	}
 	bobGhost := cfg.PuppetUserID("4915550102")
 	room := alice.waitInvite(t, bobGhost)
+	t.Logf("invited after %s", time.Since(t0))
 	got := waitMessage(t, alice.mx, room, bobGhost, bodyIs("hello from whatsapp"))
+	t.Logf("message after %s", time.Since(t0))
 	if got.Content.AsMessage().MsgType != event.MsgText {
 		t.Errorf("msgtype %s", got.Content.AsMessage().MsgType)
 	}
@@ -159,6 +163,7 @@ func TestQRLoginAndDirectMessage(t *testing.T) {
 	// Matrix -> WhatsApp.
 	send(t, alice.mx, room, "hello from matrix")
 	in := waitWAText(t, bob, "hello from matrix")
+	t.Logf("to whatsapp after %s", time.Since(t0))
 	if in.Info.Sender.User != "4915550101" {
 		t.Errorf("bob got it from %s", in.Info.Sender)
 	}

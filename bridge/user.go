@@ -77,7 +77,8 @@ func (b *Bridge) WhatsApp(receiver id.UserID) (portal.WhatsApp, bool) {
 
 // newClient builds a whatsmeow client for a device with the bridge's settings.
 func (u *User) newClient(device *store.Device) *whatsmeow.Client {
-	cli := whatsmeow.NewClient(device, waLog.Zerolog(u.log.With().Str("component", "whatsmeow").Logger()))
+	// whatsmeow logs every stanza at debug; info keeps the bridge log readable.
+	cli := whatsmeow.NewClient(device, waLog.Zerolog(u.log.With().Str("component", "whatsmeow").Logger().Level(max(u.log.GetLevel(), zerolog.InfoLevel))))
 	// The ack goes out only after our handler has written the message to the queue, so
 	// WhatsApp redelivers anything we had not stored when we stopped.
 	cli.SynchronousAck = true

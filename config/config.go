@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -20,11 +21,13 @@ const PlaceholderToken = "generate"
 
 // Config is the whole configuration file.
 type Config struct {
-	Homeserver  Homeserver  `yaml:"homeserver"`
-	Appservice  Appservice  `yaml:"appservice"`
-	Database    Database    `yaml:"database"`
-	Permissions Permissions `yaml:"permissions"`
-	Logging     Logging     `yaml:"logging"`
+	Homeserver  Homeserver      `yaml:"homeserver"`
+	Appservice  Appservice      `yaml:"appservice"`
+	Database    Database        `yaml:"database"`
+	Bridge      BridgeBehaviour `yaml:"bridge"`
+	Archive     Archive         `yaml:"archive"`
+	Permissions Permissions     `yaml:"permissions"`
+	Logging     Logging         `yaml:"logging"`
 }
 
 // Homeserver says where the Matrix homeserver is and what it is called.
@@ -69,6 +72,31 @@ type Database struct {
 	MaxIdleConns    int    `yaml:"max_idle_conns"`
 	ConnMaxIdleTime string `yaml:"conn_max_idle_time"`
 	ConnMaxLifetime string `yaml:"conn_max_lifetime"`
+}
+
+// BridgeBehaviour is how chats behave on the Matrix side.
+type BridgeBehaviour struct {
+	Deletes  string `yaml:"deletes"`
+	ViewOnce string `yaml:"view_once"`
+}
+
+// Archive configures the records archive.
+type Archive struct {
+	Enabled            bool           `yaml:"enabled"`
+	Dir                string         `yaml:"dir"`
+	Origin             string         `yaml:"origin"`
+	RetentionDays      int            `yaml:"retention_days"`
+	RetentionChats     map[string]int `yaml:"retention_chats"`
+	RetentionUsers     map[string]int `yaml:"retention_users"`
+	CheckpointEvery    int            `yaml:"checkpoint_every"`
+	CheckpointInterval string         `yaml:"checkpoint_interval"`
+	Receipts           bool           `yaml:"receipts"`
+}
+
+// CheckpointIntervalDuration is CheckpointInterval parsed (validated at load).
+func (a Archive) CheckpointIntervalDuration() time.Duration {
+	d, _ := time.ParseDuration(a.CheckpointInterval)
+	return d
 }
 
 // Logging configures the process log.

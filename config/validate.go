@@ -102,6 +102,38 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	oneOf("bridge.deletes", c.Bridge.Deletes, "redact", "annotate")
+	oneOf("bridge.view_once", c.Bridge.ViewOnce, "bridge", "notice")
+
+	ar := &c.Archive
+	if ar.Enabled {
+		if ar.Dir == "" {
+			bad("archive.dir", "must be set (where the signing key and media live)")
+		}
+		if ar.Origin == "" || strings.ContainsAny(ar.Origin, " \t\n+") {
+			bad("archive.origin", "%q must be a non-empty name without spaces or '+'", ar.Origin)
+		}
+	}
+	if ar.RetentionDays < 1 {
+		bad("archive.retention_days", "%d must be at least 1", ar.RetentionDays)
+	}
+	for what, m := range map[string]map[string]int{"archive.retention_chats": ar.RetentionChats, "archive.retention_users": ar.RetentionUsers} {
+		for jid, days := range m {
+			if days < 1 {
+				bad(joinPath(what, jid), "%d must be at least 1", days)
+			}
+			if !strings.Contains(jid, "@") {
+				bad(joinPath(what, jid), "%q is not a WhatsApp JID (e.g. 4917612345678@s.whatsapp.net)", jid)
+			}
+		}
+	}
+	if ar.CheckpointEvery < 1 {
+		bad("archive.checkpoint_every", "%d must be at least 1", ar.CheckpointEvery)
+	}
+	if d, err := time.ParseDuration(ar.CheckpointInterval); err != nil || d <= 0 {
+		bad("archive.checkpoint_interval", "%q is not a positive duration such as 10s", ar.CheckpointInterval)
+	}
+
 	if len(c.Permissions) == 0 {
 		bad("permissions", "is empty: nobody could use the bridge")
 	}

@@ -68,15 +68,21 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 	} else if len(parts) > 0 {
 		return nil
 	}
-	if err := p.ensureRoom(ctx); err != nil {
-		return err
-	}
 	wa, _ := p.m.deps.Logins.WhatsApp(key.Receiver)
 	res, err := msgconv.ToMatrix(ctx, info, msg, p.resolver(wa), &p.m.deps.Convert)
 	if errors.Is(err, msgconv.ErrForgedEdit) {
 		return permanent(err)
 	} else if err != nil {
 		return fmt.Errorf("failed to convert message %s: %w", info.ID, err)
+	}
+	if len(res.Events) == 0 && len(res.Redactions) == 0 {
+		// Protocol housekeeping (key shares, history-sync notices): nothing for the room,
+		// and no reason to create one.
+		p.log.Debug().Str("message_id", info.ID).Str("note", res.Note).Msg("Nothing to show on Matrix")
+		return nil
+	}
+	if err := p.ensureRoom(ctx); err != nil {
+		return err
 	}
 	if res.Action == msgconv.ActionReaction || res.Action == msgconv.ActionReactionRemove {
 		if existing, err := p.m.deps.DB.Reactions.Get(ctx, key, string(res.Target), senderKey(info)); err != nil {
