@@ -20,6 +20,9 @@ import (
 // from growing memory without limit.
 const maxHTMLDepth = 100
 
+// maxQuoteDepth bounds nested quotes that get their own "> " prefix.
+const maxQuoteDepth = 5
+
 type elemKind uint8
 
 const (
@@ -55,6 +58,7 @@ type htmlConv struct {
 	mentioned []string
 	pre       int
 	skip      int
+	quotes    int
 	// afterMarker is the output length just after the latest list marker: a block starting there is
 	// already at the start of its line.
 	afterMarker int
@@ -95,19 +99,26 @@ func (h *htmlConv) run(s string) {
 			continue
 		}
 		n, ok := h.tag(s[i:])
-		if !ok {
+		switch {
+		case ok:
+			i += n
+		case n < 0:
+			// A tag left open at the end of the input: the rest is text. Stopping here also keeps a run
+			// of unterminated tags from being rescanned to the end once per '<'.
+			h.text(s[i:])
+			i = len(s)
+		default:
 			h.text("<")
 			i++
-			continue
 		}
-		i += n
 	}
 	for len(h.stack) > 0 && h.err == nil {
 		h.pop()
 	}
 }
 
-// tag handles the tag at the start of s and returns its length; ok is false when s does not start a tag.
+// tag handles the tag at the start of s and returns its length; ok is false when s does not start a tag,
+// and the length is then -1 when s starts a tag that the input never closes.
 func (h *htmlConv) tag(s string) (int, bool) {
 	i := 1
 	closing := false
@@ -142,7 +153,7 @@ func (h *htmlConv) tag(s string) (int, bool) {
 		}
 	}
 	if i >= len(s) {
-		return 0, false
+		return -1, false
 	}
 	attrs := s[attrStart:i]
 	selfClosing := strings.HasSuffix(attrs, "/")
@@ -322,6 +333,12 @@ func (h *htmlConv) open(name, attrs string, selfClosing bool) {
 		h.pre++
 	case "blockquote":
 		e.kind = elemQuote
+		if h.quotes >= maxQuoteDepth {
+			// Every level rewrites its whole content; past a few levels nobody reads the "> > >" anyway.
+			e.kind = elemBlock
+		} else {
+			h.quotes++
+		}
 		h.lineStart()
 		e.pos = len(h.out)
 	case "ul", "ol":
@@ -418,6 +435,7 @@ func (h *htmlConv) pop() {
 		}
 		h.out = append(h.out, "```\n"...)
 	case elemQuote:
+		h.quotes--
 		h.quote(e.pos)
 	case elemList:
 		h.lineStart()

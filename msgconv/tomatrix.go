@@ -113,6 +113,14 @@ func (c *toMatrix) convert(msg *waE2E.Message, depth int) error {
 		return c.pin(msg.PinInChatMessage)
 	case msg.KeepInChatMessage != nil:
 		return c.keepInChat(msg.KeepInChatMessage)
+	case msg.AlbumMessage != nil:
+		// The album header only announces counts; each photo and video arrives as its own message.
+		c.res.Action = ActionNone
+		c.res.Note = "album header (its media arrive as separate messages)"
+		return nil
+	case msg.PlaceholderMessage != nil:
+		c.notice("This message is only shown on the sender's phone, not on linked devices")
+		return nil
 	case msg.EncReactionMessage != nil:
 		c.notice("Reacted to a message (encrypted reactions are not supported yet)")
 		return nil

@@ -22,7 +22,6 @@ func fp(m *waE2E.Message) *waE2E.FutureProofMessage { return &waE2E.FutureProofM
 
 func TestToMatrix(t *testing.T) {
 	bench := benchMessages()
-	image := bench["image"].ImageMessage
 	dmInfo := func() *types.MessageInfo {
 		i := groupInfo()
 		i.Chat, i.IsGroup = bobJID, false
@@ -150,6 +149,8 @@ func TestToMatrix(t *testing.T) {
 			StartTime: proto.Int64(baseTime.Unix()), Location: &waE2E.LocationMessage{Name: proto.String("Park")}}}},
 		{name: "pin", msg: &waE2E.Message{PinInChatMessage: &waE2E.PinInChatMessage{Key: key("3EB0KNOWN", false, ""), Type: waE2E.PinInChatMessage_PIN_FOR_ALL.Enum()}}},
 		{name: "keep_in_chat", msg: &waE2E.Message{KeepInChatMessage: &waE2E.KeepInChatMessage{Key: key("3EB0GONE", false, ""), KeepType: waE2E.KeepType_KEEP_FOR_ALL.Enum()}}},
+		{name: "album_header", msg: &waE2E.Message{AlbumMessage: &waE2E.AlbumMessage{ExpectedImageCount: proto.Uint32(3)}}},
+		{name: "placeholder", msg: &waE2E.Message{PlaceholderMessage: &waE2E.PlaceholderMessage{Type: waE2E.PlaceholderMessage_MASK_LINKED_DEVICES.Enum()}}},
 		{name: "unknown_type", msg: &waE2E.Message{ButtonsMessage: &waE2E.ButtonsMessage{ContentText: proto.String("pick one")}, MessageContextInfo: messageContextInfo()}},
 		{name: "unknown_field", msg: unknownField},
 		{name: "key_distribution_only", msg: &waE2E.Message{SenderKeyDistributionMessage: &waE2E.SenderKeyDistributionMessage{GroupID: proto.String(groupJID.String())}, MessageContextInfo: messageContextInfo()}},
@@ -169,7 +170,6 @@ func TestToMatrix(t *testing.T) {
 			checkGolden(t, "tomatrix/"+tc.name, viewResult(t, res))
 		})
 	}
-	_ = image
 }
 
 func TestToMatrixForgedEdit(t *testing.T) {

@@ -455,10 +455,13 @@ func linkLen(s string, i int) int {
 		n++
 	}
 	// Sentence punctuation after a link is not part of it; a ')' is, when the link opened one.
+	opens, closes := strings.Count(rest[:n], "("), strings.Count(rest[:n], ")")
 	for n > scheme {
 		c := rest[n-1]
-		if strings.IndexByte(".,;:!?'\"", c) >= 0 ||
-			c == ')' && strings.Count(rest[:n], "(") < strings.Count(rest[:n], ")") {
+		if strings.IndexByte(".,;:!?'\"", c) >= 0 || c == ')' && opens < closes {
+			if c == ')' {
+				closes--
+			}
 			n--
 			continue
 		}
