@@ -163,6 +163,7 @@ func (c *conn) serve() {
 			c.log.Warn().Err(err).Msg("Failed to decode client node")
 			continue
 		}
+		c.s.touch()
 		c.s.handleNode(c, node)
 	}
 }
@@ -173,6 +174,7 @@ func (c *conn) writePump() {
 		case <-c.ctx.Done():
 			return
 		case plain := <-c.outbox:
+			c.s.touch()
 			ct := c.writeKey.Seal(nil, noiseIV(c.writeCounter), plain, nil)
 			c.writeCounter++
 			if err := c.writeFrame(ct); err != nil {

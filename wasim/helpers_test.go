@@ -64,6 +64,14 @@ func startSim(t testing.TB, dir string) *wasim.Server {
 		t.Fatalf("start simulator: %v", err)
 	}
 	t.Cleanup(func() {
+		// Quiesce, then disconnect companions before the phones (Close): see README on whatsmeow's
+		// disconnect race.
+		idle, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = sim.WaitIdle(idle, 150*time.Millisecond)
+		cancel()
+		for _, cli := range clientsOf(sim) {
+			cli.Disconnect()
+		}
 		if err := sim.Close(); err != nil {
 			t.Errorf("close simulator: %v", err)
 		}
@@ -83,6 +91,26 @@ func newPhone(t testing.TB, ctx context.Context, sim *wasim.Server, number, name
 	return phone
 }
 
+var (
+	clientsMu sync.Mutex
+	clients   = map[*wasim.Server][]*whatsmeow.Client{}
+)
+
+// registerClient remembers a companion so the simulator's cleanup disconnects it at a quiet moment.
+func registerClient(sim *wasim.Server, cli *whatsmeow.Client) {
+	clientsMu.Lock()
+	defer clientsMu.Unlock()
+	clients[sim] = append(clients[sim], cli)
+}
+
+func clientsOf(sim *wasim.Server) []*whatsmeow.Client {
+	clientsMu.Lock()
+	defer clientsMu.Unlock()
+	list := clients[sim]
+	delete(clients, sim)
+	return list
+}
+
 // companion is a linked whatsmeow client, standing in for the bridge.
 type companion struct {
 	cli    *whatsmeow.Client
@@ -95,7 +123,7 @@ func newUnpaired(t testing.TB, sim *wasim.Server, name string) *companion {
 	dev := wasim.NewMemoryDevice()
 	cli := sim.NewClient(dev, testLogger(t).With().Str("client", name).Logger())
 	c := &companion{cli: cli, events: wasim.RecordEvents(cli), store: dev.Container.(*wasim.MemoryStore)}
-	t.Cleanup(cli.Disconnect)
+	registerClient(sim, cli)
 	return c
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -50,6 +51,8 @@ type Server struct {
 	httpSrv       *http.Server
 	addr          string
 	dialMu        sync.RWMutex
+
+	lastActivity atomic.Int64 // unix nanoseconds of the last stanza in either direction
 }
 
 // processKeys are the Noise certificate chain and the TLS CA. whatsmeow.WACertPubKey is a process-wide
@@ -249,6 +252,11 @@ func (s *Server) Restart(ctx context.Context) error {
 
 // Close stops the simulator for good, disconnects its phones and removes its temporary directory.
 func (s *Server) Close() error {
+	// Let in-flight receipts and acks settle first: disconnecting a whatsmeow client while it is sending
+	// trips a data race inside whatsmeow's socket (see README).
+	idleCtx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	_ = s.WaitIdle(idleCtx, 150*time.Millisecond)
+	cancel()
 	s.mu.Lock()
 	phones := s.phones
 	s.phones = nil
@@ -266,3 +274,21 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) now() time.Time { return time.Now() }
+
+func (s *Server) touch() { s.lastActivity.Store(time.Now().UnixNano()) }
+
+// WaitIdle waits until no stanza has crossed any connection for the quiet period, that is until every
+// client has handled what it was sent and answered it. Tests call it before disconnecting clients.
+func (s *Server) WaitIdle(ctx context.Context, quiet time.Duration) error {
+	for {
+		since := time.Since(time.Unix(0, s.lastActivity.Load()))
+		if since >= quiet {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the simulated network to go quiet: %w", ctx.Err())
+		case <-time.After(quiet - since):
+		}
+	}
+}
