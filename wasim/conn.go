@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/cipher"
 	"errors"
-	"fmt"
 	"net/http"
 	"sync"
 
@@ -263,8 +262,4 @@ func (s *Server) connClosed(c *conn) {
 
 func errNode(code int, text string) waBinary.Node {
 	return waBinary.Node{Tag: "error", Attrs: waBinary.Attrs{"code": code, "text": text}}
-}
-
-func describeNode(node *waBinary.Node) string {
-	return fmt.Sprintf("<%s id=%v type=%v xmlns=%v>", node.Tag, node.Attrs["id"], node.Attrs["type"], node.Attrs["xmlns"])
 }

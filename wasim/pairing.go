@@ -172,7 +172,6 @@ func (s *Server) handleIQResponse(c *conn, node *waBinary.Node) {
 		errChild := node.GetChildByTag("error")
 		c.log.Warn().Str("error", errChild.XMLString()).Msg("Companion rejected pair-success")
 		c.reg.pairIQID = ""
-		s.pairingErrors = append(s.pairingErrors, errChild.XMLString())
 		return
 	}
 	acct := s.st.Accounts[c.reg.pairAcct]

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -299,5 +298,3 @@ func (p *Phone) Link(ctx context.Context, cli *whatsmeow.Client, evts *Events) e
 func (p *Phone) DeviceJID(device int) types.JID {
 	return types.JID{User: p.Account.Phone, Device: uint16(device), Server: types.DefaultUserServer}
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }

@@ -37,20 +37,19 @@ type Server struct {
 	tempDir bool
 	keys    *processKeys
 
-	mu            sync.Mutex
-	st            *state
-	conns         map[devRef]*conn
-	pending       map[string]*conn // pairing connections by QR ref or link-code pairing ref
-	faults        map[devRef]*deviceFaults
-	phones        []*Phone
-	nacks         []Nack
-	online        map[devRef]bool
-	pairingErrors []string
-	running       bool
-	ln            net.Listener
-	httpSrv       *http.Server
-	addr          string
-	dialMu        sync.RWMutex
+	mu      sync.Mutex
+	st      *state
+	conns   map[devRef]*conn
+	pending map[string]*conn // pairing connections by QR ref or link-code pairing ref
+	faults  map[devRef]*deviceFaults
+	phones  []*Phone
+	nacks   []Nack
+	online  map[devRef]bool
+	running bool
+	ln      net.Listener
+	httpSrv *http.Server
+	addr    string
+	dialMu  sync.RWMutex
 
 	lastActivity atomic.Int64 // unix nanoseconds of the last stanza in either direction
 }
