@@ -78,6 +78,16 @@ func TestDirectMessage(t *testing.T) {
 	// The session is established now; later messages use the ratchet (msg, not pkmsg).
 	sendText(t, ctx, alice.Client, bob.Account.JID, "second")
 	waitMessage(t, ctx, bob.Events, "second message", withText("second"))
+	// LID addressing: the same user, reached through their LID, sees the sender in the LID namespace.
+	viaLID := sendText(t, ctx, alice.Client, bob.Account.LIDJID, "via lid")
+	lidMsg := waitMessage(t, ctx, bob.Events, "message sent to the LID", withText("via lid"))
+	if lidMsg.Info.ID != viaLID.ID || lidMsg.Info.Sender.Server != types.HiddenUserServer || lidMsg.Info.SenderAlt.User != "4915550001" {
+		t.Fatalf("LID message from %s (alt %s)", lidMsg.Info.Sender, lidMsg.Info.SenderAlt)
+	}
+	// Unmodelled iqs get an error at once instead of leaving the client waiting 75 seconds.
+	if _, err := alice.Client.GetBotListV2(ctx); err == nil {
+		t.Fatal("an unmodelled iq succeeded")
+	}
 	nobody := "nobody home"
 	if _, err := alice.Client.SendMessage(ctx, types.NewJID("4915559999", types.DefaultUserServer), &waE2E.Message{Conversation: &nobody}); err == nil {
 		t.Fatal("sending to an unknown number must fail")
