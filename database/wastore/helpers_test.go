@@ -151,3 +151,9 @@ var errTest = errors.New("test failure")
 func hashOf(b []byte) [32]byte { return sha256.Sum256(b) }
 
 func nowForTest() time.Time { return time.Now() }
+
+// EachBackendForTest lets the external end-to-end test (package wastore_test) run against
+// both databases; open returns a new upgraded Container on the same database each call.
+func EachBackendForTest(t *testing.T, fn func(t *testing.T, open func(t *testing.T) *Container)) {
+	eachBackend(t, func(t *testing.T, b backend) { fn(t, b.open) })
+}

@@ -2,7 +2,6 @@ package wastore_test
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -22,6 +21,10 @@ import (
 // end-to-end encrypted messages both ways, restarts from the database alone, keeps
 // talking, and is finally unlinked from the phone, which must wipe the device.
 func TestRealClientAgainstSimulator(t *testing.T) {
+	wastore.EachBackendForTest(t, testRealClientAgainstSimulator)
+}
+
+func testRealClientAgainstSimulator(t *testing.T, open func(t *testing.T) *wastore.Container) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	sim, err := wasim.Start(ctx, wasim.Options{Log: zerolog.Nop()})
@@ -42,11 +45,7 @@ func TestRealClientAgainstSimulator(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dbPath := filepath.Join(t.TempDir(), "bridge.db")
-	container, err := wastore.OpenSQLite(ctx, dbPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	container := open(t)
 	dev, err := container.GetFirstDevice(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -105,11 +104,7 @@ func TestRealClientAgainstSimulator(t *testing.T) {
 	jid := *cli.Store.ID
 	cli.Disconnect()
 	must(t, container.Close())
-	container, err = wastore.OpenSQLite(ctx, dbPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer container.Close()
+	container = open(t)
 	dev, err = container.GetDevice(ctx, jid)
 	if err != nil || dev == nil {
 		t.Fatalf("device %s after restart: %v, %v", jid, dev, err)
