@@ -208,6 +208,14 @@ func TestMultiDevice(t *testing.T) {
 	}
 	sendText(t, ctx, bob.Client, alice.Account.JID, "after unlink")
 	waitMessage(t, ctx, bridge.events, "bridge after unlink", withText("after unlink"))
+
+	// A companion logging itself out.
+	if err := bridge.cli.Logout(ctx); err != nil {
+		t.Fatalf("logout: %v", err)
+	}
+	if !bridge.store.Deleted() || len(sim.Devices("4915550001")) != 1 {
+		t.Fatalf("after logout: store deleted %v, devices %v", bridge.store.Deleted(), sim.Devices("4915550001"))
+	}
 }
 
 func TestRetryReceipt(t *testing.T) {

@@ -198,13 +198,21 @@ func (s *Server) handleMDIQ(c *conn, node *waBinary.Node) waBinary.Node {
 	if reg, ok := node.GetOptionalChildByTag("link_code_companion_reg"); ok {
 		return s.handleLinkCodeIQ(c, node, reg)
 	}
-	if rm, ok := node.GetOptionalChildByTag("remove-companion-device"); ok && c.loggedIn {
+	if rm, ok := node.GetOptionalChildByTag("remove-companion-device"); ok && c.reg == nil {
 		jid, _ := rm.Attrs["jid"].(types.JID)
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		acct := s.st.Accounts[c.dev.Phone]
-		if acct == nil || s.st.accountFor(jid) != acct || acct.device(int(jid.Device)) == nil {
+		if !c.loggedIn || acct == nil || s.st.accountFor(jid) != acct || acct.device(int(jid.Device)) == nil {
 			return iqError(node, 404, "item-not-found")
+		}
+		if int(jid.Device) == c.dev.Device {
+			// A device logging itself out disconnects on its own once it has the result.
+			delete(acct.Devices, devKey(c.dev.Device))
+			delete(s.conns, c.dev)
+			c.loggedIn = false
+			s.notifyDevicesChangedLocked(acct, "remove", c.dev.Device)
+			return iqResult(node)
 		}
 		s.removeDeviceLocked(acct, int(jid.Device), false)
 		return iqResult(node)

@@ -112,12 +112,13 @@ func (s *Server) replayQueueLocked(c *conn, dev *device) int {
 // handleClientAck removes an acknowledged stanza from the device's queue. Negative acks (an error
 // attribute) are recorded: they mean the client could not handle what the simulator sent.
 func (s *Server) handleClientAck(c *conn, node *waBinary.Node) {
-	if !c.loggedIn {
-		return
-	}
 	key := ackKey(node)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// loggedIn is cleared under the lock when the server logs a device out.
+	if !c.loggedIn {
+		return
+	}
 	if errCode := attrStr(node.Attrs["error"]); errCode != "" {
 		s.nacks = append(s.nacks, Nack{Device: c.dev.String(), Class: attrStr(node.Attrs["class"]),
 			ID: attrStr(node.Attrs["id"]), Error: errCode})
