@@ -217,3 +217,24 @@ func testDeleteDeviceCascades(t *testing.T, b backend) {
 		t.Errorf("store of deleted device: got %v, want ErrDeviceIDMustBeSet", err)
 	}
 }
+
+func TestNewKeepsTheCallersChildSchema(t *testing.T) {
+	ctx := context.Background()
+	raw, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "shared.db")+"?_pragma=foreign_keys(1)")
+	must(t, err)
+	defer raw.Close()
+	parent, err := dbutil.NewWithDB(raw, "sqlite")
+	must(t, err)
+	c := New(parent.Child("bridge_wa_version", UpgradeTable, nil), nil)
+	must(t, c.Upgrade(ctx))
+	for table, want := range map[string]bool{"bridge_wa_version": true, VersionTable: false, "wastore_device": true} {
+		if exists, err := parent.TableExists(ctx, table); err != nil || exists != want {
+			t.Errorf("table %s exists=%v (err %v), want %v", table, exists, err, want)
+		}
+	}
+	// The container does not own a database it was given.
+	must(t, c.Close())
+	if err := raw.PingContext(ctx); err != nil {
+		t.Errorf("Close closed the caller's database: %v", err)
+	}
+}

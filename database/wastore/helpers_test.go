@@ -26,7 +26,7 @@ import (
 // pool on that database, upgraded, closed when the test ends: opening again is a restart.
 type backend struct {
 	name string
-	open func(t *testing.T) *Container
+	open func(t testing.TB) *Container
 }
 
 // eachBackend runs fn against a fresh SQLite file and a fresh PostgreSQL database.
@@ -35,9 +35,9 @@ func eachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 	t.Run("postgres", func(t *testing.T) { fn(t, postgresBackend(t)) })
 }
 
-func sqliteBackend(t *testing.T) backend {
+func sqliteBackend(t testing.TB) backend {
 	path := filepath.Join(t.TempDir(), "wastore.db")
-	return backend{name: "sqlite", open: func(t *testing.T) *Container {
+	return backend{name: "sqlite", open: func(t testing.TB) *Container {
 		t.Helper()
 		c, err := OpenSQLite(context.Background(), path, nil)
 		if err != nil {
@@ -67,7 +67,7 @@ func postgresBackend(t *testing.T) backend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return backend{name: "postgres", open: func(t *testing.T) *Container {
+	return backend{name: "postgres", open: func(t testing.TB) *Container {
 		t.Helper()
 		db, err := dbutil.NewWithDialect(uri, "postgres")
 		if err != nil {
@@ -94,7 +94,7 @@ func TestMain(m *testing.M) {
 }
 
 // savedDevice creates and stores a device under jid, as pairing would.
-func savedDevice(t *testing.T, c *Container, jid string) *store.Device {
+func savedDevice(t testing.TB, c *Container, jid string) *store.Device {
 	t.Helper()
 	dev := c.NewDevice()
 	id := mustJID(jid)
@@ -129,7 +129,7 @@ func mustJID(s string) types.JID {
 	return jid
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -154,6 +154,6 @@ func nowForTest() time.Time { return time.Now() }
 
 // EachBackendForTest lets the external end-to-end test (package wastore_test) run against
 // both databases; open returns a new upgraded Container on the same database each call.
-func EachBackendForTest(t *testing.T, fn func(t *testing.T, open func(t *testing.T) *Container)) {
+func EachBackendForTest(t *testing.T, fn func(t *testing.T, open func(t testing.TB) *Container)) {
 	eachBackend(t, func(t *testing.T, b backend) { fn(t, b.open) })
 }

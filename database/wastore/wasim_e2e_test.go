@@ -24,7 +24,7 @@ func TestRealClientAgainstSimulator(t *testing.T) {
 	wastore.EachBackendForTest(t, testRealClientAgainstSimulator)
 }
 
-func testRealClientAgainstSimulator(t *testing.T, open func(t *testing.T) *wastore.Container) {
+func testRealClientAgainstSimulator(t *testing.T, open func(t testing.TB) *wastore.Container) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	sim, err := wasim.Start(ctx, wasim.Options{Log: zerolog.Nop()})
