@@ -19,8 +19,8 @@ type deviceStore struct {
 	jidLock sync.RWMutex
 	jid     string
 
-	// Serialises prekey generation within the process so concurrent uploads (connect
-	// success and a low-prekey notification) hand out the same unuploaded keys.
+	// Serialises prekey generation within the process: two uploads at once (connect success
+	// and a low-prekey notification) must not each generate a batch for the same shortfall.
 	preKeyLock sync.Mutex
 
 	// Push names arrive with nearly every message; the cache saves a read per message.
