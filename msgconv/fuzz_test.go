@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"html"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"go.mau.fi/whatsmeow/proto/waE2E"
@@ -105,12 +107,53 @@ func FuzzWhatsAppMarkup(f *testing.F) {
 			t.Fatalf("ToMatrix: %v", err)
 		}
 		checkResult(t, res)
+
+		// Without mentions, markup may only remove marker characters: every letter must survive.
+		res, err = ToMatrix(ctx, groupInfo(), conv(text), r, nil)
+		if err != nil {
+			t.Fatalf("ToMatrix: %v", err)
+		}
+		checkResult(t, res)
+		if c := res.Events[0].Content.(*MessageContent); c.Format != "" {
+			if got, want := letters(htmlText(c.FormattedBody)), letters(validUTF8(text)); got != want {
+				t.Fatalf("letters changed:\n got %q\nwant %q\nhtml %q", got, want, c.FormattedBody)
+			}
+		}
 	})
 }
 
+// htmlText is the text of our own HTML output: tags removed, entities decoded.
+func htmlText(s string) string {
+	var b strings.Builder
+	for {
+		i := strings.IndexByte(s, '<')
+		if i < 0 {
+			b.WriteString(s)
+			break
+		}
+		b.WriteString(s[:i])
+		end := strings.IndexByte(s[i:], '>')
+		if end < 0 {
+			break
+		}
+		s = s[i+end+1:]
+	}
+	return html.UnescapeString(b.String())
+}
+
+func letters(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsLetter(r) {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
 func FuzzWhatsAppMessage(f *testing.F) {
-	for _, m := range benchMessages() {
-		data, _ := proto.Marshal(m)
+	for _, tc := range toMatrixCases() {
+		data, _ := proto.Marshal(tc.msg)
 		f.Add(data)
 	}
 	ctx := context.Background()
@@ -165,6 +208,20 @@ func FuzzMatrixHTML(f *testing.F) {
 		text := res.Message.GetConversation() + res.Message.GetExtendedTextMessage().GetText()
 		if !utf8.ValidString(text) {
 			t.Fatalf("WhatsApp text is not valid UTF-8: %q", text)
+		}
+		// Every letter sent must come from the input (text, link targets or image alt text).
+		source := evt.Content.FormattedBody
+		if source == "" {
+			source = evt.Content.Body // An empty formatted_body falls back to the plain body.
+		}
+		have := map[rune]int{}
+		for _, r := range html.UnescapeString(source) {
+			have[r]++
+		}
+		for _, r := range letters(text) {
+			if have[r]--; have[r] < 0 {
+				t.Fatalf("letter %q in the output is not in the input: %q", r, text)
+			}
 		}
 		if _, err := proto.Marshal(res.Message); err != nil {
 			t.Fatalf("marshal: %v", err)

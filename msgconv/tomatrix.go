@@ -38,6 +38,10 @@ type toMatrix struct {
 	opts     *Options
 	res      *ToMatrixResult
 	viewOnce bool
+
+	lastJID    types.JID
+	lastUser   User
+	lastUserOK bool
 }
 
 // convert dispatches on the message kind. Wrappers recurse with depth+1.
@@ -236,6 +240,10 @@ func (c *toMatrix) lookupPart(msgID string, part PartID) (BridgedPart, bool, err
 
 // user resolves a JID; unknown users degrade to their phone number so a message never fails on a name.
 func (c *toMatrix) user(jid types.JID) (User, bool, error) {
+	// A reply to someone the message also mentions is common; the second lookup is free.
+	if c.lastUserOK && c.lastJID == jid {
+		return c.lastUser, true, nil
+	}
 	u, err := c.r.UserByJID(c.ctx, jid)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -247,5 +255,6 @@ func (c *toMatrix) user(jid types.JID) (User, bool, error) {
 		}
 		return u, false, fmt.Errorf("failed to look up user %s: %w", jid, err)
 	}
+	c.lastJID, c.lastUser, c.lastUserOK = jid, u, true
 	return u, true, nil
 }

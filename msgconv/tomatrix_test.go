@@ -20,7 +20,31 @@ func conv(text string) *waE2E.Message { return &waE2E.Message{Conversation: prot
 
 func fp(m *waE2E.Message) *waE2E.FutureProofMessage { return &waE2E.FutureProofMessage{Message: m} }
 
+type toMatrixCase struct {
+	name string
+	msg  *waE2E.Message
+	info func() *types.MessageInfo
+	opts *Options
+}
+
 func TestToMatrix(t *testing.T) {
+	for _, tc := range toMatrixCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			info := groupInfo()
+			if tc.info != nil {
+				info = tc.info()
+			}
+			res, err := ToMatrix(context.Background(), info, tc.msg, newWorld(), tc.opts)
+			if err != nil {
+				t.Fatalf("ToMatrix: %v", err)
+			}
+			checkGolden(t, "tomatrix/"+tc.name, viewResult(t, res))
+		})
+	}
+}
+
+// toMatrixCases has one message of every kind; the fuzz target seeds its corpus from them too.
+func toMatrixCases() []toMatrixCase {
 	bench := benchMessages()
 	dmInfo := func() *types.MessageInfo {
 		i := groupInfo()
@@ -35,12 +59,7 @@ func TestToMatrix(t *testing.T) {
 	unknownField := &waE2E.Message{}
 	unknownField.ProtoReflect().SetUnknown(protowire.AppendBytes(protowire.AppendTag(nil, 9999, protowire.BytesType), []byte("x")))
 
-	cases := []struct {
-		name string
-		msg  *waE2E.Message
-		info func() *types.MessageInfo
-		opts *Options
-	}{
+	return []toMatrixCase{
 		// Text and markup.
 		{name: "plain", msg: bench["plain"]},
 		{name: "plain_multiline", msg: conv("first line\nsecond line\n\nafter a blank line")},
@@ -156,19 +175,6 @@ func TestToMatrix(t *testing.T) {
 		{name: "key_distribution_only", msg: &waE2E.Message{SenderKeyDistributionMessage: &waE2E.SenderKeyDistributionMessage{GroupID: proto.String(groupJID.String())}, MessageContextInfo: messageContextInfo()}},
 		{name: "history_sync_notification", msg: &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{Type: waE2E.ProtocolMessage_HISTORY_SYNC_NOTIFICATION.Enum()}}},
 		{name: "empty_ephemeral", msg: &waE2E.Message{EphemeralMessage: &waE2E.FutureProofMessage{}}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			info := groupInfo()
-			if tc.info != nil {
-				info = tc.info()
-			}
-			res, err := ToMatrix(context.Background(), info, tc.msg, newWorld(), tc.opts)
-			if err != nil {
-				t.Fatalf("ToMatrix: %v", err)
-			}
-			checkGolden(t, "tomatrix/"+tc.name, viewResult(t, res))
-		})
 	}
 }
 
