@@ -20,8 +20,26 @@ const ArchiveCheckpointPath = "/_causeway/archive/"
 
 // OpenArchive opens the records archive the config describes, on the bridge's database.
 // readOnly is for inspection (verify, status, gaps): it writes nothing and tolerates
-// damage, so it can report on it.
+// damage, so it can report on it. Opening for writing first takes the writer lease
+// (archivelease.go), waiting until ctx ends while another process holds it.
 func OpenArchive(ctx context.Context, cfg *config.Config, db *database.Database, log zerolog.Logger, readOnly bool) (*archive.Archive, error) {
+	if readOnly {
+		return openArchive(ctx, cfg, db, log, true)
+	}
+	lease, err := acquireArchiveLease(ctx, db, "the bridge", true, log)
+	if err != nil {
+		return nil, fmt.Errorf("failed to open the archive in %s: %w", cfg.Archive.Dir, err)
+	}
+	a, err := openArchive(ctx, cfg, db, log, false)
+	if err != nil {
+		_ = lease.Release(context.Background())
+		return nil, err
+	}
+	// The lease is not released: it lapses once the database closes after the archive.
+	return a, nil
+}
+
+func openArchive(ctx context.Context, cfg *config.Config, db *database.Database, log zerolog.Logger, readOnly bool) (*archive.Archive, error) {
 	ac := cfg.Archive
 	days := func(n int) time.Duration { return time.Duration(n) * 24 * time.Hour }
 	retention := archive.Retention{

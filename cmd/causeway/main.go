@@ -31,7 +31,9 @@ const (
 var subcommands = map[string]struct {
 	summary string
 	run     func(args []string, stdout, stderr io.Writer) int
-}{}
+}{
+	"archive": {"inspect, verify, export and manage the records archive", runArchive},
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
