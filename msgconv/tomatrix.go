@@ -247,7 +247,8 @@ func (c *toMatrix) user(jid types.JID) (User, bool, error) {
 	u, err := c.r.UserByJID(c.ctx, jid)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			name := jid.User
+			// The JID comes from the message, so it is as untrusted as the text.
+			name := validUTF8(jid.User)
 			if jid.Server == types.DefaultUserServer {
 				name = "+" + name
 			}
@@ -255,6 +256,7 @@ func (c *toMatrix) user(jid types.JID) (User, bool, error) {
 		}
 		return u, false, fmt.Errorf("failed to look up user %s: %w", jid, err)
 	}
+	u.Name = validUTF8(u.Name)
 	c.lastJID, c.lastUser, c.lastUserOK = jid, u, true
 	return u, true, nil
 }
