@@ -71,6 +71,15 @@ func TestGroupMessaging(t *testing.T) {
 	if _, err = wasim.WaitFor(ctx, carol.Events, func(e *events.GroupInfo) bool { return len(e.Leave) == 1 && e.Leave[0].User == "4915550003" }); err != nil {
 		t.Fatalf("carol was not told she was removed: %v", err)
 	}
+	// The actor gets the notifications too. Wait for them before sending: whatsmeow updates its cached
+	// member slice in place while SendMessage may be reading it (a race inside whatsmeow, see README).
+	for _, who := range []string{"4915550004", "4915550003"} {
+		if _, err = wasim.WaitFor(ctx, alice.Events, func(e *events.GroupInfo) bool {
+			return (len(e.Join) == 1 && e.Join[0].User == who) || (len(e.Leave) == 1 && e.Leave[0].User == who)
+		}); err != nil {
+			t.Fatalf("alice's own notification about %s: %v", who, err)
+		}
+	}
 	sendText(t, ctx, alice.Client, group.JID, "after the changes")
 	waitMessage(t, ctx, dave.Events, "new member's first message", withText("after the changes"))
 	waitMessage(t, ctx, bob.Events, "bob's copy after the changes", withText("after the changes"))
