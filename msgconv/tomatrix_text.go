@@ -96,7 +96,7 @@ func (c *toMatrix) mentions(ci *waE2E.ContextInfo, userIDs []id.UserID) ([]menti
 			room = true
 			out = append(out, mention{token: jid.User, kind: mentionRoom})
 		} else {
-			out = append(out, mention{token: jid.User, kind: mentionText, text: "@" + g.GetGroupSubject()})
+			out = append(out, mention{token: jid.User, kind: mentionText, text: "@" + validUTF8(g.GetGroupSubject())})
 		}
 	}
 	// WhatsApp's "@all" is not a JID mention: it only bumps this counter.
