@@ -86,6 +86,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Bridge, error) 
 	}
 	b.commands = newCommandSet(b)
 	b.addLoginCommands(b.commands)
+	b.addArchiveCommands(b.commands)
 	return b, nil
 }
 
