@@ -26,7 +26,7 @@ func OpenArchive(ctx context.Context, cfg *config.Config, db *database.Database,
 	if readOnly {
 		return openArchive(ctx, cfg, db, log, true)
 	}
-	lease, err := acquireArchiveLease(ctx, db, "the bridge", true, log)
+	lease, err := acquireArchiveLease(ctx, db, readLogEnd(cfg, db), "the bridge", true, log)
 	if err != nil {
 		return nil, fmt.Errorf("failed to open the archive in %s: %w", cfg.Archive.Dir, err)
 	}
@@ -35,7 +35,7 @@ func OpenArchive(ctx context.Context, cfg *config.Config, db *database.Database,
 		_ = lease.Release(context.Background())
 		return nil, err
 	}
-	// The lease is not released: it lapses once the database closes after the archive.
+	// Nothing releases the lease: it ends when the log shows this archive closed.
 	return a, nil
 }
 

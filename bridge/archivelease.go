@@ -26,9 +26,11 @@ import (
 //
 // The writer holds a lease: a row in kv_store naming it, renewed while it runs, taken and renewed by
 // compare-and-swap so two processes cannot both win it. A lease rather than an OS file lock because with
-// PostgreSQL the bridge and `causeway archive` may run on different hosts, and because a lease that
-// lapses on its own needs no release hook: the bridge's archive is closed by Stop, which knows nothing
-// of it, and a crashed process never releases anything.
+// PostgreSQL the bridge and `causeway archive` may run on different hosts, and because it ends without a
+// release call: the bridge's archive is closed by Stop, which knows nothing of it, and a crashed process
+// releases nothing. A lease ends when its holder's archive has closed, which the log itself shows (an
+// archive_stopped entry after the log size recorded in the lease), or when it lapses, which covers a
+// crash.
 const (
 	archiveLeaseKey = "archive_writer_lease"
 	// ArchiveLeaseTTL is how long a lease outlives its holder's last renewal. Renewal runs at a third
@@ -57,6 +59,38 @@ type leaseValue struct {
 	Holder  string `json:"holder"`
 	Purpose string `json:"purpose"`
 	Expires int64  `json:"expires"` // Unix milliseconds
+	// Size is the log size when the lease was taken: an archive_stopped entry at or after it was
+	// written by the holder's archive closing, while one before it is from an earlier run.
+	Size uint64 `json:"size"`
+}
+
+// logEnd reports the archive's size and whether its last entry says it was closed. It reads through a
+// read-only archive, which sees every commit.
+type logEnd func(ctx context.Context) (size uint64, stoppedAt int64, err error)
+
+// readLogEnd returns a logEnd for the archive in db. Before the archive's first start it cannot be opened
+// read-only (there is no key yet) and reports an empty log, so only expiry ends a lease: the safe side.
+// It tries again on every call, so a bridge's first run still releases its lease on close.
+func readLogEnd(cfg *config.Config, db *database.Database) logEnd {
+	var ro *archive.Archive
+	return func(ctx context.Context) (uint64, int64, error) {
+		if ro == nil {
+			var err error
+			if ro, err = openArchive(ctx, cfg, db, zerolog.Nop(), true); err != nil {
+				ro = nil
+				return 0, -1, nil
+			}
+		}
+		st, err := ro.Status(ctx)
+		if err != nil || st.Size == 0 {
+			return 0, -1, err
+		}
+		// An unreadable last entry is not taken as proof of anything; verify reports it.
+		if last, err := ro.Entry(ctx, st.Size-1); err == nil && last.Kind == archive.KindArchiveStopped {
+			return st.Size, int64(st.Size - 1), nil
+		}
+		return st.Size, -1, nil
+	}
 }
 
 // archiveLease is a held writer lease. A goroutine renews it until Release, until another process has
@@ -64,24 +98,30 @@ type leaseValue struct {
 type archiveLease struct {
 	db      *database.Database
 	log     zerolog.Logger
+	end     logEnd
 	mu      sync.Mutex
 	current string // the stored value, for compare-and-swap
+	size    uint64 // the log size when taken
 	stop    chan struct{}
 	done    chan struct{}
 }
 
 // acquireArchiveLease takes the writer lease for purpose. If another live process holds it, it fails
 // with ErrArchiveBusy, or with wait keeps trying until ctx ends.
-func acquireArchiveLease(ctx context.Context, db *database.Database, purpose string, wait bool, log zerolog.Logger) (*archiveLease, error) {
+func acquireArchiveLease(ctx context.Context, db *database.Database, end logEnd, purpose string, wait bool, log zerolog.Logger) (*archiveLease, error) {
 	logged := false
 	for {
 		cur, err := db.KV.Get(ctx, archiveLeaseKey)
 		if err != nil {
 			return nil, fmt.Errorf("read the archive writer lease: %w", err)
 		}
-		if held, ok := foreignLease(cur, time.Now()); ok {
-			busy := fmt.Errorf("%w: %s (%s) holds it, renewed until %s; it lapses %s after its holder stops",
-				ErrArchiveBusy, held.Purpose, held.Holder, time.UnixMilli(held.Expires).UTC().Format(time.RFC3339), ArchiveLeaseTTL)
+		size, stoppedAt, err := end(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if held, ok := foreignLease(cur, time.Now(), stoppedAt); ok {
+			busy := fmt.Errorf("%w: %s (%s) holds it; it ends when that archive closes, or %s after that process dies (renewed until %s)",
+				ErrArchiveBusy, held.Purpose, held.Holder, ArchiveLeaseTTL, time.UnixMilli(held.Expires).UTC().Format(time.RFC3339))
 			if !wait {
 				return nil, busy
 			}
@@ -96,7 +136,7 @@ func acquireArchiveLease(ctx context.Context, db *database.Database, purpose str
 			}
 			continue
 		}
-		next := newLeaseValue(purpose)
+		next := newLeaseValue(purpose, size)
 		won, err := swapLease(ctx, db, cur, next)
 		if err != nil {
 			return nil, err
@@ -104,32 +144,40 @@ func acquireArchiveLease(ctx context.Context, db *database.Database, purpose str
 		if !won {
 			continue // someone else moved first; look again
 		}
-		l := &archiveLease{db: db, log: log, current: next, stop: make(chan struct{}), done: make(chan struct{})}
+		l := &archiveLease{db: db, log: log, end: end, current: next, size: size, stop: make(chan struct{}), done: make(chan struct{})}
 		go l.renew(purpose)
 		return l, nil
 	}
 }
 
-// foreignLease reports the lease stored as cur if it belongs to another process and has not lapsed. An
-// unreadable value is treated as lapsed: refusing forever over a damaged row would help nobody.
-func foreignLease(cur string, now time.Time) (leaseValue, bool) {
+// foreignLease reports the lease stored as cur if it belongs to another process whose archive is still
+// open: it has not lapsed, and the log does not end with an archive_stopped written since it was taken.
+// An unreadable value is treated as lapsed: refusing forever over a damaged row would help nobody.
+func foreignLease(cur string, now time.Time, stoppedAt int64) (leaseValue, bool) {
 	var v leaseValue
 	if cur == "" || json.Unmarshal([]byte(cur), &v) != nil {
 		return v, false
 	}
-	return v, v.Holder != processHolder() && v.Expires > now.UnixMilli()
+	closed := stoppedAt >= 0 && uint64(stoppedAt) >= v.Size
+	return v, v.Holder != processHolder() && v.Expires > now.UnixMilli() && !closed
 }
 
-func newLeaseValue(purpose string) string {
-	data, _ := json.Marshal(leaseValue{Holder: processHolder(), Purpose: purpose, Expires: time.Now().Add(ArchiveLeaseTTL).UnixMilli()})
+func newLeaseValue(purpose string, size uint64) string {
+	data, _ := json.Marshal(leaseValue{Holder: processHolder(), Purpose: purpose, Expires: time.Now().Add(ArchiveLeaseTTL).UnixMilli(), Size: size})
 	return string(data)
 }
 
-// swapLease replaces the stored value old (empty: no row) with next, only if it is still old.
+// swapLease replaces the stored value old (empty: no row) with next (empty: remove the row), only if it
+// is still old.
 func swapLease(ctx context.Context, db *database.Database, old, next string) (bool, error) {
 	var err error
 	var n int64
-	if old == "" {
+	if next == "" {
+		res, e := db.Exec(ctx, `DELETE FROM kv_store WHERE key=$1 AND value=$2`, archiveLeaseKey, old)
+		if err = e; err == nil {
+			n, err = res.RowsAffected()
+		}
+	} else if old == "" {
 		res, e := db.Exec(ctx, `INSERT INTO kv_store (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING`, archiveLeaseKey, next)
 		if err = e; err == nil {
 			n, err = res.RowsAffected()
@@ -156,8 +204,16 @@ func (l *archiveLease) renew(purpose string) {
 			return
 		case <-ticker.C:
 		}
+		if _, stoppedAt, err := l.end(context.Background()); err == nil && stoppedAt >= 0 && uint64(stoppedAt) >= l.size {
+			// Our archive has closed (the bridge stopped): give the lease up now rather than in a
+			// TTL, so `causeway archive` may write at once.
+			l.mu.Lock()
+			_, _ = swapLease(context.Background(), l.db, l.current, "")
+			l.mu.Unlock()
+			return
+		}
 		l.mu.Lock()
-		next := newLeaseValue(purpose)
+		next := newLeaseValue(purpose, l.size)
 		won, err := swapLease(context.Background(), l.db, l.current, next)
 		if won {
 			l.current = next
@@ -171,8 +227,8 @@ func (l *archiveLease) renew(purpose string) {
 		case err != nil:
 			l.log.Warn().Err(err).Msg("Failed to renew the archive writer lease")
 		case !won:
-			l.log.Error().Msg("The archive writer lease was taken by another process after it lapsed; " +
-				"that process may now append to the archive too")
+			l.log.Error().Msg("Another process took the archive writer lease; if this process's archive is still open, " +
+				"both may now append to it")
 			return
 		}
 	}
@@ -188,7 +244,7 @@ func (l *archiveLease) Release(ctx context.Context) error {
 	<-l.done
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if _, err := l.db.Exec(ctx, `DELETE FROM kv_store WHERE key=$1 AND value=$2`, archiveLeaseKey, l.current); err != nil {
+	if _, err := swapLease(ctx, l.db, l.current, ""); err != nil {
 		return fmt.Errorf("release the archive writer lease: %w", err)
 	}
 	return nil
@@ -203,7 +259,7 @@ func isDatabaseClosed(err error) bool {
 // failing at once with ErrArchiveBusy if a bridge or another tool has it open for writing. release closes
 // the archive and gives up the lease.
 func OpenArchiveWriter(ctx context.Context, cfg *config.Config, db *database.Database, log zerolog.Logger, purpose string) (a *archive.Archive, release func() error, err error) {
-	lease, err := acquireArchiveLease(ctx, db, purpose, false, log)
+	lease, err := acquireArchiveLease(ctx, db, readLogEnd(cfg, db), purpose, false, log)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -57,9 +57,10 @@ running bridge, on SQLite and PostgreSQL alike.
 export, hold add/remove and dispose append audit entries. Only one process may append to
 an archive at a time: each numbers new entries from its own copy of the log head, so two
 writers would collide and the bridge's archive would stop accepting entries. Writers take
-a lease in the database; while a bridge with the archive enabled runs (or until its lease
-lapses, 30 s after it stops) these commands refuse with "open for writing". Use the bot's
-"archive" commands in the management room instead, or stop the bridge.
+a lease in the database that ends when their archive closes (or 30 s after a crash);
+while a bridge with the archive enabled runs, these commands refuse with "open for
+writing". Use the bot's "archive" commands in the management room instead, or stop the
+bridge.
 
 Exit status: 0 success, 1 verification found problems or the operation failed,
 2 bad usage or config.

@@ -341,19 +341,26 @@ func copySQLite(t *testing.T, from, to string) string {
 
 func TestArchiveCLIWritersRefuseWhileAnotherProcessWrites(t *testing.T) {
 	s := newArchiveSetup(t)
-	s.populate("first minutes")
-	lease, _ := json.Marshal(map[string]any{"holder": "records-host pid 4242 (0badf00d)", "purpose": "the bridge",
-		"expires": time.Now().Add(time.Minute).UnixMilli()})
-	s.withDB(func(ctx context.Context, db *database.Database) {
-		if err := db.KV.Set(ctx, "archive_writer_lease", string(lease)); err != nil {
-			t.Fatal(err)
-		}
-	})
-	for _, args := range [][]string{
+	s.populate("first minutes") // six entries; the last, 5, is archive_stopped
+	setLease := func(expires time.Time, size int) {
+		t.Helper()
+		lease, _ := json.Marshal(map[string]any{"holder": "records-host pid 4242 (0badf00d)", "purpose": "the bridge",
+			"expires": expires.UnixMilli(), "size": size})
+		s.withDB(func(ctx context.Context, db *database.Database) {
+			if err := db.KV.Set(ctx, "archive_writer_lease", string(lease)); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	writes := [][]string{
 		{"hold", "add", "--user", alice, "--reason", "r"},
 		{"dispose", "--before", "2026-01-01"},
 		{"export", "--out", filepath.Join(t.TempDir(), "b.zip")},
-	} {
+	}
+
+	// A bridge in another process took the lease at size 6 and is running: the stop at 5 is older.
+	setLease(time.Now().Add(time.Minute), 6)
+	for _, args := range writes {
 		code, _, errOut := s.run(args...)
 		if code != exitFailure || !strings.Contains(errOut, "open for writing: the bridge (records-host pid 4242") ||
 			!strings.Contains(errOut, "bot's `archive") {
@@ -366,15 +373,29 @@ func TestArchiveCLIWritersRefuseWhileAnotherProcessWrites(t *testing.T) {
 	}
 	s.mustRun("verify")
 
-	// A lapsed lease (its holder died) does not block.
-	lease, _ = json.Marshal(map[string]any{"holder": "records-host pid 4242 (0badf00d)", "purpose": "the bridge",
-		"expires": time.Now().Add(-time.Second).UnixMilli()})
-	s.withDB(func(ctx context.Context, db *database.Database) {
-		if err := db.KV.Set(ctx, "archive_writer_lease", string(lease)); err != nil {
-			t.Fatal(err)
-		}
-	})
-	s.mustRun("hold", "add", "--user", alice, "--reason", "r")
+	tests := []struct {
+		name    string
+		expires time.Time
+		size    func(logSize int64) int64 // the log size the holder took the lease at
+	}{
+		// The log ends with an archive_stopped written after the lease was taken: the holder's archive
+		// has closed, so the lease is over before it lapses.
+		{"holder's archive closed", time.Now().Add(time.Minute), func(n int64) int64 { return n - 1 }},
+		// The holder died without closing: the lease lapsed.
+		{"lease lapsed", time.Now().Add(-time.Second), func(n int64) int64 { return n + 1 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var n int64
+			s.withDB(func(ctx context.Context, db *database.Database) {
+				if err := db.QueryRow(ctx, `SELECT MAX(idx)+1 FROM archive_entry`).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+			})
+			setLease(tt.expires, int(tt.size(n)))
+			s.mustRun("hold", "add", "--user", alice, "--reason", tt.name)
+		})
+	}
 }
 
 func TestArchiveCLIUsage(t *testing.T) {
