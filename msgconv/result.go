@@ -55,8 +55,10 @@ type ToMatrixResult struct {
 	// Note explains, for the log and the archive, why a message produced nothing or was degraded.
 	Note string
 
-	// eventsBuf backs Events for the common single-event result, saving an allocation per message.
-	eventsBuf [1]MatrixPart
+	// eventsBuf and redactionsBuf back Events and Redactions in the common cases (one message, one
+	// replaced reaction), saving an allocation per message.
+	eventsBuf     [1]MatrixPart
+	redactionsBuf [1]Redaction
 }
 
 // MatrixPart is one Matrix event to send.

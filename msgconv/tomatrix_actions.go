@@ -152,7 +152,8 @@ func (c *toMatrix) reaction(r *waE2E.ReactionMessage) error {
 	switch {
 	case err == nil && old != "":
 		// WhatsApp allows one reaction per user and message: a new one replaces the old.
-		c.res.Redactions = []Redaction{{EventID: old, Reason: "Reaction changed on WhatsApp"}}
+		c.res.redactionsBuf[0] = Redaction{EventID: old, Reason: "Reaction changed on WhatsApp"}
+		c.res.Redactions = c.res.redactionsBuf[:1]
 	case err != nil && !errors.Is(err, ErrNotFound):
 		return fmt.Errorf("failed to look up previous reaction to %s: %w", target, err)
 	}

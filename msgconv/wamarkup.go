@@ -106,7 +106,8 @@ func lineBlock(line string) (blockKind, string, int) {
 // formatWhatsApp renders text as Matrix HTML. ok is false when the HTML adds nothing to the plain body
 // (no tag but line breaks), so the caller can leave formatted_body out.
 func formatWhatsApp(text string, mentions []mention) (html string, ok bool) {
-	f := formatter{mentions: mentions, out: make([]byte, 0, len(text)+len(text)/4+32)}
+	// Tags roughly double marked-up text; one right-sized buffer beats growing it twice.
+	f := formatter{mentions: mentions, out: make([]byte, 0, 2*len(text)+64)}
 	f.run(text)
 	return bytesToString(f.out), f.tags > 0
 }
