@@ -91,6 +91,7 @@ func (s *Server) Devices(phone string) []types.JID {
 // RemoveDevice unlinks a device as if the user removed it on the phone: the client is told with
 // <stream:error code=401><conflict type=device_removed/> and deletes its store.
 func (s *Server) RemoveDevice(jid types.JID) error {
+	s.settle()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ref, err := s.refForLocked(jid)

@@ -1,6 +1,7 @@
 package wasim
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -36,7 +37,18 @@ func (s *Server) faultsLocked(ref devRef) *deviceFaults {
 	return f
 }
 
+// settle lets in-flight stanzas be handled before an injected fault. whatsmeow's socket has a data race
+// between a send and a close coming from the server (socket/framesocket.go:124 vs :82); cutting a client
+// off while it is sending an ack trips it under -race. Waiting for a quiet network keeps test runs
+// race-free without changing what the client sees.
+func (s *Server) settle() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = s.WaitIdle(ctx, 100*time.Millisecond)
+}
+
 func (s *Server) withConn(jid types.JID, fn func(c *conn)) error {
+	s.settle()
 	s.mu.Lock()
 	ref, err := s.refForLocked(jid)
 	var c *conn
@@ -72,6 +84,7 @@ func (s *Server) SendStreamError(jid types.JID, code string) error {
 // and 406 are log-outs: the device is also removed from its account, as WhatsApp does, so the client
 // (which deletes its store) could not come back even if it tried.
 func (s *Server) SendFailure(jid types.JID, reason int) error {
+	s.settle()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ref, err := s.refForLocked(jid)

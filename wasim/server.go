@@ -243,6 +243,7 @@ func (s *Server) Start(ctx context.Context) error {
 // Restart stops and starts the server with its state intact; connected clients see the connection drop
 // and reconnect on their own.
 func (s *Server) Restart(ctx context.Context) error {
+	s.settle()
 	if err := s.Stop(); err != nil {
 		return fmt.Errorf("stop simulator: %w", err)
 	}
