@@ -81,15 +81,20 @@ func readLogEnd(cfg *config.Config, db *database.Database) logEnd {
 				return 0, -1, nil
 			}
 		}
-		st, err := ro.Status(ctx)
-		if err != nil || st.Size == 0 {
-			return 0, -1, err
+		// Not Status: it counts bodies, a scan of the whole log, and this runs at every renewal.
+		var size int64
+		if err := db.QueryRow(ctx, `SELECT COALESCE(MAX(idx)+1, 0) FROM archive_entry`).Scan(&size); err != nil {
+			return 0, -1, fmt.Errorf("read the archive's size: %w", err)
 		}
-		// An unreadable last entry is not taken as proof of anything; verify reports it.
-		if last, err := ro.Entry(ctx, st.Size-1); err == nil && last.Kind == archive.KindArchiveStopped {
-			return st.Size, int64(st.Size - 1), nil
+		if size == 0 {
+			return 0, -1, nil
 		}
-		return st.Size, -1, nil
+		// The kind comes from the body, not the query column. An unreadable last entry is not taken as
+		// proof of anything; verify reports it.
+		if last, err := ro.Entry(ctx, uint64(size-1)); err == nil && last.Kind == archive.KindArchiveStopped {
+			return uint64(size), size - 1, nil
+		}
+		return uint64(size), -1, nil
 	}
 }
 
