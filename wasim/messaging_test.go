@@ -118,6 +118,10 @@ func TestOfflineDelivery(t *testing.T) {
 		t.Fatalf("queued message has id %s, want %s", msg.Info.ID, first.ID)
 	}
 	waitMessage(t, ctx, bridge.events, "queued message 2", withText("while you were away 2"))
+	preview, err := wasim.WaitFor(ctx, bridge.events, func(e *events.OfflineSyncPreview) bool { return e.Total >= 2 })
+	if err != nil || preview.Messages < 2 {
+		t.Fatalf("offline preview %+v, %v", preview, err)
+	}
 	// The first login after pairing had an empty queue; this reconnect must report the backlog.
 	if _, err := wasim.WaitFor(ctx, bridge.events, func(e *events.OfflineSyncCompleted) bool { return e.Count >= 2 }); err != nil {
 		t.Fatalf("no offline sync completion counting the backlog: %v", err)

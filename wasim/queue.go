@@ -98,11 +98,20 @@ func (s *Server) transmitLocked(ref devRef, data []byte) {
 	c.sendRaw(data)
 }
 
-// replayQueueLocked sends every unacknowledged stanza to a freshly logged-in device.
+// replayQueueLocked sends every unacknowledged stanza to a freshly logged-in device, announced by an
+// offline_preview with per-class counts as WhatsApp does.
 func (s *Server) replayQueueLocked(c *conn, dev *device) int {
 	if f := s.faults[c.dev]; f != nil && f.dropDelivery {
 		return 0
 	}
+	counts := map[string]int{}
+	for _, q := range dev.Queue {
+		counts[q.Tag]++
+	}
+	c.send(waBinary.Node{Tag: "ib", Content: []waBinary.Node{{Tag: "offline_preview", Attrs: waBinary.Attrs{
+		"count": len(dev.Queue), "message": counts["message"], "notification": counts["notification"],
+		"receipt": counts["receipt"], "appdata": 0, "call": counts["call"],
+	}}}})
 	for _, q := range dev.Queue {
 		c.sendRaw(q.Node)
 	}

@@ -7,9 +7,11 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -150,7 +152,8 @@ func (s *Server) listen(ctx context.Context) error {
 		Handler:           mux,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{s.keys.ca.leaf}, MinVersion: tls.VersionTLS12},
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          nil,
+		// Clients that vanish mid-handshake are routine here (fault injection, teardown).
+		ErrorLog: log.New(debugWriter{s.log}, "", 0),
 	}
 	s.mu.Lock()
 	s.ln = ln
@@ -274,6 +277,14 @@ func (s *Server) Close() error {
 }
 
 func (s *Server) now() time.Time { return time.Now() }
+
+// debugWriter turns net/http's error log lines into debug-level structured log entries.
+type debugWriter struct{ log zerolog.Logger }
+
+func (w debugWriter) Write(p []byte) (int, error) {
+	w.log.Debug().Str("source", "net/http").Msg(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 func (s *Server) touch() { s.lastActivity.Store(time.Now().UnixNano()) }
 
