@@ -51,7 +51,6 @@ type device struct {
 	Platform     string     `json:"platform"`
 	KeyIndex     uint32     `json:"key_index"`
 	Queue        []*queued  `json:"queue"`
-	Passive      bool       `json:"passive"`
 }
 
 type signedKey struct {
