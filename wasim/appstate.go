@@ -39,6 +39,8 @@ func (s *Server) handleAppStateIQ(c *conn, node *waBinary.Node) waBinary.Node {
 		}
 		clientVersion, err := strconv.ParseUint(attrStr(coll.Attrs["version"]), 10, 64)
 		if err != nil || clientVersion != current {
+			c.log.Debug().Str("collection", name).Uint64("client_version", clientVersion).Uint64("server_version", current).
+				Msg("App state patch conflicts with newer patches")
 			conflict := collectionNode(name, current, patches, clientVersion, "error")
 			conflict.Content = append([]waBinary.Node{errNode(409, "conflict")}, conflict.GetChildren()...)
 			out = append(out, conflict)

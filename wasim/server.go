@@ -54,6 +54,28 @@ type Server struct {
 	dialMu  sync.RWMutex
 
 	lastActivity atomic.Int64 // unix nanoseconds of the last stanza in either direction
+	stopSaving   chan struct{}
+}
+
+// saveInterval bounds how much state a crashed demo process can lose.
+const saveInterval = 5 * time.Second
+
+func (s *Server) saveLoop(stop <-chan struct{}) {
+	ticker := time.NewTicker(saveInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-ticker.C:
+			s.mu.Lock()
+			err := s.st.save(s.dir)
+			s.mu.Unlock()
+			if err != nil {
+				s.log.Warn().Err(err).Msg("Failed to save simulator state")
+			}
+		}
+	}
 }
 
 // processKeys are the Noise certificate chain and the TLS CA. whatsmeow.WACertPubKey is a process-wide
@@ -159,7 +181,12 @@ func (s *Server) listen(ctx context.Context) error {
 	s.ln = ln
 	s.httpSrv = srv
 	s.running = true
+	stopSaving := make(chan struct{})
+	s.stopSaving = stopSaving
 	s.mu.Unlock()
+	if s.opts.Dir != "" {
+		go s.saveLoop(stopSaving)
+	}
 	s.dialMu.Lock()
 	s.addr = ln.Addr().String()
 	s.dialMu.Unlock()
@@ -194,6 +221,7 @@ func (s *Server) Stop() error {
 		return nil
 	}
 	s.running = false
+	close(s.stopSaving)
 	srv := s.httpSrv
 	conns := make([]*conn, 0, len(s.conns)+len(s.pending))
 	for _, c := range s.conns {

@@ -85,6 +85,26 @@ func TestContactsAppState(t *testing.T) {
 	if _, err = wasim.WaitFor(ctx, alice.Events, func(e *events.Pin) bool { return e.JID == carol.Account.JID && e.Action.GetPinned() }); err != nil {
 		t.Fatalf("pin from the bridge not synced to the phone: %v", err)
 	}
+	// A stale companion gets 409 with the patches it missed, applies them and retries.
+	bridgeJID := bridge.cli.Store.GetJID()
+	if err = sim.SetDeliveryDrop(bridgeJID, true); err != nil {
+		t.Fatal(err)
+	}
+	if err = alice.Client.SendAppState(ctx, appstate.BuildPin(bob.Account.JID, true)); err != nil {
+		t.Fatal(err)
+	}
+	if err = bridge.cli.SendAppState(ctx, appstate.BuildPin(alice.Account.JID, true)); err != nil {
+		t.Fatalf("send from a stale companion: %v", err)
+	}
+	if _, err = wasim.WaitFor(ctx, bridge.events, func(e *events.Pin) bool { return e.JID == bob.Account.JID }); err != nil {
+		t.Fatalf("the conflicting patch was not applied on the companion: %v", err)
+	}
+	if _, err = wasim.WaitFor(ctx, alice.Events, func(e *events.Pin) bool { return e.JID == alice.Account.JID }); err != nil {
+		t.Fatalf("the retried patch did not reach the phone: %v", err)
+	}
+	if err = sim.SetDeliveryDrop(bridgeJID, false); err != nil {
+		t.Fatal(err)
+	}
 	// Push names travel on messages too.
 	sendText(t, ctx, alice.Client, bob.Account.JID, "new name")
 	msg := waitMessage(t, ctx, bob.Events, "message with the new push name", withText("new name"))
