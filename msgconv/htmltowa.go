@@ -1,6 +1,7 @@
 package msgconv
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"html"
@@ -232,9 +233,6 @@ func (h *htmlConv) text(t string) {
 	if h.skip > 0 || t == "" {
 		return
 	}
-	if strings.IndexByte(t, '&') >= 0 {
-		t = html.UnescapeString(t)
-	}
 	if h.pre == 0 && strings.IndexByte(t, '\n') >= 0 {
 		// Outside <pre>, source newlines are layout between tags, not line breaks (those are <br>).
 		if strings.TrimSpace(t) == "" {
@@ -245,7 +243,43 @@ func (h *htmlConv) text(t string) {
 			t = strings.TrimLeft(t, " ")
 		}
 	}
+	if strings.IndexByte(t, '&') >= 0 {
+		h.out = appendUnescaped(h.out, t)
+		return
+	}
 	h.out = append(h.out, t...)
+}
+
+// appendUnescaped appends t with its character references decoded. The five that Matrix clients emit
+// in text are decoded in place; from the first other one on, the standard library takes over.
+func appendUnescaped(out []byte, t string) []byte {
+	for i := 0; i < len(t); {
+		c := t[i]
+		if c != '&' {
+			out = append(out, c)
+			i++
+			continue
+		}
+		var rep byte
+		var n int
+		switch {
+		case strings.HasPrefix(t[i:], "&amp;"):
+			rep, n = '&', 5
+		case strings.HasPrefix(t[i:], "&lt;"):
+			rep, n = '<', 4
+		case strings.HasPrefix(t[i:], "&gt;"):
+			rep, n = '>', 4
+		case strings.HasPrefix(t[i:], "&quot;"):
+			rep, n = '"', 6
+		case strings.HasPrefix(t[i:], "&#39;"):
+			rep, n = '\'', 5
+		default:
+			return append(out, html.UnescapeString(t[i:])...)
+		}
+		out = append(out, rep)
+		i += n
+	}
+	return out
 }
 
 // atLineStart reports whether nothing but a list marker is on the current output line.
@@ -461,6 +495,15 @@ func (h *htmlConv) wrap(pos int, marker string) {
 	if h.skip > 0 || pos >= len(h.out) {
 		return
 	}
+	if first, last := h.out[pos], h.out[len(h.out)-1]; !isSpace(first) && !isSpace(last) && bytes.IndexByte(h.out[pos:], '\n') < 0 {
+		// The usual case, one line with no outer spaces: insert the markers in place.
+		end := len(h.out)
+		h.out = append(h.out, marker...)
+		h.out = append(h.out, marker...)
+		copy(h.out[pos+len(marker):], h.out[pos:end])
+		copy(h.out[pos:], marker)
+		return
+	}
 	content := string(h.out[pos:])
 	h.out = h.out[:pos]
 	for first := true; ; first = false {
@@ -518,7 +561,6 @@ func (h *htmlConv) link(e openElem) {
 	if h.skip > 0 {
 		return
 	}
-	text := string(h.out[e.pos:])
 	if user, ok := pillUser(e.href); ok {
 		jid, err := h.users.JIDByUser(h.ctx, user)
 		switch {
@@ -540,6 +582,7 @@ func (h *htmlConv) link(e openElem) {
 		// A Matrix user with no WhatsApp identity stays as their name.
 		return
 	}
+	text := string(h.out[e.pos:])
 	if e.href == "" || text == e.href || "mailto:"+text == e.href {
 		return
 	}

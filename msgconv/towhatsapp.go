@@ -213,12 +213,13 @@ func (c *toWA) contextInfo(content *MessageContent, mentioned []string) (*waE2E.
 	if ref.ReactionTo != nil {
 		ref = *ref.ReactionTo
 	}
-	ci.StanzaID = proto.String(ref.ID)
 	sender := ref.Sender
 	if ref.FromMe || sender.IsEmpty() {
 		sender = c.chat.Self
 	}
-	ci.Participant = proto.String(sender.ToNonAD().String())
+	// One allocation for both string fields instead of one each.
+	strs := &struct{ stanza, participant string }{ref.ID, sender.ToNonAD().String()}
+	ci.StanzaID, ci.Participant = &strs.stanza, &strs.participant
 	ci.QuotedMessage = ref.Quoted
 	if ci.QuotedMessage == nil {
 		// Phones find the quoted message by stanza ID; the placeholder only has to be present.

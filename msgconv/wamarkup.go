@@ -285,6 +285,8 @@ func (f *formatter) inline(s string) {
 	// noClose remembers markers with no closer left in s: later openers of the same kind cannot find one
 	// either, which keeps a line of unmatched markers linear instead of quadratic.
 	var noClose [4]bool
+	// Text between special bytes is copied as is: the loop stops at every byte that needs escaping, so
+	// each byte is looked at once.
 	plain := 0
 	for i := 0; i < len(s); {
 		for i < len(s) && !inlineSpecial[s[i]] {
@@ -294,6 +296,12 @@ func (f *formatter) inline(s string) {
 			break
 		}
 		switch c := s[i]; c {
+		case '&', '<', '>', '"', '\'':
+			f.out = append(f.out, s[plain:i]...)
+			f.out = appendEscaped(f.out, s[i:i+1])
+			i++
+			plain = i
+			continue
 		case '*', '_', '~', '`':
 			m := markerIndex(c)
 			if noClose[m] || !canOpen(s, i) {
@@ -304,7 +312,7 @@ func (f *formatter) inline(s string) {
 				noClose[m] = true
 				break
 			}
-			f.escape(s[plain:i])
+			f.out = append(f.out, s[plain:i]...)
 			f.out = append(f.out, openTags[m]...)
 			if c == '`' {
 				f.escape(s[i+1 : j])
@@ -318,34 +326,52 @@ func (f *formatter) inline(s string) {
 			continue
 		case '@':
 			if m, n := f.mentionAt(s, i); n > 0 {
-				f.escape(s[plain:i])
+				f.out = append(f.out, s[plain:i]...)
 				f.writeMention(m)
 				i += n
 				plain = i
 				continue
 			}
-		case 'h':
-			if n := linkLen(s, i); n > 0 {
-				f.escape(s[plain:i])
-				url := s[i : i+n]
-				f.out = append(f.out, `<a href="`...)
-				f.escape(url)
-				f.out = append(f.out, `">`...)
-				f.escape(url)
-				f.out = append(f.out, "</a>"...)
-				f.tags++
-				i += n
-				plain = i
-				continue
+		case ':':
+			// Links are found from their "://", which is rarer than the 'h' they start with.
+			if start := linkStart(s, i); start >= plain {
+				if n := linkLen(s, start); n > 0 {
+					f.out = append(f.out, s[plain:start]...)
+					url := s[start : start+n]
+					f.out = append(f.out, `<a href="`...)
+					f.escape(url)
+					f.out = append(f.out, `">`...)
+					f.escape(url)
+					f.out = append(f.out, "</a>"...)
+					f.tags++
+					i = start + n
+					plain = i
+					continue
+				}
 			}
 		}
 		i++
 	}
-	f.escape(s[plain:])
+	f.out = append(f.out, s[plain:]...)
 }
 
-// inlineSpecial marks the bytes that can start inline markup, so inline skips everything else fast.
-var inlineSpecial = [256]bool{'*': true, '_': true, '~': true, '`': true, '@': true, 'h': true}
+// linkStart returns where "http" or "https" starts when s[i:] begins "://", or -1.
+func linkStart(s string, i int) int {
+	if !strings.HasPrefix(s[i:], "://") {
+		return -1
+	}
+	switch {
+	case i >= 5 && s[i-5:i] == "https":
+		return i - 5
+	case i >= 4 && s[i-4:i] == "http":
+		return i - 4
+	}
+	return -1
+}
+
+// inlineSpecial marks the bytes inline must stop at: markup, mentions, links and HTML-special bytes.
+var inlineSpecial = [256]bool{'*': true, '_': true, '~': true, '`': true, '@': true, ':': true,
+	'&': true, '<': true, '>': true, '"': true, '\'': true}
 
 // htmlSpecial marks the bytes appendEscaped replaces.
 var htmlSpecial = [256]bool{'&': true, '<': true, '>': true, '"': true, '\'': true}
