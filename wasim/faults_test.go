@@ -149,8 +149,10 @@ func TestServerRestart(t *testing.T) {
 		t.Fatalf("group after restart: %+v, %v", info, err)
 	}
 
-	// A second simulator on the same directory (a new process, for the demo) sees the same network.
-	if err = sim.Stop(); err != nil {
+	// A new process on the same directory (the demo after a restart) finds the same network, and the
+	// phones come back with their sessions: no retries, no decryption failures.
+	bridge.cli.Disconnect()
+	if err = sim.Close(); err != nil {
 		t.Fatal(err)
 	}
 	again, err := wasim.Start(ctx, wasim.Options{Dir: dir, Log: testLogger(t)})
@@ -163,5 +165,31 @@ func TestServerRestart(t *testing.T) {
 	}
 	if n := len(again.Devices("4915550001")); n != 2 {
 		t.Fatalf("reloaded alice with %d devices, want 2", n)
+	}
+	alice2, err := again.NewPhone(ctx, again.Account("4915550001"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob2, err := again.NewPhone(ctx, again.Account("4915550002"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.ConfigureClient(bridge.cli)
+	if err = bridge.cli.Connect(); err != nil {
+		t.Fatal(err)
+	}
+	sendText(t, ctx, bob2.Client, alice.Account.JID, "from a new process")
+	for name, evts := range map[string]*wasim.Events{"phone": alice2.Events, "bridge": bridge.events} {
+		msg := waitMessage(t, ctx, evts, name+" after a new process", withText("from a new process"))
+		if msg.RetryCount != 0 {
+			t.Fatalf("%s needed %d retries: sessions were lost", name, msg.RetryCount)
+		}
+	}
+	sendText(t, ctx, alice2.Client, group.JID, "group after a new process")
+	waitMessage(t, ctx, bob2.Events, "group message after a new process", withText("group after a new process"))
+	for name, evts := range map[string]*wasim.Events{"alice": alice2.Events, "bob": bob2.Events, "bridge": bridge.events} {
+		if n := countEvents[*events.UndecryptableMessage](evts); n != 0 {
+			t.Fatalf("%s failed to decrypt %d messages after the new process", name, n)
+		}
 	}
 }

@@ -1,10 +1,13 @@
 package wasim
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -34,51 +37,26 @@ type Phone struct {
 	Events  *Events
 	log     zerolog.Logger
 
+	path      string // where the store is saved, empty without Options.Dir
 	closeOnce sync.Once
 	seedOnce  sync.Once
 	seedErr   error
 }
 
 // NewPhone registers device 0 for the account, provisioned with the account's identity key, and connects
-// it. It returns once the phone is logged in (events.Connected).
+// it. It returns once the phone is logged in (events.Connected). With Options.Dir the phone's store is kept
+// in Dir/phones and reloaded by the next NewPhone for the same account, even in a new process.
 func (s *Server) NewPhone(ctx context.Context, acct *Account) (*Phone, error) {
-	dev := NewMemoryDevice()
-	ms := dev.Container.(*MemoryStore)
-	s.mu.Lock()
-	a := s.st.Accounts[acct.Phone]
-	if a == nil {
-		s.mu.Unlock()
-		return nil, fmt.Errorf("wasim: no account %s", acct.Phone)
+	var path string
+	if s.opts.Dir != "" {
+		path = filepath.Join(s.dir, "phones", acct.Phone+".json")
 	}
-	ident := keys.NewKeyPairFromPrivateKey([32]byte(a.IdentityPriv))
-	dev.IdentityKey = ident
-	dev.SignedPreKey = ident.CreateSignedPreKey(1)
-	jid := a.pnJID()
-	dev.ID = &jid
-	dev.LID = a.lidJID()
-	dev.PushName = a.PushName
-	dev.Platform = "android"
-	var regID, skeyID [4]byte
-	binary.BigEndian.PutUint32(regID[:], dev.RegistrationID)
-	binary.BigEndian.PutUint32(skeyID[:], dev.SignedPreKey.KeyID)
-	a.Devices["0"] = &device{
-		ID: 0, NoiseKey: dev.NoiseKey.Pub[:], RegID: regID[:], Identity: ident.Pub[:], Platform: "android",
-		SignedPreKey: &signedKey{ID: skeyID[1:], Pub: dev.SignedPreKey.Pub[:], Signature: dev.SignedPreKey.Signature[:]},
-	}
-	s.mu.Unlock()
-	account, err := selfSignedAccount(ident)
+	dev, err := s.phoneDevice(ctx, acct, path)
 	if err != nil {
 		return nil, err
 	}
-	dev.Account = account
-	if err = dev.Save(ctx); err != nil {
-		return nil, fmt.Errorf("save phone device: %w", err)
-	}
-	if err = createAppStateKey(ctx, dev); err != nil {
-		return nil, err
-	}
 	log := s.opts.Log.With().Str("phone", acct.Phone).Logger()
-	p := &Phone{sim: s, Account: acct, Store: ms, log: log}
+	p := &Phone{sim: s, Account: acct, Store: dev.Container.(*MemoryStore), log: log, path: path}
 	p.Client = s.NewClient(dev, log)
 	p.Client.EnableAutoReconnect = true
 	p.Events = RecordEvents(p.Client)
@@ -93,6 +71,67 @@ func (s *Server) NewPhone(ctx context.Context, acct *Account) (*Phone, error) {
 	s.phones = append(s.phones, p)
 	s.mu.Unlock()
 	return p, nil
+}
+
+// phoneDevice loads the phone's saved store or provisions a new one, and makes sure the server knows
+// device 0 by the same keys (keeping its queue when they match).
+func (s *Server) phoneDevice(ctx context.Context, acct *Account, path string) (*store.Device, error) {
+	var dev *store.Device
+	if path != "" {
+		if _, statErr := os.Stat(path); statErr == nil {
+			loaded, err := LoadMemoryDevice(path)
+			if err != nil {
+				return nil, err
+			}
+			if loaded.ID.User != acct.Phone {
+				return nil, fmt.Errorf("wasim: %s holds the phone of %s", path, loaded.ID.User)
+			}
+			dev = loaded
+		}
+	}
+	s.mu.Lock()
+	a := s.st.Accounts[acct.Phone]
+	if a == nil {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("wasim: no account %s", acct.Phone)
+	}
+	fresh := dev == nil
+	if fresh {
+		dev = NewMemoryDevice()
+		ident := keys.NewKeyPairFromPrivateKey([32]byte(a.IdentityPriv))
+		dev.IdentityKey = ident
+		dev.SignedPreKey = ident.CreateSignedPreKey(1)
+		jid := a.pnJID()
+		dev.ID = &jid
+		dev.LID = a.lidJID()
+		dev.PushName = a.PushName
+		dev.Platform = "android"
+	}
+	if old := a.device(0); old == nil || !bytes.Equal(old.NoiseKey, dev.NoiseKey.Pub[:]) {
+		var regID, skeyID [4]byte
+		binary.BigEndian.PutUint32(regID[:], dev.RegistrationID)
+		binary.BigEndian.PutUint32(skeyID[:], dev.SignedPreKey.KeyID)
+		a.Devices["0"] = &device{
+			ID: 0, NoiseKey: dev.NoiseKey.Pub[:], RegID: regID[:], Identity: dev.IdentityKey.Pub[:], Platform: "android",
+			SignedPreKey: &signedKey{ID: skeyID[1:], Pub: dev.SignedPreKey.Pub[:], Signature: dev.SignedPreKey.Signature[:]},
+		}
+	}
+	s.mu.Unlock()
+	if !fresh {
+		return dev, nil
+	}
+	account, err := selfSignedAccount(dev.IdentityKey)
+	if err != nil {
+		return nil, err
+	}
+	dev.Account = account
+	if err = dev.Save(ctx); err != nil {
+		return nil, fmt.Errorf("save phone device: %w", err)
+	}
+	if err = createAppStateKey(ctx, dev); err != nil {
+		return nil, err
+	}
+	return dev, nil
 }
 
 // selfSignedAccount gives device 0 the ADV identity whatsmeow attaches to its prekey messages.
@@ -123,9 +162,17 @@ func createAppStateKey(ctx context.Context, dev *store.Device) error {
 	return nil
 }
 
-// Close disconnects the phone. Its device stays registered.
+// Close disconnects the phone (its device stays registered) and, with Options.Dir, saves its store.
 func (p *Phone) Close() {
-	p.closeOnce.Do(func() { p.Client.Disconnect() })
+	p.closeOnce.Do(func() {
+		p.Client.Disconnect()
+		if p.path == "" {
+			return
+		}
+		if err := SaveMemoryDevice(p.Client.Store, p.path); err != nil {
+			p.log.Warn().Err(err).Msg("Failed to save phone store")
+		}
+	})
 }
 
 // JID is the phone's device JID (device 0).
