@@ -43,11 +43,8 @@ type MessageContent struct {
 	RelatesTo  *RelatesTo      `json:"m.relates_to,omitempty"`
 	NewContent *MessageContent `json:"m.new_content,omitempty"`
 
-	// Backing storage for the pointers above on the hot path: one allocation per content, not three.
-	mentionsBuf  Mentions
-	relatesToBuf RelatesTo
-	inReplyToBuf InReplyTo
-	userIDsBuf   [2]id.UserID
+	// mentionsBuf backs Mentions, which every message we produce has.
+	mentionsBuf Mentions
 }
 
 // FileInfo is the info object of media messages.

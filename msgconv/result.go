@@ -55,10 +55,9 @@ type ToMatrixResult struct {
 	// Note explains, for the log and the archive, why a message produced nothing or was degraded.
 	Note string
 
-	// eventsBuf and redactionsBuf back Events and Redactions in the common cases (one message, one
-	// replaced reaction), saving an allocation per message.
-	eventsBuf     [1]MatrixPart
-	redactionsBuf [1]Redaction
+	// eventsBuf backs Events for the common single-event result. Allocation cost here grows with bytes
+	// more than with count, so only small, nearly always used buffers are embedded like this.
+	eventsBuf [1]MatrixPart
 }
 
 // MatrixPart is one Matrix event to send.

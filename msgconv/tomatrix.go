@@ -211,7 +211,15 @@ func messageTypeName(msg *waE2E.Message) string {
 // notice makes the result a single m.notice, the fallback that keeps anything from vanishing silently.
 func (c *toMatrix) notice(text string) {
 	c.res.Action = ActionMessage
-	c.addEvent(event.EventMessage, &MessageContent{MsgType: MsgNotice, Body: text, Mentions: &Mentions{}})
+	content := c.newContent(MsgNotice)
+	content.Body = text
+	content.Mentions = &content.mentionsBuf
+	c.addEvent(event.EventMessage, content)
+}
+
+// newContent returns an empty message content of a msgtype.
+func (c *toMatrix) newContent(mt MsgType) *MessageContent {
+	return &MessageContent{MsgType: mt}
 }
 
 func (c *toMatrix) addEvent(typ event.Type, content any) int {

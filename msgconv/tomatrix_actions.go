@@ -82,7 +82,7 @@ func (c *toMatrix) edit(key *waCommon.MessageKey, edited *waE2E.Message, depth i
 		c.res.Note = "edit of a message that was not bridged, sent as a new message"
 		return nil
 	}
-	newContent := &MessageContent{MsgType: MsgText}
+	newContent := c.newContent(MsgText)
 	if err := c.fillBody(newContent, text, ci); err != nil {
 		return err
 	}
@@ -99,15 +99,11 @@ func (c *toMatrix) edit(key *waCommon.MessageKey, edited *waE2E.Message, depth i
 		c.addEvent(event.EventMessage, newContent)
 		return nil
 	}
-	top := &MessageContent{
-		MsgType:  newContent.MsgType,
-		Body:     "* " + newContent.Body,
-		Mentions: &Mentions{},
-		// Top-level mentions of an edit should only name newly mentioned users; without the old content
-		// we cannot tell, and re-pinging everyone on every edit is worse than not pinging.
-		RelatesTo:  &RelatesTo{RelType: RelReplace, EventID: part.EventID},
-		NewContent: newContent,
-	}
+	top := &MessageContent{MsgType: newContent.MsgType, Body: "* " + newContent.Body, NewContent: newContent}
+	// Top-level mentions of an edit should only name newly mentioned users; without the old content we
+	// cannot tell, and re-pinging everyone on every edit is worse than not pinging.
+	top.Mentions = &top.mentionsBuf
+	top.RelatesTo = &RelatesTo{RelType: RelReplace, EventID: part.EventID}
 	if newContent.Format == FormatHTML {
 		top.Format = FormatHTML
 		top.FormattedBody = "* " + newContent.FormattedBody
@@ -152,8 +148,7 @@ func (c *toMatrix) reaction(r *waE2E.ReactionMessage) error {
 	switch {
 	case err == nil && old != "":
 		// WhatsApp allows one reaction per user and message: a new one replaces the old.
-		c.res.redactionsBuf[0] = Redaction{EventID: old, Reason: "Reaction changed on WhatsApp"}
-		c.res.Redactions = c.res.redactionsBuf[:1]
+		c.res.Redactions = []Redaction{{EventID: old, Reason: "Reaction changed on WhatsApp"}}
 	case err != nil && !errors.Is(err, ErrNotFound):
 		return fmt.Errorf("failed to look up previous reaction to %s: %w", target, err)
 	}

@@ -128,14 +128,15 @@ func (c *toMatrix) mediaContent(spec mediaSpec, viewOnce bool) (*MessageContent,
 	}
 	spec.info.MimeType = spec.mimeType
 	spec.info.Size = spec.size
-	content := &MessageContent{MsgType: spec.msgType, FileName: spec.fileName, Info: spec.info}
+	content := c.newContent(spec.msgType)
+	content.FileName, content.Info = spec.fileName, spec.info
 	if spec.caption != "" {
 		if err := c.fillText(content, spec.caption, spec.ci); err != nil {
 			return nil, err
 		}
 	} else {
 		content.Body = spec.fileName
-		content.Mentions = &Mentions{}
+		content.Mentions = &content.mentionsBuf
 		if err := c.reply(content, spec.ci); err != nil {
 			return nil, err
 		}

@@ -15,7 +15,7 @@ func (c *toMatrix) extendedText(ext *waE2E.ExtendedTextMessage) error {
 }
 
 func (c *toMatrix) text(text string, ci *waE2E.ContextInfo) error {
-	content := &MessageContent{MsgType: MsgText}
+	content := c.newContent(MsgText)
 	if err := c.fillText(content, text, ci); err != nil {
 		return err
 	}
@@ -36,7 +36,7 @@ func (c *toMatrix) fillText(content *MessageContent, text string, ci *waE2E.Cont
 // fillBody is fillText without the reply, for the new content of edits.
 func (c *toMatrix) fillBody(content *MessageContent, text string, ci *waE2E.ContextInfo) error {
 	text = validUTF8(text)
-	mentions, userIDs, room, err := c.mentions(ci, content.userIDsBuf[:0])
+	mentions, userIDs, room, err := c.mentions(ci)
 	if err != nil {
 		return err
 	}
@@ -65,14 +65,19 @@ func validUTF8(s string) string {
 }
 
 // mentions resolves the users and groups a message mentions.
-func (c *toMatrix) mentions(ci *waE2E.ContextInfo, userIDs []id.UserID) ([]mention, []id.UserID, bool, error) {
+func (c *toMatrix) mentions(ci *waE2E.ContextInfo) ([]mention, []id.UserID, bool, error) {
 	jids := ci.GetMentionedJID()
 	groups := ci.GetGroupMentions()
 	room := false
 	if len(jids) == 0 && len(groups) == 0 && ci.GetNonJIDMentions() == 0 {
 		return nil, nil, false, nil
 	}
-	out := make([]mention, 0, len(jids)+len(groups)+1)
+	n := len(jids) + len(groups)
+	if ci.GetNonJIDMentions() > 0 {
+		n++
+	}
+	out := make([]mention, 0, n)
+	var userIDs []id.UserID
 	for _, s := range jids {
 		jid, err := parseJID(s)
 		if err != nil || jid.User == "" {
@@ -141,9 +146,7 @@ func (c *toMatrix) reply(content *MessageContent, ci *waE2E.ContextInfo) error {
 		}
 	}
 	if found {
-		content.inReplyToBuf = InReplyTo{EventID: part.EventID}
-		content.relatesToBuf = RelatesTo{InReplyTo: &content.inReplyToBuf}
-		content.RelatesTo = &content.relatesToBuf
+		content.RelatesTo = &RelatesTo{InReplyTo: &InReplyTo{EventID: part.EventID}}
 		// Replying notifies the replied-to user, as Matrix clients do for their own replies.
 		if quotedKnown && quotedSender.User != c.info.Sender.User && !containsUser(content.Mentions.UserIDs, quoted.MXID) {
 			content.Mentions.UserIDs = append(content.Mentions.UserIDs, quoted.MXID)

@@ -36,20 +36,20 @@ type mention struct {
 // hasMarkup reports whether text may need HTML: markup runes, block prefixes at line starts, links, or
 // (when the message mentions anyone) an '@'. False means body alone renders it exactly.
 func hasMarkup(text string, mentions bool) bool {
-	lineStart := true
+	if blockPrefix(text) {
+		return true
+	}
 	for i := 0; i < len(text); i++ {
-		c := text[i]
-		if lineStart {
-			lineStart = false
-			if blockPrefix(text[i:]) {
-				return true
-			}
+		if !markupSpecial[text[i]] {
+			continue
 		}
-		switch c {
+		switch text[i] {
 		case '*', '_', '~', '`':
 			return true
 		case '\n':
-			lineStart = true
+			if blockPrefix(text[i+1:]) {
+				return true
+			}
 		case '@':
 			if mentions {
 				return true
@@ -62,6 +62,10 @@ func hasMarkup(text string, mentions bool) bool {
 	}
 	return false
 }
+
+// markupSpecial marks the bytes hasMarkup must look at; a table lookup per byte keeps the common
+// no-markup case to one tight loop.
+var markupSpecial = [256]bool{'*': true, '_': true, '~': true, '`': true, '\n': true, '@': true, ':': true}
 
 // blockPrefix reports whether line starts a quote or list item.
 func blockPrefix(line string) bool {
