@@ -106,7 +106,7 @@ func (c *toMatrix) sticker(m *waE2E.StickerMessage) error {
 	if content.Body == content.FileName {
 		content.Body = "Sticker"
 		if label := m.GetAccessibilityLabel(); label != "" {
-			content.Body = label
+			content.Body = validUTF8(label)
 		}
 	}
 	content.FileName = ""
@@ -126,6 +126,8 @@ func (c *toMatrix) mediaContent(spec mediaSpec, viewOnce bool) (*MessageContent,
 		c.res.Note = "view-once media replaced by a notice"
 		return nil, nil
 	}
+	// Names and types come from the sender's phone unchecked (proto2 strings), like the text.
+	spec.fileName, spec.mimeType = validUTF8(spec.fileName), validUTF8(spec.mimeType)
 	spec.info.MimeType = spec.mimeType
 	spec.info.Size = spec.size
 	content := c.newContent(spec.msgType)
