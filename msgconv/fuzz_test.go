@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"html"
+	"reflect"
 	"strings"
 	"testing"
 	"unicode"
@@ -68,9 +69,43 @@ func checkHTML(t *testing.T, s string) {
 	}
 }
 
+// checkStrings fails if any string reachable from v is not valid UTF-8: the portal uses names and
+// mimetypes directly, not only through JSON (which would hide bad bytes by replacing them).
+func checkStrings(t *testing.T, path string, v reflect.Value) {
+	t.Helper()
+	switch v.Kind() {
+	case reflect.String:
+		if !utf8.ValidString(v.String()) {
+			t.Fatalf("%s is not valid UTF-8: %q", path, v.String())
+		}
+	case reflect.Pointer, reflect.Interface:
+		if !v.IsNil() {
+			checkStrings(t, path, v.Elem())
+		}
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).IsExported() {
+				checkStrings(t, path+"."+v.Type().Field(i).Name, v.Field(i))
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if v.Type().Elem().Kind() == reflect.Uint8 {
+			return
+		}
+		for i := 0; i < v.Len(); i++ {
+			checkStrings(t, path, v.Index(i))
+		}
+	}
+}
+
 // checkResult checks every content of a ToMatrix result.
 func checkResult(t *testing.T, res *ToMatrixResult) {
 	t.Helper()
+	for _, m := range res.Media {
+		checkStrings(t, "media", reflect.ValueOf(MediaTransfer{MimeType: m.MimeType, FileName: m.FileName}))
+	}
+	checkStrings(t, "note", reflect.ValueOf(res.Note))
+	checkStrings(t, "redactions", reflect.ValueOf(res.Redactions))
 	for _, e := range res.Events {
 		data, err := json.Marshal(e.Content)
 		if err != nil {
@@ -79,6 +114,7 @@ func checkResult(t *testing.T, res *ToMatrixResult) {
 		if !utf8.Valid(data) {
 			t.Fatalf("content JSON is not valid UTF-8: %q", data)
 		}
+		checkStrings(t, "content", reflect.ValueOf(e.Content))
 		if mc, ok := e.Content.(*MessageContent); ok {
 			for ; mc != nil; mc = mc.NewContent {
 				if mc.Format != "" {

@@ -75,8 +75,21 @@ func (c *toMatrix) edit(key *waCommon.MessageKey, edited *waE2E.Message, depth i
 	text, ci, isText := editedText(edited)
 	if !found {
 		// Matrix has nothing to replace: show the new version rather than lose it.
+		if edited.GetProtocolMessage() != nil || edited.GetReactionMessage() != nil || edited.GetPollUpdateMessage() != nil {
+			// An edit's new version must be content; acting on a nested revoke or reaction would let an
+			// edit do what its sender may not do directly.
+			c.res.Action = ActionNone
+			c.res.Note = "edit of a message that was not bridged, whose new version is not content"
+			return nil
+		}
 		if err := c.convert(edited, depth+1); err != nil {
 			return err
+		}
+		c.res.Target = target
+		if len(c.res.Events) == 0 {
+			c.res.Action = ActionNone
+			c.res.Note = "edit of a message that was not bridged, with nothing to show: " + c.res.Note
+			return nil
 		}
 		c.res.Action = ActionMessage
 		c.res.Note = "edit of a message that was not bridged, sent as a new message"
