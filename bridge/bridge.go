@@ -24,6 +24,7 @@ import (
 	"codeberg.org/causeway/causeway/archive"
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/database"
+	"codeberg.org/causeway/causeway/msgconv"
 	"codeberg.org/causeway/causeway/portal"
 	"codeberg.org/causeway/causeway/puppet"
 )
@@ -155,6 +156,14 @@ func (b *Bridge) connectUsers(ctx context.Context) error {
 	return nil
 }
 
+func (b *Bridge) convertOptions() msgconv.Options {
+	opts := msgconv.Options{}
+	if b.cfg.Bridge.ViewOnce == "notice" {
+		opts.ViewOnce = msgconv.ViewOnceNotice
+	}
+	return opts
+}
+
 func (b *Bridge) waHTTP() *http.Client {
 	if b.opts.WhatsAppHTTP != nil {
 		return b.opts.WhatsAppHTTP
@@ -182,7 +191,11 @@ func (b *Bridge) setupAppservice() error {
 	b.portals = portal.NewManager(portal.Deps{
 		Config: b.cfg, DB: b.db, AS: as, Puppets: b.puppets, Logins: b,
 		Log: b.log.With().Str("component", "portals").Logger(), Observer: b.metrics,
+		Convert: b.convertOptions(),
 	})
+	if b.archive != nil {
+		b.portals.SetArchive(b.archive)
+	}
 	return nil
 }
 

@@ -139,7 +139,7 @@ func startBridge(t *testing.T, cfg *config.Config) *bridge.Bridge {
 
 func startBridgeWith(t *testing.T, cfg *config.Config, opts bridge.Options) *bridge.Bridge {
 	t.Helper()
-	br, err := bridge.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.DebugLevel), opts)
+	br, err := bridge.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.TraceLevel), opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -69,6 +69,7 @@ func (b *Bridge) handleTransaction(w http.ResponseWriter, r *http.Request) {
 	// Not the request context: a homeserver that gives up waiting must not cancel work
 	// halfway through an event.
 	ctx := log.WithContext(context.Background())
+	log.Debug().Int("events", len(txn.Events)).Msg("Received a transaction")
 	for _, raw := range txn.Events {
 		if err := b.handleRawEvent(ctx, raw); err != nil {
 			// Not answering 200 makes the homeserver send the whole transaction again;
@@ -90,11 +91,13 @@ func (b *Bridge) handleRawEvent(ctx context.Context, raw json.RawMessage) error 
 		zerolog.Ctx(ctx).Warn().Err(err).Msg("Skipping an unparseable event")
 		return nil
 	}
+	zerolog.Ctx(ctx).Trace().Str("type", env.Type).Stringer("event_id", env.ID).Stringer("sender", env.Sender).Msg("Transaction event")
 	if !b.isBridgeUser(env.Sender) && portal.IsRelayed(env.Type, env.StateKey != nil) && !isCommand(&env) {
 		p, err := b.portals.ByRoom(ctx, env.RoomID)
 		if err != nil {
 			return err
 		}
+		zerolog.Ctx(ctx).Debug().Str("type", env.Type).Bool("portal", p != nil).Msg("Matrix event in a bridged room")
 		if p != nil && p.Key().Receiver == env.Sender {
 			if err := p.Enqueue(ctx, portal.NewMatrixEventItem(&env, raw)); err != nil {
 				return err

@@ -30,6 +30,9 @@ func (b *Bridge) handleMember(ctx context.Context, evt *event.Event) {
 	if id.UserID(evt.GetStateKey()) != b.bot.UserID || content.Membership != event.MembershipInvite {
 		return
 	}
+	if b.isBridgeUser(evt.Sender) {
+		return // a ghost creating a portal; the portal joins the bot itself
+	}
 	b.handleBotInvite(ctx, evt, content)
 }
 

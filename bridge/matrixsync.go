@@ -13,10 +13,15 @@ import (
 )
 
 // The homeserver does not push read receipts and typing to appservices (Dendrite has no
-// MSC2409), so the bot, which sits in every portal room, syncs for them itself.
-const ephemeralFilter = `{"presence":{"not_types":["*"]},"account_data":{"not_types":["*"]},` +
-	`"room":{"timeline":{"not_types":["*"],"limit":1},"state":{"not_types":["*"]},"account_data":{"not_types":["*"]},` +
+// MSC2409), nor, in Dendrite 0.13, users' redactions, so the bot, which sits in every portal
+// room, syncs for them itself.
+const botSyncFilter = `{"presence":{"not_types":["*"]},"account_data":{"not_types":["*"]},` +
+	`"room":{"timeline":{"types":["m.room.redaction"],"limit":100},"state":{"not_types":["*"]},"account_data":{"not_types":["*"]},` +
 	`"ephemeral":{"types":["m.receipt","m.typing"]}}}`
+
+// kvSyncSince remembers how far the bot's sync got, so redactions made while the bridge
+// was down are still relayed.
+const kvSyncSince = "bot_sync_since"
 
 func (b *Bridge) startMatrixSync() {
 	ctx, cancel := context.WithCancel(b.log.With().Str("component", "matrix_sync").Logger().WithContext(context.Background()))
@@ -37,11 +42,14 @@ func (b *Bridge) stopMatrixSync() {
 
 func (b *Bridge) syncLoop(ctx context.Context) {
 	cli := b.as.BotClient()
-	since := ""
+	since, err := b.db.KV.Get(ctx, kvSyncSince)
+	if err != nil {
+		b.log.Err(err).Msg("Failed to load the sync position")
+	}
 	typing := map[id.RoomID]bool{} // was the receiver typing at the last sync
 	backoff := time.Second
 	for ctx.Err() == nil {
-		resp, err := cli.SyncRequest(ctx, 30000, since, ephemeralFilter, false, event.PresenceOffline)
+		resp, err := cli.SyncRequest(ctx, 30000, since, botSyncFilter, false, event.PresenceOffline)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
 				return
@@ -57,19 +65,32 @@ func (b *Bridge) syncLoop(ctx context.Context) {
 		}
 		backoff = time.Second
 		first := since == ""
-		since = resp.NextBatch
-		if first {
-			continue // receipts from before we started were handled by the last run, or are stale
-		}
-		for roomID, room := range resp.Rooms.Join {
-			for _, evt := range room.Ephemeral.Events {
-				b.handleEphemeral(ctx, roomID, evt, typing)
+		if !first {
+			for roomID, room := range resp.Rooms.Join {
+				for _, evt := range room.Timeline.Events {
+					b.queueSyncedRedaction(ctx, roomID, evt)
+				}
+				for _, evt := range room.Ephemeral.Events {
+					b.handleEphemeral(ctx, roomID, evt, typing)
+				}
 			}
+		} // else: a first sync only sets the position; older receipts are stale
+		since = resp.NextBatch
+		if err := b.db.KV.Set(ctx, kvSyncSince, since); err != nil {
+			b.log.Err(err).Msg("Failed to save the sync position")
 		}
 	}
 }
 
 func (b *Bridge) handleEphemeral(ctx context.Context, roomID id.RoomID, evt *event.Event, typing map[id.RoomID]bool) {
+	switch evt.Type.Type {
+	case event.EphemeralEventReceipt.Type:
+		evt.Type = event.EphemeralEventReceipt
+	case event.EphemeralEventTyping.Type:
+		evt.Type = event.EphemeralEventTyping
+	default:
+		return
+	}
 	_ = evt.Content.ParseRaw(evt.Type)
 	p, err := b.portals.ByRoom(ctx, roomID)
 	if err != nil || p == nil {

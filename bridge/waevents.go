@@ -18,6 +18,9 @@ import (
 // stanza unacknowledged: WhatsApp delivers it again.
 func (u *User) handleWAEvent(rawEvt any) bool {
 	ctx := u.log.WithContext(context.Background())
+	if !u.recordWAEvent(ctx, rawEvt) {
+		return false
+	}
 	switch evt := rawEvt.(type) {
 	case *events.Message:
 		u.touch()

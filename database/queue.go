@@ -30,6 +30,7 @@ type QueueItem struct {
 	QueuedAt  time.Time
 	Attempts  int
 	LastError string
+	Archived  bool
 }
 
 // QueueQuery is the durable relay queue.
@@ -54,7 +55,7 @@ func (q *QueueQuery) Add(ctx context.Context, item *QueueItem) (bool, error) {
 
 // Pending returns up to limit queued items of one portal, oldest first.
 func (q *QueueQuery) Pending(ctx context.Context, key PortalKey, limit int) ([]*QueueItem, error) {
-	rows, err := q.db.Query(ctx, `SELECT seq, direction, chat_jid, receiver, dedup_key, kind, payload, queued_at, attempts, last_error
+	rows, err := q.db.Query(ctx, `SELECT seq, direction, chat_jid, receiver, dedup_key, kind, payload, queued_at, attempts, last_error, archived
 		FROM relay_queue WHERE receiver=$1 AND chat_jid=$2 ORDER BY seq LIMIT $3`, key.Receiver, key.ChatJID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("failed to read the relay queue of %s: %w", key, err)
@@ -65,7 +66,7 @@ func (q *QueueQuery) Pending(ctx context.Context, key PortalKey, limit int) ([]*
 		var it QueueItem
 		var queued int64
 		if err := rows.Scan(&it.Seq, &it.Direction, &it.ChatJID, &it.Receiver, &it.DedupKey, &it.Kind, &it.Payload,
-			&queued, &it.Attempts, &it.LastError); err != nil {
+			&queued, &it.Attempts, &it.LastError, &it.Archived); err != nil {
 			return nil, fmt.Errorf("failed to scan a queue item: %w", err)
 		}
 		it.QueuedAt = time.UnixMilli(queued)
@@ -96,6 +97,14 @@ func (q *QueueQuery) PortalsWithPending(ctx context.Context, receiver id.UserID)
 func (q *QueueQuery) Done(ctx context.Context, seq int64) error {
 	if _, err := q.db.Exec(ctx, "DELETE FROM relay_queue WHERE seq=$1", seq); err != nil {
 		return fmt.Errorf("failed to remove queue item %d: %w", seq, err)
+	}
+	return nil
+}
+
+// MarkArchived records that the item is in the records archive.
+func (q *QueueQuery) MarkArchived(ctx context.Context, seq int64) error {
+	if _, err := q.db.Exec(ctx, "UPDATE relay_queue SET archived=true WHERE seq=$1", seq); err != nil {
+		return fmt.Errorf("failed to mark queue item %d archived: %w", seq, err)
 	}
 	return nil
 }

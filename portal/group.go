@@ -9,6 +9,7 @@ import (
 	"go.mau.fi/whatsmeow/types"
 	"maunium.net/go/mautrix"
 
+	"codeberg.org/causeway/causeway/archive"
 	"codeberg.org/causeway/causeway/database"
 )
 
@@ -41,6 +42,9 @@ func (p *Portal) handleWAGroupEvent(ctx context.Context, item *database.QueueIte
 	var change GroupChange
 	if err := json.Unmarshal(item.Payload, &change); err != nil {
 		return permanent(fmt.Errorf("queued group change is corrupt: %w", err))
+	}
+	if err := p.archiveItem(ctx, item, func() ([]*archive.Entry, error) { return p.groupEntries(&change), nil }); err != nil {
+		return err
 	}
 	if p.RoomID() == "" {
 		// The room will be created with the group's current state, which includes this change.

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	"maunium.net/go/mautrix"
@@ -17,6 +18,7 @@ import (
 	"maunium.net/go/mautrix/format"
 	"maunium.net/go/mautrix/id"
 
+	"codeberg.org/causeway/causeway/archive"
 	"codeberg.org/causeway/causeway/database"
 	"codeberg.org/causeway/causeway/msgconv"
 )
@@ -92,6 +94,7 @@ func (p *Portal) handleMatrixEvent(ctx context.Context, item *database.QueueItem
 	} else if err != nil {
 		return fmt.Errorf("failed to convert %s: %w", env.ID, err)
 	}
+	zerolog.Ctx(ctx).Debug().Stringer("action", res.Action).Bool("has_message", res.Message != nil).Msg("Converted a Matrix event")
 	msg := res.Message
 	if res.Upload != nil {
 		if err := p.uploadToWhatsApp(ctx, wa, res.Upload); err != nil {
@@ -109,10 +112,19 @@ func (p *Portal) handleMatrixEvent(ctx context.Context, item *database.QueueItem
 		return nil // nothing to send (a redaction of something never bridged, say)
 	}
 	msgID := MessageIDFor(env.ID)
+	if err := p.archiveItem(ctx, item, func() ([]*archive.Entry, error) {
+		return p.outboundEntry(&env, evt, msgID, msg)
+	}); err != nil {
+		return err
+	}
 	ts, err := wa.SendMessage(ctx, p.chat, msgID, msg)
 	if err != nil {
+		if item.Attempts+1 >= maxWhatsAppAttempts {
+			p.archiveOutboundResult(ctx, &env, msgID, err)
+		}
 		return fmt.Errorf("failed to send to WhatsApp: %w", err)
 	}
+	p.archiveOutboundResult(ctx, &env, msgID, nil)
 	return p.recordSent(ctx, wa, evt, res, msgID, ts)
 }
 
@@ -143,8 +155,6 @@ func (p *Portal) recordSent(ctx context.Context, wa WhatsApp, evt *msgconv.Matri
 			return nil
 		}
 		return p.m.deps.DB.Reactions.Delete(ctx, key, res.Target.ReactionTo.ID, own)
-	case msgconv.ActionRevoke:
-		return nil
 	}
 	partID := ""
 	if res.Action != msgconv.ActionMessage {

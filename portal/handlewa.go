@@ -14,8 +14,10 @@ import (
 	"google.golang.org/protobuf/proto"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/appservice"
+	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"codeberg.org/causeway/causeway/archive"
 	"codeberg.org/causeway/causeway/database"
 	"codeberg.org/causeway/causeway/msgconv"
 )
@@ -75,14 +77,11 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 	} else if err != nil {
 		return fmt.Errorf("failed to convert message %s: %w", info.ID, err)
 	}
-	if len(res.Events) == 0 && len(res.Redactions) == 0 {
-		// Protocol housekeeping (key shares, history-sync notices): nothing for the room,
-		// and no reason to create one.
+	if res.Action == msgconv.ActionNone {
+		// Protocol housekeeping (key shares, sync notices): nothing for the room or the
+		// record, and no reason to create a room.
 		p.log.Debug().Str("message_id", info.ID).Str("note", res.Note).Msg("Nothing to show on Matrix")
 		return nil
-	}
-	if err := p.ensureRoom(ctx); err != nil {
-		return err
 	}
 	if res.Action == msgconv.ActionReaction || res.Action == msgconv.ActionReactionRemove {
 		if existing, err := p.m.deps.DB.Reactions.Get(ctx, key, string(res.Target), senderKey(info)); err != nil {
@@ -91,15 +90,31 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 			return nil // this very reaction was bridged already
 		}
 	}
+	media, err := p.fetchMedia(ctx, wa, res)
+	if err != nil {
+		return err
+	}
+	// The record comes first: whatever happens to the relay, the archive has the message.
+	if err := p.archiveItem(ctx, item, func() ([]*archive.Entry, error) {
+		return p.waEntry(ctx, info, wm.Message, res, media)
+	}); err != nil {
+		return err
+	}
+	if len(res.Events) == 0 && len(res.Redactions) == 0 {
+		return nil // e.g. a revoke of something never bridged: recorded, nothing to show
+	}
+	if err := p.ensureRoom(ctx); err != nil {
+		return err
+	}
 	intent, err := p.intentFor(ctx, info)
 	if err != nil {
 		return err
 	}
-	if err := p.transferMedia(ctx, wa, intent, res); err != nil {
+	if err := p.uploadMedia(ctx, intent, res, media); err != nil {
 		return err
 	}
 	for _, r := range res.Redactions {
-		p.redact(ctx, intent, r)
+		p.removeFromRoom(ctx, intent, res, r)
 	}
 	room := p.RoomID()
 	for i, part := range res.Events {
@@ -145,20 +160,31 @@ func (p *Portal) recordPart(ctx context.Context, info *types.MessageInfo, res *m
 	})
 }
 
-func (p *Portal) transferMedia(ctx context.Context, wa WhatsApp, intent *appservice.IntentAPI, res *msgconv.ToMatrixResult) error {
-	for _, t := range res.Media {
-		data := t.Data
-		if t.Source != nil {
-			if wa == nil {
-				return errNotConnected
-			}
-			var err error
-			if data, err = wa.Download(ctx, t.Source); err != nil {
-				return fmt.Errorf("failed to download media from WhatsApp: %w", err)
-			}
+// fetchMedia downloads what the message's media transfers need, so the same bytes go to
+// the archive and to the Matrix media repository.
+func (p *Portal) fetchMedia(ctx context.Context, wa WhatsApp, res *msgconv.ToMatrixResult) ([][]byte, error) {
+	out := make([][]byte, len(res.Media))
+	for i, t := range res.Media {
+		if t.Source == nil {
+			out[i] = t.Data
+			continue
 		}
+		if wa == nil {
+			return nil, errNotConnected
+		}
+		data, err := wa.Download(ctx, t.Source)
+		if err != nil {
+			return nil, fmt.Errorf("failed to download media from WhatsApp: %w", err)
+		}
+		out[i] = data
+	}
+	return out, nil
+}
+
+func (p *Portal) uploadMedia(ctx context.Context, intent *appservice.IntentAPI, res *msgconv.ToMatrixResult, media [][]byte) error {
+	for i, t := range res.Media {
 		resp, err := intent.UploadMedia(ctx, mautrix.ReqUploadMedia{
-			ContentBytes: data, ContentLength: int64(len(data)), ContentType: t.MimeType, FileName: t.FileName,
+			ContentBytes: media[i], ContentLength: int64(len(media[i])), ContentType: t.MimeType, FileName: t.FileName,
 		})
 		if err != nil {
 			return fmt.Errorf("failed to upload media to Matrix: %w", err)
@@ -167,6 +193,24 @@ func (p *Portal) transferMedia(ctx context.Context, wa WhatsApp, intent *appserv
 	}
 	return nil
 }
+
+// removeFromRoom carries out a redaction the conversion asked for. A message deleted for
+// everyone is redacted, or, with bridge.deletes: annotate, replaced by a notice saying it
+// was deleted. Replaced reactions are always redacted.
+func (p *Portal) removeFromRoom(ctx context.Context, intent *appservice.IntentAPI, res *msgconv.ToMatrixResult, r msgconv.Redaction) {
+	if res.Action == msgconv.ActionRevoke && p.m.deps.Config.Bridge.Deletes == "annotate" {
+		notice := &event.MessageEventContent{MsgType: event.MsgNotice, Body: deletedNotice}
+		notice.SetEdit(r.EventID)
+		notice.NewContent = &event.MessageEventContent{MsgType: event.MsgNotice, Body: deletedNotice}
+		if _, err := intent.SendMessageEvent(ctx, p.RoomID(), event.EventMessage, notice); err == nil {
+			return
+		}
+		// Only the author may edit; for an admin's deletion of someone else's message, redact.
+	}
+	p.redact(ctx, intent, r)
+}
+
+const deletedNotice = "🗑️ This message was deleted by the sender."
 
 func (p *Portal) redact(ctx context.Context, intent *appservice.IntentAPI, r msgconv.Redaction) {
 	room := p.RoomID()

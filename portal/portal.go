@@ -65,8 +65,10 @@ type Deps struct {
 	Logins  Logins
 	Convert msgconv.Options
 	Log     zerolog.Logger
-	// Observer, when set, hears about every relayed event (metrics, the archive).
+	// Observer, when set, hears about every relayed event (metrics).
 	Observer Observer
+	// Archive, when set, records every event before it is relayed.
+	Archive Archiver
 }
 
 // Observer is told what the portals relay; the bridge feeds metrics from it.
@@ -153,6 +155,10 @@ func (m *Manager) startLocked(row *database.Portal) (*Portal, error) {
 	p.poke()
 	return p, nil
 }
+
+// SetArchive turns on archiving. It is separate from Deps so that a nil *archive.Archive
+// cannot become a non-nil Archiver interface by accident.
+func (m *Manager) SetArchive(a Archiver) { m.deps.Archive = a }
 
 func (m *Manager) roomCreated(p *Portal) {
 	m.mu.Lock()

@@ -84,6 +84,8 @@ CREATE TABLE relay_queue (
     queued_at  BIGINT  NOT NULL,
     attempts   INTEGER NOT NULL DEFAULT 0,
     last_error TEXT    NOT NULL DEFAULT '',
+    -- Set once the item is in the records archive, so a retry does not record it twice.
+    archived   BOOLEAN NOT NULL DEFAULT false,
     UNIQUE (direction, receiver, dedup_key)
 );
 CREATE INDEX relay_queue_chat_idx ON relay_queue (receiver, chat_jid, seq);

@@ -1,0 +1,175 @@
+package portal
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/types"
+	"google.golang.org/protobuf/proto"
+
+	"codeberg.org/causeway/causeway/archive"
+	"codeberg.org/causeway/causeway/database"
+	"codeberg.org/causeway/causeway/msgconv"
+)
+
+// Archiver is the records archive as portals use it. Appends are durable when they return.
+type Archiver interface {
+	Append(ctx context.Context, e *archive.Entry) (archive.Appended, error)
+	PutMedia(ctx context.Context, r io.Reader) (string, int64, error)
+}
+
+// archiveItem records an item once, before it is relayed; the queue row remembers that it
+// was recorded, so retries during a homeserver outage do not record it again.
+func (p *Portal) archiveItem(ctx context.Context, item *database.QueueItem, build func() ([]*archive.Entry, error)) error {
+	a := p.m.deps.Archive
+	if a == nil || item.Archived {
+		return nil
+	}
+	entries, err := build()
+	if err != nil {
+		return err
+	}
+	for _, entry := range entries {
+		if _, err := a.Append(ctx, entry); err != nil {
+			return fmt.Errorf("failed to archive: %w", err)
+		}
+	}
+	item.Archived = true
+	return p.m.deps.DB.Queue.MarkArchived(ctx, item.Seq)
+}
+
+// waEntry is the archive entry of a WhatsApp message, with its media already stored.
+func (p *Portal) waEntry(ctx context.Context, info *types.MessageInfo, rawMsg []byte, res *msgconv.ToMatrixResult, media [][]byte) ([]*archive.Entry, error) {
+	e := &archive.Entry{
+		Account:    string(p.row.Receiver),
+		Chat:       p.row.ChatJID,
+		ChatName:   p.row.Name,
+		MessageID:  info.ID,
+		Sender:     senderKey(info),
+		SenderName: info.PushName,
+		Time:       info.Timestamp,
+	}
+	if res.Target != "" {
+		e.Target = &archive.Target{MessageID: string(res.Target)}
+	}
+	msg := &archive.Message{Proto: rawMsg}
+	if len(res.Events) > 0 {
+		if c, ok := res.Events[0].Content.(*msgconv.MessageContent); ok {
+			msg.Text, msg.Type = c.Body, string(c.MsgType)
+			if c.RelatesTo != nil && c.RelatesTo.InReplyTo != nil {
+				msg.ReplyTo = string(c.RelatesTo.InReplyTo.EventID)
+			}
+		}
+	}
+	for i, t := range res.Media {
+		if i >= len(media) || media[i] == nil {
+			continue
+		}
+		sha, size, err := p.m.deps.Archive.PutMedia(ctx, bytes.NewReader(media[i]))
+		if err != nil {
+			return nil, fmt.Errorf("failed to archive media: %w", err)
+		}
+		msg.Media = append(msg.Media, archive.MediaRef{SHA256: sha, Size: size, MimeType: t.MimeType, FileName: t.FileName})
+	}
+	switch res.Action {
+	case msgconv.ActionMessage, msgconv.ActionPollVote, msgconv.ActionTimer:
+		e.Kind = archive.KindMessage
+		if res.Action == msgconv.ActionTimer {
+			msg.Type = "disappearing_timer"
+		}
+	case msgconv.ActionEdit:
+		e.Kind = archive.KindEdit
+		if len(res.Events) > 0 {
+			if c, ok := res.Events[0].Content.(*msgconv.MessageContent); ok && c.NewContent != nil {
+				msg.Text = c.NewContent.Body
+			}
+		}
+	case msgconv.ActionRevoke:
+		e.Kind = archive.KindRevoke
+	case msgconv.ActionReaction, msgconv.ActionReactionRemove:
+		e.Kind = archive.KindReaction
+		if res.Action == msgconv.ActionReaction && len(res.Events) > 0 {
+			if rc, ok := res.Events[0].Content.(*msgconv.ReactionContent); ok {
+				e.Reaction = rc.RelatesTo.Key
+			}
+		}
+	default:
+		return nil, nil // protocol housekeeping (key shares, sync notices): no content, and secrets
+	}
+	e.Message = msg
+	return []*archive.Entry{e}, nil
+}
+
+// outboundEntry records a Matrix event about to be sent to WhatsApp.
+func (p *Portal) outboundEntry(env *MatrixEnvelope, evt *msgconv.MatrixEvent, msgID types.MessageID, msg *waE2E.Message) ([]*archive.Entry, error) {
+	var rawMsg []byte
+	if msg != nil {
+		var err error
+		if rawMsg, err = proto.Marshal(msg); err != nil {
+			return nil, fmt.Errorf("failed to serialize the outgoing message: %w", err)
+		}
+	}
+	return []*archive.Entry{{
+		Kind: archive.KindOutboundSend, Account: string(p.row.Receiver), Chat: p.row.ChatJID, ChatName: p.row.Name,
+		MessageID: msgID, Sender: string(env.Sender), Time: time.UnixMilli(evt.Timestamp),
+		Message: &archive.Message{Proto: rawMsg, Text: evt.Content.Body, Type: string(evt.Content.MsgType)},
+		Outbound: &archive.Outbound{Status: "attempted", MatrixEventID: string(env.ID), MatrixRoomID: string(env.RoomID),
+			MatrixSender: string(env.Sender)},
+	}}, nil
+}
+
+// groupEntries records a group change: one entry per kind of change.
+func (p *Portal) groupEntries(change *GroupChange) []*archive.Entry {
+	base := archive.Entry{Account: string(p.row.Receiver), Chat: p.row.ChatJID, ChatName: p.row.Name,
+		Sender: change.Sender.String(), Time: change.Timestamp}
+	var out []*archive.Entry
+	add := func(kind archive.Kind, g *archive.GroupChange) {
+		e := base
+		e.Kind, e.Group = kind, g
+		out = append(out, &e)
+	}
+	if change.Name != nil {
+		add(archive.KindGroupSubject, &archive.GroupChange{Subject: *change.Name})
+	}
+	if change.Topic != nil {
+		add(archive.KindGroupSubject, &archive.GroupChange{Action: "description", Subject: *change.Topic})
+	}
+	for _, m := range []struct {
+		action string
+		jids   []types.JID
+	}{{"join", change.Join}, {"leave", change.Leave}, {"promote", change.Promote}, {"demote", change.Demote}} {
+		if len(m.jids) == 0 {
+			continue
+		}
+		parts := make([]string, len(m.jids))
+		for i, j := range m.jids {
+			parts[i] = j.String()
+		}
+		add(archive.KindGroupMembership, &archive.GroupChange{Action: m.action, Participants: parts})
+	}
+	return out
+}
+
+// archiveOutboundResult records how a send ended. It is best effort: the attempt is already
+// recorded, and a missing result shows as an attempt without an outcome.
+func (p *Portal) archiveOutboundResult(ctx context.Context, env *MatrixEnvelope, msgID types.MessageID, sendErr error) {
+	a := p.m.deps.Archive
+	if a == nil {
+		return
+	}
+	out := &archive.Outbound{Status: "sent", MatrixEventID: string(env.ID), MatrixRoomID: string(env.RoomID), MatrixSender: string(env.Sender)}
+	if sendErr != nil {
+		out.Status, out.Error = "failed", sendErr.Error()
+	}
+	_, err := a.Append(ctx, &archive.Entry{
+		Kind: archive.KindOutboundResult, Account: string(p.row.Receiver), Chat: p.row.ChatJID,
+		MessageID: msgID, Target: &archive.Target{MessageID: msgID}, Time: time.Now(), Outbound: out,
+	})
+	if err != nil {
+		p.log.Err(err).Msg("Failed to archive a send result")
+	}
+}
