@@ -33,6 +33,7 @@ var subcommands = map[string]struct {
 	run     func(args []string, stdout, stderr io.Writer) int
 }{
 	"archive": {"inspect, verify, export and manage the records archive", runArchive},
+	"demo":    {"try Causeway locally: simulated WhatsApp, a local Dendrite, a scripted conversation", runDemo},
 }
 
 func main() {

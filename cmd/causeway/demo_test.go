@@ -1,0 +1,75 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDemoArguments(t *testing.T) {
+	occupied := t.TempDir()
+	if err := os.WriteFile(filepath.Join(occupied, "config.yaml"), []byte("# an earlier demo\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStderr string
+	}{
+		{"help", []string{"demo", "--help"}, 0, "Usage: causeway demo"},
+		{"stray argument", []string{"demo", "now"}, exitUsage, `unexpected argument "now"`},
+		{"unknown flag", []string{"demo", "--config", "x.yaml"}, exitUsage, "flag provided but not defined"},
+		{"data dir of an earlier demo", []string{"demo", "--once", "--data", occupied}, exitFailure, "already holds a demo"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(tt.args, &stdout, &stderr); code != tt.wantCode || !strings.Contains(stderr.String(), tt.wantStderr) {
+				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr.String(), tt.wantCode, tt.wantStderr)
+			}
+		})
+	}
+}
+
+// TestDemoOnceThenArchiveVerify is the newcomer's path: `causeway demo --once --data DIR`
+// plays the whole scenario against real Dendrite and simulated phones, and the archive it
+// leaves passes `causeway archive verify -c DIR/config.yaml` from another directory.
+func TestDemoOnceThenArchiveVerify(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs Dendrite")
+	}
+	dir := filepath.Join(t.TempDir(), "demo")
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"demo", "--once", "--data", dir}, &stdout, &stderr)
+	t.Logf("demo output:\n%s", stdout.String())
+	if code != 0 {
+		t.Fatalf("demo --once exited %d: %s", code, stderr.String())
+	}
+	for _, want := range []string{"Every step was verified", "@demo:localhost", "password    demo-", "homeserver  http://127.0.0.1:"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("demo output lacks %q", want)
+		}
+	}
+	if strings.Contains(stdout.String(), "FAILED") {
+		t.Errorf("demo output reports a failure")
+	}
+	for _, name := range []string{"config.yaml", "registration.yaml", "causeway.log", "causeway.db", "archive/keys/archive-signing.pub"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Errorf("the data directory lacks %s: %v", name, err)
+		}
+	}
+
+	// The config's paths must not depend on the directory the demo ran in.
+	t.Chdir(t.TempDir())
+	stdout.Reset()
+	stderr.Reset()
+	if code := run([]string{"archive", "verify", "-c", filepath.Join(dir, "config.yaml")}, &stdout, &stderr); code != 0 {
+		t.Fatalf("archive verify exited %d:\n%s%s", code, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "OK") || !strings.Contains(stdout.String(), "media blob") {
+		t.Errorf("archive verify output:\n%s", stdout.String())
+	}
+}

@@ -1,0 +1,176 @@
+package demo
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"maunium.net/go/mautrix/id"
+
+	"codeberg.org/causeway/causeway/bridge"
+	"codeberg.org/causeway/causeway/internal/devserver"
+	"codeberg.org/causeway/causeway/wasim"
+)
+
+// Options configure one demo run.
+type Options struct {
+	// DataDir keeps everything the demo writes; empty means a temporary directory that is
+	// removed at the end.
+	DataDir string
+	// Once ends the demo after the scenario instead of waiting for ctx to end.
+	Once bool
+	// Out receives the story of the demo, line by line.
+	Out io.Writer
+}
+
+// demoUser is the Matrix user the demo creates for the newcomer.
+const demoUser = "demo"
+
+// Run plays the demo. It returns nil only if every step of the scenario was verified on
+// the other side; with Once unset it then waits until ctx ends.
+func Run(ctx context.Context, opts Options) (err error) {
+	p := newPrinter(opts.Out)
+	dir := opts.DataDir
+	if dir == "" {
+		if dir, err = devserver.TempDir("causeway-demo-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+	}
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("failed to resolve the data directory: %w", err)
+	}
+	p.Linef("Causeway demo: everything runs on this machine, in %s", dir)
+	mxid := id.NewUserID(demoUser, "localhost")
+	e, err := startEnv(ctx, dir, envOptions{Archive: true, Users: []string{string(mxid)}}, p)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+
+	p.Linef("Starting the bridge (its log: %s)", filepath.Join(dir, logFile))
+	br, err := bridge.New(e.cfg, e.log, bridge.Options{ConfigureWhatsApp: e.sim.ConfigureClient, WhatsAppHTTP: e.sim.HTTPClient()})
+	if err != nil {
+		return err
+	}
+	if err := br.Start(ctx); err != nil {
+		return fmt.Errorf("failed to start the bridge: %w", err)
+	}
+	defer func() {
+		p.Linef("Stopping the bridge")
+		err = errors.Join(err, br.Stop(context.Background()))
+	}()
+
+	mx, err := newDemoUser(ctx, e)
+	if err != nil {
+		return err
+	}
+	p.Linef("Created the Matrix user %s (password %s) and opened a direct chat with the bridge bot %s", mx.cli.UserID, mx.password, mx.bot)
+	if err := mx.openManagementRoom(ctx); err != nil {
+		return err
+	}
+	s, err := newScenario(ctx, e, mx)
+	if err != nil {
+		return err
+	}
+	if err := loginWithQR(ctx, p, mx, s.me); err != nil {
+		return err
+	}
+	scenarioErr := s.run(ctx, p)
+	printHowToLook(p, e, mx, scenarioErr)
+	if scenarioErr != nil || opts.Once {
+		return scenarioErr
+	}
+	p.Linef("The demo keeps running; press Ctrl-C to stop it")
+	<-ctx.Done()
+	return nil
+}
+
+// newDemoUser registers the newcomer's Matrix account through the homeserver's shared
+// secret, with a password they can type into any client.
+func newDemoUser(ctx context.Context, e *env) (*mxUser, error) {
+	buf := make([]byte, 6)
+	_, _ = rand.Read(buf)
+	password := "demo-" + hex.EncodeToString(buf)
+	cli, err := e.hs.RegisterUser(ctx, demoUser, password, false)
+	if err != nil {
+		return nil, err
+	}
+	return &mxUser{cli: cli, password: password, bot: e.cfg.BotUserID()}, nil
+}
+
+// newScenario creates the WhatsApp accounts of the story, each with a simulated phone.
+func newScenario(ctx context.Context, e *env, mx *mxUser) (*scenario, error) {
+	s := &scenario{cfg: e.cfg, sim: e.sim, mx: mx}
+	for _, pp := range []struct {
+		who   person
+		phone **wasim.Phone
+	}{{you, &s.me}, {anna, &s.anna}, {ben, &s.ben}, {clara, &s.clara}} {
+		phone, err := e.sim.NewPhone(ctx, e.sim.CreateAccount(pp.who.number, pp.who.pushName))
+		if err != nil {
+			return nil, fmt.Errorf("failed to start the simulated phone of %s: %w", pp.who.pushName, err)
+		}
+		*pp.phone = phone
+	}
+	return s, nil
+}
+
+// loginWithQR links the bridge to the demo user's WhatsApp account the way a person does:
+// `login` in the management room, and the phone scans the QR code the bot shows.
+func loginWithQR(ctx context.Context, p *printer, mx *mxUser, phone *wasim.Phone) error {
+	p.Linef("Logging the bridge in to WhatsApp as +%s: sending `login` to the bot", phone.JID().User)
+	body, err := mx.command(ctx, "login", "QR code: ")
+	if err != nil {
+		return err
+	}
+	code := strings.TrimSpace(body[strings.Index(body, "QR code: ")+len("QR code: "):])
+	p.Linef("The bot shows a QR code; the simulated phone of +%s scans it", phone.JID().User)
+	started := time.Now()
+	if err := phone.ScanQR(ctx, code); err != nil {
+		return err
+	}
+	done, err := mx.waitBot(ctx, started, "Successfully logged in")
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(done, "+"+phone.JID().User) {
+		return fmt.Errorf("the bot reports a login, but not as +%s: %q", phone.JID().User, done)
+	}
+	p.Linef("      ok: the bot says %q", firstLine(done))
+	return nil
+}
+
+func printHowToLook(p *printer, e *env, mx *mxUser, scenarioErr error) {
+	verdict := "Every step was verified on the other side."
+	if scenarioErr != nil {
+		verdict = "The scenario FAILED: " + scenarioErr.Error()
+	}
+	p.Block("",
+		verdict,
+		"",
+		"Look for yourself with any Matrix client (Element: \"Sign in\", edit the homeserver):",
+		"  homeserver  "+e.hs.URL,
+		"  user        "+string(mx.cli.UserID)+"   (or just \""+demoUser+"\")",
+		"  password    "+mx.password,
+		"",
+		"Data directory: "+e.dir,
+		"  config      "+e.cfgPath,
+		"  bridge log  "+filepath.Join(e.dir, logFile),
+		"  Dendrite    "+filepath.Join(e.dir, dendriteDir),
+		"Check the records archive once the demo has stopped:",
+		"  causeway archive verify -c "+e.cfgPath,
+		"")
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}

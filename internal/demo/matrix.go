@@ -1,0 +1,181 @@
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"codeberg.org/causeway/causeway/wasim"
+)
+
+// stepTimeout bounds how long any one check waits for the other side.
+const stepTimeout = 90 * time.Second
+
+// mxUser is the demo's Matrix user as their client sees things.
+type mxUser struct {
+	cli      *mautrix.Client
+	password string
+	bot      id.UserID
+	mgmt     id.RoomID
+	since    string
+}
+
+// poll calls check until it reports done, fails, or ctx ends.
+func poll(ctx context.Context, what string, check func() (bool, error)) error {
+	for {
+		done, err := check()
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("gave up waiting for %s: %w", what, ctx.Err())
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// openManagementRoom creates a direct chat with the bot and waits for its greeting.
+func (u *mxUser) openManagementRoom(ctx context.Context) error {
+	start := time.Now()
+	resp, err := u.cli.CreateRoom(ctx, &mautrix.ReqCreateRoom{
+		Invite: []id.UserID{u.bot}, IsDirect: true, Preset: "trusted_private_chat",
+	})
+	if err != nil {
+		return fmt.Errorf("failed to create the management room: %w", err)
+	}
+	u.mgmt = resp.RoomID
+	_, err = u.waitBot(ctx, start, "management room")
+	return err
+}
+
+// command sends a command to the bot and returns its first answer containing want.
+func (u *mxUser) command(ctx context.Context, cmd, want string) (string, error) {
+	sent := time.Now()
+	if _, err := u.cli.SendText(ctx, u.mgmt, cmd); err != nil {
+		return "", fmt.Errorf("failed to send %q to the bot: %w", cmd, err)
+	}
+	return u.waitBot(ctx, sent, want)
+}
+
+// waitBot waits until the bot has said something containing want in the management room
+// since after.
+func (u *mxUser) waitBot(ctx context.Context, after time.Time, want string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	var body string
+	err := poll(ctx, fmt.Sprintf("the bot to say %q", want), func() (bool, error) {
+		evt, err := u.findEvent(ctx, u.mgmt, u.bot, func(e *event.Event) bool {
+			return e.Type == event.EventMessage && !time.UnixMilli(e.Timestamp).Before(after.Add(-time.Second)) &&
+				strings.Contains(e.Content.AsMessage().Body, want)
+		})
+		if evt != nil {
+			body = evt.Content.AsMessage().Body
+		}
+		return evt != nil, err
+	})
+	return body, err
+}
+
+// waitInvite syncs until inviter invites the user to a room, joins it and returns it.
+func (u *mxUser) waitInvite(ctx context.Context, inviter id.UserID) (id.RoomID, error) {
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	for {
+		resp, err := u.cli.SyncRequest(ctx, 5000, u.since, "", false, event.PresenceOnline)
+		if err != nil {
+			return "", fmt.Errorf("waiting for an invite from %s: %w", inviter, err)
+		}
+		u.since = resp.NextBatch
+		for roomID, room := range resp.Rooms.Invite {
+			for _, evt := range room.State.Events {
+				if evt.Type == event.StateMember && evt.Sender == inviter {
+					if _, err := u.cli.JoinRoomByID(ctx, roomID); err != nil {
+						return "", fmt.Errorf("failed to join %s: %w", roomID, err)
+					}
+					return roomID, nil
+				}
+			}
+		}
+	}
+}
+
+// waitEvent waits until sender has sent an event matching match to the room.
+func (u *mxUser) waitEvent(ctx context.Context, room id.RoomID, sender id.UserID, what string, match func(*event.Event) bool) (*event.Event, error) {
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	var found *event.Event
+	err := poll(ctx, what, func() (bool, error) {
+		var err error
+		found, err = u.findEvent(ctx, room, sender, match)
+		return found != nil, err
+	})
+	return found, err
+}
+
+// findEvent looks through the room's latest events. Transient errors count as not found:
+// the caller polls again.
+func (u *mxUser) findEvent(ctx context.Context, room id.RoomID, sender id.UserID, match func(*event.Event) bool) (*event.Event, error) {
+	resp, err := u.cli.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 100)
+	if err != nil {
+		return nil, nil
+	}
+	for _, evt := range resp.Chunk {
+		if evt.Sender != sender {
+			continue
+		}
+		_ = evt.Content.ParseRaw(evt.Type)
+		if match(evt) {
+			return evt, nil
+		}
+	}
+	return nil, nil
+}
+
+// waitRedacted waits until the event has been redacted.
+func (u *mxUser) waitRedacted(ctx context.Context, room id.RoomID, evtID id.EventID) error {
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	return poll(ctx, "the redaction of "+string(evtID), func() (bool, error) {
+		got, err := u.cli.GetEvent(ctx, room, evtID)
+		return err == nil && got.Unsigned.RedactedBecause != nil, nil
+	})
+}
+
+// rawContent is an event's content as plain JSON values, for checking relations.
+func rawContent(evt *event.Event) map[string]any {
+	var m map[string]any
+	_ = json.Unmarshal(evt.Content.VeryRaw, &m)
+	return m
+}
+
+func relatesTo(evt *event.Event) map[string]any {
+	rel, _ := rawContent(evt)["m.relates_to"].(map[string]any)
+	return rel
+}
+
+func isText(body string) func(*event.Event) bool {
+	return func(e *event.Event) bool {
+		return e.Type == event.EventMessage && e.Content.AsMessage().Body == body
+	}
+}
+
+// waitWA waits until a phone receives a WhatsApp event matching match.
+func waitWA[T any](ctx context.Context, phone *wasim.Phone, what string, match func(T) bool) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
+	defer cancel()
+	got, err := wasim.WaitFor(ctx, phone.Events, match)
+	if err != nil {
+		return got, fmt.Errorf("%s never reached +%s on WhatsApp: %w", what, phone.JID().User, err)
+	}
+	return got, nil
+}
