@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"syscall"
 
@@ -13,12 +14,18 @@ import (
 )
 
 const demoUsageText = `Usage: causeway demo [--once] [--data DIR]
+       causeway demo --bench [--archive=false] [--chats N] [--per-chat N] [--cpuprofile FILE] [--data DIR]
 
 Runs Causeway on this machine with nothing else installed: a simulated WhatsApp network, a
 local Dendrite homeserver (built from the Go module proxy on first use) and the bridge. It
 logs a Matrix user in to WhatsApp with a simulated phone, plays a scripted conversation in
 a direct chat and a group, checks every step on the other side, and prints how to look at
 the result with any Matrix client. Without --once it keeps running until Ctrl-C.
+
+--bench runs the relay benchmark instead: after a warm-up that creates every room, N
+contacts send N messages each through a bridge running in its own process into Dendrite
+(on tmpfs unless --data), and it reports messages/s, p50/p99 latency, and the CPU time
+per message of the bridge process and of Dendrite.
 
 Options:
 `
@@ -34,6 +41,16 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, demoUsageText)
 		fs.PrintDefaults()
 	}
+	bench := fs.Bool("bench", false, "run the relay benchmark instead of the scenario")
+	withArchive := fs.Bool("archive", true, "with --bench: the records archive on or off")
+	chats := fs.Int("chats", 20, "with --bench: contacts, each in their own chat")
+	perChat := fs.Int("per-chat", 100, "with --bench: plain texts each contact sends")
+	cpuProfile := fs.String("cpuprofile", "", "with --bench: write the bridge process's CPU profile of the burst to `FILE`")
+	// The benchmark's bridge process: not for people, so not in the usage. It exists only
+	// under `demo`, and only trusts a simulator the benchmark described in its data dir.
+	if len(args) >= 2 && args[0] == "--bench-bridge" {
+		return runBenchBridge(args[1], args[2:], stderr)
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -46,8 +63,45 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *bench {
+		if *chats < 1 || *perChat < 1 {
+			fmt.Fprintln(stderr, "causeway demo: --chats and --per-chat must be at least 1")
+			return exitUsage
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			fmt.Fprintf(stderr, "causeway demo: cannot find my own binary to run the bridge: %v\n", err)
+			return exitFailure
+		}
+		_, err = demo.RunBench(ctx, demo.BenchOptions{
+			DataDir: *data, Archive: *withArchive, Chats: *chats, PerChat: *perChat,
+			CPUProfile: *cpuProfile, Executable: exe, Out: stdout,
+		})
+		if err != nil {
+			fmt.Fprintf(stderr, "causeway demo --bench: %v\n", err)
+			return exitFailure
+		}
+		return 0
+	}
 	if err := demo.Run(ctx, demo.Options{DataDir: *data, Once: *once, Out: stdout}); err != nil {
 		fmt.Fprintf(stderr, "causeway demo: %v\n", err)
+		return exitFailure
+	}
+	return 0
+}
+
+// runBenchBridge is the bridge process of `causeway demo --bench`.
+func runBenchBridge(dir string, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("causeway demo --bench-bridge", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cpuProfile := fs.String("cpuprofile", "", "CPU profile between SIGUSR1 and SIGUSR2")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := demo.RunBridgeChild(ctx, demo.BridgeChildOptions{Dir: dir, CPUProfile: *cpuProfile}); err != nil {
+		fmt.Fprintf(stderr, "causeway demo --bench-bridge: %v\n", err)
 		return exitFailure
 	}
 	return 0

@@ -69,7 +69,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		err = errors.Join(err, br.Stop(context.Background()))
 	}()
 
-	mx, err := newDemoUser(ctx, e)
+	mx, err := newMatrixUser(ctx, e, demoUser)
 	if err != nil {
 		return err
 	}
@@ -94,13 +94,13 @@ func Run(ctx context.Context, opts Options) (err error) {
 	return nil
 }
 
-// newDemoUser registers the newcomer's Matrix account through the homeserver's shared
-// secret, with a password they can type into any client.
-func newDemoUser(ctx context.Context, e *env) (*mxUser, error) {
+// newMatrixUser registers a Matrix account through the homeserver's shared secret, with a
+// password a person can type into any client.
+func newMatrixUser(ctx context.Context, e *env, localpart string) (*mxUser, error) {
 	buf := make([]byte, 6)
 	_, _ = rand.Read(buf)
-	password := "demo-" + hex.EncodeToString(buf)
-	cli, err := e.hs.RegisterUser(ctx, demoUser, password, false)
+	password := localpart + "-" + hex.EncodeToString(buf)
+	cli, err := e.hs.RegisterUser(ctx, localpart, password, false)
 	if err != nil {
 		return nil, err
 	}

@@ -7,6 +7,7 @@
 package demo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -49,6 +50,8 @@ type envOptions struct {
 	Archive bool
 	// Users are the Matrix users the bridge lets log in.
 	Users []string
+	// LogLevel of the bridge; the demo logs everything, the benchmark what production logs.
+	LogLevel string
 }
 
 // startEnv creates dir's contents, starts the simulator and Dendrite and writes the bridge
@@ -128,7 +131,7 @@ func bridgeConfig(dir string, hsPort, asPort int, opts envOptions) (*config.Conf
 	for _, u := range opts.Users {
 		cfg.Permissions[u] = "records"
 	}
-	cfg.Logging.Level = "debug"
+	cfg.Logging.Level = cmp.Or(opts.LogLevel, "debug")
 	cfg.Logging.Format = "json"
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("the generated config is invalid: %w", err)

@@ -24,6 +24,8 @@ type mxUser struct {
 	bot      id.UserID
 	mgmt     id.RoomID
 	since    string
+	rooms    []id.RoomID             // the portals joined so far
+	invites  map[id.RoomID]id.UserID // pending invites by inviter
 }
 
 // poll calls check until it reports done, fails, or ctx ends.
@@ -88,28 +90,43 @@ func (u *mxUser) waitBot(ctx context.Context, after time.Time, want string) (str
 
 // waitInvite syncs until inviter invites the user to a room, joins it and returns it.
 func (u *mxUser) waitInvite(ctx context.Context, inviter id.UserID) (id.RoomID, error) {
+	return u.waitInviteFrom(ctx, map[id.UserID]bool{inviter: true})
+}
+
+// waitInviteFrom syncs until one of the inviters invites the user to a room, joins it and
+// returns it. Invites from others that arrive meanwhile are kept for later calls.
+func (u *mxUser) waitInviteFrom(ctx context.Context, inviters map[id.UserID]bool) (id.RoomID, error) {
 	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
 	for {
+		for roomID, inviter := range u.invites {
+			if inviters[inviter] {
+				delete(u.invites, roomID)
+				if _, err := u.cli.JoinRoomByID(ctx, roomID); err != nil {
+					return "", fmt.Errorf("failed to join %s: %w", roomID, err)
+				}
+				return roomID, nil
+			}
+		}
 		resp, err := u.cli.SyncRequest(ctx, 5000, u.since, "", false, event.PresenceOnline)
 		if err != nil {
-			return "", fmt.Errorf("waiting for an invite from %s: %w", inviter, err)
+			return "", fmt.Errorf("waiting for an invite: %w", err)
 		}
 		u.since = resp.NextBatch
 		for roomID, room := range resp.Rooms.Invite {
 			for _, evt := range room.State.Events {
-				if evt.Type == event.StateMember && evt.Sender == inviter {
-					if _, err := u.cli.JoinRoomByID(ctx, roomID); err != nil {
-						return "", fmt.Errorf("failed to join %s: %w", roomID, err)
+				if evt.Type == event.StateMember && evt.GetStateKey() == string(u.cli.UserID) {
+					if u.invites == nil {
+						u.invites = map[id.RoomID]id.UserID{}
 					}
-					return roomID, nil
+					u.invites[roomID] = evt.Sender
 				}
 			}
 		}
 	}
 }
 
-// waitEvent waits until sender has sent an event matching match to the room.
+// waitEvent waits until sender (anyone if empty) has sent an event matching match to the room.
 func (u *mxUser) waitEvent(ctx context.Context, room id.RoomID, sender id.UserID, what string, match func(*event.Event) bool) (*event.Event, error) {
 	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
 	defer cancel()
@@ -130,7 +147,7 @@ func (u *mxUser) findEvent(ctx context.Context, room id.RoomID, sender id.UserID
 		return nil, nil
 	}
 	for _, evt := range resp.Chunk {
-		if evt.Sender != sender {
+		if sender != "" && evt.Sender != sender {
 			continue
 		}
 		_ = evt.Content.ParseRaw(evt.Type)
