@@ -133,14 +133,23 @@ func profileOnSignal(path string, log zerolog.Logger) (stop func()) {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGUSR1, syscall.SIGUSR2)
 	done := make(chan struct{})
+	finished := make(chan struct{})
 	go func() {
+		defer close(finished)
 		var f *os.File
+		end := func() {
+			pprof.StopCPUProfile()
+			if err := f.Close(); err != nil {
+				log.Err(err).Msg("Cannot write the CPU profile")
+			}
+			log.Info().Str("path", path).Msg("CPU profile written")
+			f = nil
+		}
 		for {
 			select {
 			case <-done:
 				if f != nil {
-					pprof.StopCPUProfile()
-					f.Close()
+					end()
 				}
 				return
 			case sig := <-sigs:
@@ -155,11 +164,11 @@ func profileOnSignal(path string, log zerolog.Logger) (stop func()) {
 						log.Err(err).Msg("Cannot start the CPU profile")
 						f.Close()
 						f = nil
+						continue
 					}
+					log.Info().Str("path", path).Msg("CPU profile started")
 				case sig == syscall.SIGUSR2 && f != nil:
-					pprof.StopCPUProfile()
-					f.Close()
-					f = nil
+					end()
 				}
 			}
 		}
@@ -167,5 +176,6 @@ func profileOnSignal(path string, log zerolog.Logger) (stop func()) {
 	return func() {
 		signal.Stop(sigs)
 		close(done)
+		<-finished
 	}
 }
