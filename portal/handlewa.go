@@ -42,9 +42,13 @@ func NewWAMessageItem(info *types.MessageInfo, msg *waE2E.Message) (*database.Qu
 	if err != nil {
 		return nil, fmt.Errorf("failed to encode message %s: %w", info.ID, err)
 	}
+	// The content hash is part of the key because whatsmeow dispatches two events with one
+	// ID for a group message that carries a sender key: the key alone, then the content. A
+	// key on the ID alone would drop the content as a duplicate of the key.
+	sum := sha256.Sum256(raw)
 	return &database.QueueItem{
 		Direction: database.ToMatrix,
-		DedupKey:  "msg:" + info.Sender.ToNonAD().String() + ":" + info.ID,
+		DedupKey:  "msg:" + info.Sender.ToNonAD().String() + ":" + info.ID + ":" + base64.RawURLEncoding.EncodeToString(sum[:9]),
 		Kind:      KindWAMessage,
 		Payload:   payload,
 		QueuedAt:  info.Timestamp,

@@ -86,6 +86,9 @@ func nextBackoff(prev time.Duration) time.Duration {
 
 const maxBackoff = 30 * time.Second
 
+// itemTimeout bounds one attempt at one item.
+const itemTimeout = 2 * time.Minute
+
 // backoffFor is the wait before attempt n+1 of an item that failed n times.
 func backoffFor(attempts int) time.Duration {
 	d := 500 * time.Millisecond
@@ -99,6 +102,10 @@ func backoffFor(attempts int) time.Duration {
 // how long to wait before trying again.
 func (p *Portal) process(ctx context.Context, item *database.QueueItem) (done bool, retryIn time.Duration) {
 	log := p.log.With().Int64("queue_seq", item.Seq).Str("kind", item.Kind).Int("attempt", item.Attempts+1).Logger()
+	// A shutdown lets the item in hand finish rather than cut it off between the archive
+	// and the relay; the bound keeps a hung homeserver from holding shutdown forever.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), itemTimeout)
+	defer cancel()
 	ctx = log.WithContext(ctx)
 	start := time.Now()
 	var err error

@@ -22,6 +22,11 @@ func (p *Portal) resolver(wa WhatsApp) *resolver { return &resolver{p: p, wa: wa
 var _ msgconv.Resolver = (*resolver)(nil)
 
 func (r *resolver) UserByJID(ctx context.Context, jid types.JID) (msgconv.User, error) {
+	if r.isMe(jid) {
+		// The logged-in account is the Matrix user themself, not a ghost: mentions of them
+		// must ping them.
+		return msgconv.User{MXID: r.p.row.Receiver, Name: string(r.p.row.Receiver)}, nil
+	}
 	if jid.Server == types.HiddenUserServer {
 		// A LID we cannot map would mint a second ghost for a known contact; the caller
 		// falls back to plain text instead.

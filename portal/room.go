@@ -47,6 +47,9 @@ func (p *Portal) ensureRoom(ctx context.Context) error {
 		}
 		p.row.Name, p.row.Topic = info.Name, info.Topic
 		req.Name, req.Topic = info.Name, info.Topic
+		// The receiver may manage the room; WhatsApp decides whether they may manage the
+		// group, and a refusal is reported in the room.
+		req.PowerLevelOverride.Users[receiver] = powerModerator
 		own := wa.OwnJID()
 		admins = map[types.JID]bool{}
 		for _, part := range info.Participants {
