@@ -144,32 +144,3 @@ func (b *Bridge) markReadOnWhatsApp(ctx context.Context, p *portal.Portal, wa po
 		b.log.Warn().Err(err).Msg("Failed to send a read receipt to WhatsApp")
 	}
 }
-
-// markReadOnMatrix moves a contact's read marker to the newest of the messages they read.
-func (b *Bridge) markReadOnMatrix(ctx context.Context, p *portal.Portal, reader types.JID, ids []types.MessageID) {
-	var latest id.EventID
-	var latestTS time.Time
-	for _, msgID := range ids {
-		m, err := b.db.Messages.GetPart(ctx, p.Key(), msgID, "")
-		if err != nil || m == nil {
-			continue
-		}
-		if latest == "" || m.Timestamp.After(latestTS) {
-			latest, latestTS = m.MXID, m.Timestamp
-		}
-	}
-	if latest == "" {
-		return
-	}
-	pup, err := b.puppets.Get(ctx, reader)
-	if err != nil {
-		return
-	}
-	intent := b.puppets.Intent(pup)
-	if err := intent.EnsureJoined(ctx, p.RoomID()); err != nil {
-		return
-	}
-	if err := intent.MarkRead(ctx, p.RoomID(), latest); err != nil {
-		b.log.Debug().Err(err).Msg("Failed to relay a read receipt to Matrix")
-	}
-}

@@ -171,22 +171,23 @@ func ptrJID(jid *types.JID) types.JID {
 }
 
 func (u *User) handleReceipt(ctx context.Context, evt *events.Receipt) {
-	if evt.Type != types.ReceiptTypeRead && evt.Type != types.ReceiptTypeReadSelf {
+	if evt.Type != types.ReceiptTypeRead || evt.IsFromMe {
+		// Delivery receipts change nothing on Matrix, and the user's own reads on the phone
+		// cannot be shown as the Matrix user's.
 		return
 	}
 	p, err := u.b.portals.Get(ctx, u.portalKey(ctx, evt.Chat), evt.IsGroup)
-	if err != nil || p.RoomID() == "" {
+	if err != nil {
+		u.log.Err(err).Msg("Failed to load the portal of a receipt")
 		return
 	}
-	reader := evt.Sender
-	if evt.IsFromMe {
-		u.mu.Lock()
-		if u.client != nil && u.client.Store.ID != nil {
-			reader = u.client.Store.ID.ToNonAD()
-		}
-		u.mu.Unlock()
+	item, err := portal.NewReadReceiptItem(&portal.ReadReceipt{Reader: evt.Sender.ToNonAD(), MessageIDs: evt.MessageIDs, Timestamp: evt.Timestamp})
+	if err == nil {
+		err = p.Enqueue(ctx, item)
 	}
-	u.b.markReadOnMatrix(ctx, p, reader, evt.MessageIDs)
+	if err != nil {
+		u.log.Err(err).Msg("Failed to queue a read receipt")
+	}
 }
 
 func (u *User) handleChatPresence(ctx context.Context, evt *events.ChatPresence) {

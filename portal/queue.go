@@ -121,6 +121,8 @@ func (p *Portal) process(ctx context.Context, item *database.QueueItem) (done bo
 			err = p.handleWAMessage(ctx, item)
 		case KindWAGroupEvent:
 			err = p.handleWAGroupEvent(ctx, item)
+		case KindWAReceipt:
+			err = p.handleWAReceipt(ctx, item)
 		case KindMatrixEvent:
 			err = p.handleMatrixEvent(ctx, item)
 		default:
