@@ -142,4 +142,3 @@ func TestGroupBothWays(t *testing.T) {
 		}
 	})
 }
-
