@@ -137,6 +137,12 @@ func startBridge(t *testing.T, cfg *config.Config) *bridge.Bridge {
 	return startBridgeWith(t, cfg, bridge.Options{})
 }
 
+// lastBridge is the bridge the last startBridgeWith started, for tests that restart it.
+var lastBridge struct {
+	cfg *config.Config
+	br  *bridge.Bridge
+}
+
 func startBridgeWith(t *testing.T, cfg *config.Config, opts bridge.Options) *bridge.Bridge {
 	t.Helper()
 	br, err := bridge.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.TraceLevel), opts)
@@ -149,6 +155,7 @@ func startBridgeWith(t *testing.T, cfg *config.Config, opts bridge.Options) *bri
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = br.Stop(context.Background()) })
+	lastBridge.cfg, lastBridge.br = cfg, br
 	return br
 }
 
