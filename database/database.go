@@ -58,7 +58,7 @@ func Open(ctx context.Context, cfg config.Database, log zerolog.Logger) (*Databa
 	if err != nil {
 		return nil, err
 	}
-	raw, err := dbutil.NewWithDialect(dsn, driver)
+	raw, err := openDB(driver, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("failed to open %s database: %w", cfg.Type, err)
 	}
@@ -101,6 +101,18 @@ func Open(ctx context.Context, cfg config.Database, log zerolog.Logger) (*Databa
 		return nil, err
 	}
 	return db, nil
+}
+
+// openDB opens the pool: SQLite through the statement cache, PostgreSQL as dbutil does.
+func openDB(driver, dsn string) (*dbutil.Database, error) {
+	if driver != "sqlite" {
+		return dbutil.NewWithDialect(dsn, driver)
+	}
+	rawDB, err := openSQLite(dsn)
+	if err != nil {
+		return nil, err
+	}
+	return dbutil.NewWithDB(rawDB, driver)
 }
 
 func (db *Database) upgrade(ctx context.Context) error {
