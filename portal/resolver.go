@@ -25,7 +25,8 @@ func (r *resolver) UserByJID(ctx context.Context, jid types.JID) (msgconv.User, 
 	if r.isMe(jid) {
 		// The logged-in account is the Matrix user themself, not a ghost: mentions of them
 		// must ping them.
-		return msgconv.User{MXID: r.p.row.Receiver, Name: string(r.p.row.Receiver)}, nil
+		localpart, _, _ := r.p.row.Receiver.Parse()
+		return msgconv.User{MXID: r.p.row.Receiver, Name: localpart}, nil
 	}
 	if jid.Server == types.HiddenUserServer {
 		// A LID we cannot map would mint a second ghost for a known contact; the caller
