@@ -104,6 +104,12 @@ func (b *Bridge) handleRawEvent(ctx context.Context, raw json.RawMessage) error 
 			}
 		}
 	}
+	if env.StateKey == nil && b.isBridgeUser(env.Sender) {
+		// The homeserver echoes every message our ghosts send, one per relayed WhatsApp
+		// message. handleEvent has nothing to do with them: the state store only takes
+		// state events, and commands are never ours. Decoding them fully is wasted work.
+		return nil
+	}
 	var evt event.Event
 	if err := json.Unmarshal(raw, &evt); err != nil {
 		return nil
