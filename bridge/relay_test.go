@@ -2,6 +2,8 @@ package bridge_test
 
 import (
 	"context"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -174,4 +176,35 @@ func TestQRLoginAndDirectMessage(t *testing.T) {
 		t.Errorf("status: %q", status)
 	}
 	_ = types.EmptyJID
+
+	// Metrics count what was relayed; health says the bridge serves.
+	metrics := httpGet(t, cfg.Appservice.Address+"/metrics")
+	for _, want := range []string{
+		`causeway_messages_relayed_total{direction="to_matrix",kind="wa_message"}`,
+		`causeway_messages_relayed_total{direction="to_whatsapp",kind="matrix_event"}`,
+		`causeway_whatsapp_connected{user="@alice_qr:localhost"} 1`,
+		`causeway_relay_queue_depth{direction="to_matrix"}`,
+		`causeway_relay_latency_seconds_bucket`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if health := httpGet(t, cfg.Appservice.Address+"/health"); !strings.Contains(health, `"ok"`) {
+		t.Errorf("/health = %q", health)
+	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, body)
+	}
+	return string(body)
 }
