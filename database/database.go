@@ -38,7 +38,7 @@ type Database struct {
 	// does not build against the dbutil that mautrix needs).
 	WhatsApp *wastore.Container
 	// StateStore caches Matrix room state and ghost registrations for the appservice.
-	StateStore *sqlstatestore.SQLStateStore
+	StateStore *StateStore
 
 	Users     *UserQuery
 	KV        *KVQuery
@@ -87,7 +87,7 @@ func Open(ctx context.Context, cfg config.Database, log zerolog.Logger) (*Databa
 	db.WhatsApp = wastore.New(
 		raw.Child(wastore.VersionTable, wastore.UpgradeTable, dbutil.ZeroLogger(log.With().Str("db_section", "whatsapp_store").Logger())),
 		waLog.Zerolog(log.With().Str("component", "whatsapp_store").Logger()))
-	db.StateStore = sqlstatestore.NewSQLStateStore(raw, dbutil.ZeroLogger(log.With().Str("db_section", "matrix_state").Logger()), true)
+	db.StateStore = newStateStore(sqlstatestore.NewSQLStateStore(raw, dbutil.ZeroLogger(log.With().Str("db_section", "matrix_state").Logger()), true))
 	db.Users = &UserQuery{db: raw}
 	db.KV = &KVQuery{db: raw}
 	db.Puppets = &PuppetQuery{db: raw}
