@@ -129,12 +129,18 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 		if err != nil {
 			return fmt.Errorf("failed to send part %d of %s to Matrix: %w", i, info.ID, err)
 		}
-		if err := p.recordPart(ctx, info, res, part, i, resp.EventID); err != nil {
+		record := func(ctx context.Context) error { return p.recordPart(ctx, info, res, part, i, resp.EventID) }
+		if i == len(res.Events)-1 {
+			// The last write commits with the item's removal from the queue.
+			p.atFinish(record)
+		} else if err := record(ctx); err != nil {
 			return err
 		}
 	}
 	if res.Action == msgconv.ActionReactionRemove {
-		return p.m.deps.DB.Reactions.Delete(ctx, key, string(res.Target), senderKey(info))
+		p.atFinish(func(ctx context.Context) error {
+			return p.m.deps.DB.Reactions.Delete(ctx, key, string(res.Target), senderKey(info))
+		})
 	}
 	return nil
 }

@@ -212,6 +212,10 @@ type Portal struct {
 	roomMu sync.RWMutex
 
 	wake chan struct{}
+
+	// finishWrites are the item in hand's writes that commit with its removal from the
+	// queue (see atFinish). Queue goroutine only.
+	finishWrites []func(context.Context) error
 }
 
 // Key names the portal.

@@ -7,6 +7,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"codeberg.org/causeway/causeway/database"
 )
 
@@ -129,6 +131,11 @@ func (p *Portal) process(ctx context.Context, item *database.QueueItem) (done bo
 			err = permanent(fmt.Errorf("unknown queue item kind %q", item.Kind))
 		}
 	}()
+	if err != nil {
+		// What the handler did before failing is done and must be recorded, or a retry
+		// would do it again.
+		p.runFinishWrites(ctx, log)
+	}
 	obs := p.m.deps.Observer
 	if err == nil {
 		if obs != nil {
@@ -161,10 +168,49 @@ func (p *Portal) process(ctx context.Context, item *database.QueueItem) (done bo
 }
 
 func (p *Portal) finish(ctx context.Context, item *database.QueueItem) (bool, time.Duration) {
-	if err := p.m.deps.DB.Queue.Done(ctx, item.Seq); err != nil {
+	writes := p.finishWrites
+	p.finishWrites = nil
+	var err error
+	if len(writes) == 0 {
+		err = p.m.deps.DB.Queue.Done(ctx, item.Seq)
+	} else {
+		// One commit instead of one per write: the mapping of the message just sent and
+		// the queue item's removal.
+		err = p.m.deps.DB.DoTxn(ctx, nil, func(ctx context.Context) error {
+			for _, w := range writes {
+				if err := w(ctx); err != nil {
+					return err
+				}
+			}
+			return p.m.deps.DB.Queue.Done(ctx, item.Seq)
+		})
+	}
+	if err != nil {
 		// Retrying the item is safe: every handler skips what was already relayed.
 		p.log.Err(err).Int64("queue_seq", item.Seq).Msg("Failed to remove a relayed item")
+		if len(writes) > 0 {
+			p.finishWrites = writes
+			p.runFinishWrites(ctx, p.log)
+		}
 		return false, time.Second
 	}
 	return true, 0
+}
+
+// atFinish leaves a database write of the item in hand to be committed together with the
+// item's removal from the queue. Only the queue goroutine calls it.
+func (p *Portal) atFinish(write func(context.Context) error) {
+	p.finishWrites = append(p.finishWrites, write)
+}
+
+// runFinishWrites carries out the writes left for finish on their own, for an item that
+// is not being removed.
+func (p *Portal) runFinishWrites(ctx context.Context, log zerolog.Logger) {
+	writes := p.finishWrites
+	p.finishWrites = nil
+	for _, w := range writes {
+		if err := w(ctx); err != nil {
+			log.Err(err).Msg("Failed to record what was relayed before the item failed")
+		}
+	}
 }
