@@ -25,10 +25,13 @@ func prefixArgs(user string) (string, int) {
 
 // --- store.IdentityStore ---
 
+// PutIdentity leaves an unchanged key alone: libsignal saves the sender's identity with every
+// prekey message it decrypts, and rewriting the same bytes dirties a page for nothing.
 func (s *deviceStore) PutIdentity(ctx context.Context, address string, key [32]byte) error {
 	return s.exec(ctx, "store identity of "+address, `
 		INSERT INTO wastore_identity (device_jid, address, identity_key) VALUES ($1, $2, $3)
-		ON CONFLICT (device_jid, address) DO UPDATE SET identity_key=excluded.identity_key`,
+		ON CONFLICT (device_jid, address) DO UPDATE SET identity_key=excluded.identity_key
+		WHERE wastore_identity.identity_key <> excluded.identity_key`,
 		address, key[:])
 }
 
