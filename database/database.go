@@ -67,6 +67,13 @@ func Open(ctx context.Context, cfg config.Database, log zerolog.Logger) (*Databa
 		MaxOpenConns: cfg.MaxOpenConns, MaxIdleConns: cfg.MaxIdleConns,
 		ConnMaxIdleTime: cfg.ConnMaxIdleTime, ConnMaxLifetime: cfg.ConnMaxLifetime,
 	}
+	if driver == "sqlite" {
+		// An idle SQLite connection holds no server resources, only memory, and closing
+		// one throws away its prepared statements: with fewer idle than open connections,
+		// a burst over 20 chats opened a fresh connection (pragmas, statement cache and
+		// all) for a good share of its queries. conn_max_idle_time still retires them.
+		pool.MaxIdleConns = pool.MaxOpenConns
+	}
 	if err := raw.Configure(dbutil.Config{PoolConfig: pool}); err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("failed to configure database pool: %w", err)
