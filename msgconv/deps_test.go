@@ -2,6 +2,8 @@ package msgconv
 
 import (
 	"os/exec"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -10,10 +12,11 @@ import (
 // Matrix client or appservice, and no other package of ours. whatsmeow/types and mautrix/id pull in
 // database/sql for their Scanner methods, so database/sql is checked as a direct import only.
 func TestImports(t *testing.T) {
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("go tool not on PATH")
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
 	}
-	out, err := exec.Command("go", "list", "-f", `{{join .Imports "\n"}}`+"\n---\n"+`{{join .Deps "\n"}}`, ".").Output()
+	out, err := exec.Command(goTool, "list", "-f", `{{join .Imports "\n"}}`+"\n---\n"+`{{join .Deps "\n"}}`, ".").Output()
 	if err != nil {
 		t.Fatalf("go list: %v", err)
 	}
