@@ -87,6 +87,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Bridge, error) 
 	}
 	b.commands = newCommandSet(b)
 	b.addLoginCommands(b.commands)
+	b.addContactCommands(b.commands)
 	b.addArchiveCommands(b.commands)
 	return b, nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -145,7 +146,7 @@ var lastBridge struct {
 
 func startBridgeWith(t *testing.T, cfg *config.Config, opts bridge.Options) *bridge.Bridge {
 	t.Helper()
-	br, err := bridge.New(cfg, zerolog.New(zerolog.NewTestWriter(t)).Level(zerolog.TraceLevel), opts)
+	br, err := bridge.New(cfg, zerolog.New(newTestLogWriter(t)).Level(zerolog.TraceLevel), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,4 +347,32 @@ func TestRefusesPlaceholderTokens(t *testing.T) {
 
 func jsonDecode(resp *http.Response, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// testLogWriter sends log lines to the test log until the test's cleanups have run, then
+// drops them: whatsmeow's goroutines can still log after the bridge has stopped, and
+// testing panics on a log after the test ended.
+type testLogWriter struct {
+	mu   sync.Mutex
+	t    *testing.T
+	done bool
+}
+
+func newTestLogWriter(t *testing.T) *testLogWriter {
+	w := &testLogWriter{t: t}
+	t.Cleanup(func() { // registered before the bridge's Stop, so it runs after it
+		w.mu.Lock()
+		w.done = true
+		w.mu.Unlock()
+	})
+	return w
+}
+
+func (w *testLogWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(strings.TrimRight(string(p), "\n"))
+	}
+	return len(p), nil
 }
