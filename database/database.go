@@ -122,6 +122,11 @@ func openDB(driver, dsn string) (*dbutil.Database, error) {
 	return dbutil.NewWithDB(rawDB, driver)
 }
 
+// Close writes what the WhatsApp store left pending, then closes the database.
+func (db *Database) Close() error {
+	return errors.Join(db.WhatsApp.Close(), db.Database.Close())
+}
+
 func (db *Database) upgrade(ctx context.Context) error {
 	steps := []struct {
 		name    string

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/google/uuid"
 	"go.mau.fi/util/dbutil"
@@ -37,6 +38,12 @@ type Container struct {
 	log    waLog.Logger
 	lids   *lidMap
 	ownsDB bool
+
+	// Device stores with buffered-event clears still to write (see
+	// ClearBufferedEventPlaintext); Close writes them. After Close, clears are written at once.
+	pendingLock sync.Mutex
+	pending     map[*deviceStore]struct{}
+	closed      bool
 }
 
 var _ store.DeviceContainer = (*Container)(nil)
@@ -53,7 +60,7 @@ func New(db *dbutil.Database, log waLog.Logger) *Container {
 	if log == nil {
 		log = waLog.Noop
 	}
-	return &Container{db: db, log: log, lids: newLIDMap(db)}
+	return &Container{db: db, log: log, lids: newLIDMap(db), pending: map[*deviceStore]struct{}{}}
 }
 
 // OpenSQLite opens (creating if needed) the SQLite file at path with foreign keys, a busy
@@ -81,10 +88,25 @@ func OpenSQLite(ctx context.Context, path string, log waLog.Logger) (*Container,
 	return c, nil
 }
 
-// Close closes the database if this container opened it (OpenSQLite); a database passed to
-// New belongs to the caller and is left open.
+// Close writes what the device stores left pending and closes the database if this
+// container opened it (OpenSQLite); a database passed to New belongs to the caller and is
+// left open, but must stay open until Close returns.
 func (c *Container) Close() error {
-	if c == nil || !c.ownsDB {
+	if c == nil {
+		return nil
+	}
+	c.pendingLock.Lock()
+	c.closed = true
+	stores := make([]*deviceStore, 0, len(c.pending))
+	for s := range c.pending {
+		stores = append(stores, s)
+	}
+	clear(c.pending)
+	c.pendingLock.Unlock()
+	for _, s := range stores {
+		s.flushClears()
+	}
+	if !c.ownsDB {
 		return nil
 	}
 	if err := c.db.Close(); err != nil {

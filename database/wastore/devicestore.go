@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
@@ -31,6 +32,13 @@ type deviceStore struct {
 	// number per process is enough.
 	migratedLock sync.Mutex
 	migrated     map[string]struct{}
+
+	// Handled events whose buffered plaintext is still to be cleared in the database (see
+	// ClearBufferedEventPlaintext), and the timer that writes them if no decryption does.
+	clearLock  sync.Mutex
+	clears     map[[32]byte]struct{}
+	clearTimer *time.Timer
+	flushLock  sync.Mutex
 }
 
 var _ store.AllSessionSpecificStores = (*deviceStore)(nil)
@@ -41,6 +49,7 @@ func newDeviceStore(c *Container, jid string) *deviceStore {
 		jid:          jid,
 		contactCache: make(map[types.JID]types.ContactInfo),
 		migrated:     make(map[string]struct{}),
+		clears:       make(map[[32]byte]struct{}),
 	}
 }
 
@@ -60,6 +69,9 @@ func (s *deviceStore) bind(jid string) {
 	s.migratedLock.Lock()
 	s.migrated = make(map[string]struct{})
 	s.migratedLock.Unlock()
+	s.clearLock.Lock()
+	s.clears = make(map[[32]byte]struct{})
+	s.clearLock.Unlock()
 }
 
 // ownJID is the device JID rows are stored under.

@@ -267,6 +267,44 @@ func testAppAndMetadataStores(t *testing.T, b backend) {
 				t.Error("recent event was deleted")
 			}
 		}},
+		{"a handled event's plaintext is cleared in the table by the next decryption, or soon", func(t *testing.T, dev *store.Device) {
+			eb := dev.EventBuffer
+			stored := func(hash [32]byte) (plaintext []byte) {
+				t.Helper()
+				err := c.db.QueryRow(ctx, "SELECT plaintext FROM wastore_event_buffer WHERE device_jid=$1 AND ciphertext_hash=$2",
+					dev.ID.String(), hash[:]).Scan(&plaintext)
+				must(t, err)
+				return plaintext
+			}
+			first, second, third := [32]byte{51}, [32]byte{52}, [32]byte{53}
+			must(t, eb.PutBufferedEvent(ctx, first, []byte("one"), time.Now()))
+			must(t, eb.ClearBufferedEventPlaintext(ctx, first))
+			// A failed decryption rolls the clear back with everything else; it stays pending.
+			if err := eb.DoDecryptionTxn(ctx, func(context.Context) error { return errTest }); err != errTest {
+				t.Fatalf("DoDecryptionTxn = %v", err)
+			}
+			if evt, _ := eb.GetBufferedEvent(ctx, first); evt == nil || evt.Plaintext != nil {
+				t.Errorf("pending clear: event = %+v; want it reported handled", evt)
+			}
+			must(t, eb.DoDecryptionTxn(ctx, func(ctx context.Context) error {
+				return eb.PutBufferedEvent(ctx, second, []byte("two"), time.Now())
+			}))
+			if pt := stored(first); pt != nil {
+				t.Errorf("after the next decryption the table still has plaintext %q", pt)
+			}
+			if pt := stored(second); string(pt) != "two" {
+				t.Errorf("the decryption's own event has plaintext %q", pt)
+			}
+			must(t, eb.PutBufferedEvent(ctx, third, []byte("three"), time.Now()))
+			must(t, eb.ClearBufferedEventPlaintext(ctx, third))
+			deadline := time.Now().Add(10 * clearDelay)
+			for stored(third) != nil {
+				if time.Now().After(deadline) {
+					t.Fatal("with no decryption to carry it, the clear never reached the table")
+				}
+				time.Sleep(clearDelay / 10)
+			}
+		}},
 		{"decryption transaction rolls back Signal state with the buffer", func(t *testing.T, dev *store.Device) {
 			err := dev.EventBuffer.DoDecryptionTxn(ctx, func(ctx context.Context) error {
 				must(t, dev.Sessions.PutSession(ctx, "rollback:0", []byte("advanced")))

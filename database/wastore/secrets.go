@@ -187,6 +187,9 @@ func (s *deviceStore) GetBufferedEvent(ctx context.Context, ciphertextHash [32]b
 		// The SQLite driver reads an empty BLOB as nil, which whatsmeow would take for "handled".
 		evt.Plaintext = []byte{}
 	}
+	if s.clearPending(ciphertextHash) {
+		evt.Plaintext = nil
+	}
 	evt.ServerTime = time.UnixMilli(serverMS)
 	evt.InsertTime = time.UnixMilli(insertMS)
 	return &evt, nil
@@ -206,18 +209,142 @@ func (s *deviceStore) PutBufferedEvent(ctx context.Context, ciphertextHash [32]b
 }
 
 // DoDecryptionTxn runs fn in one transaction, so the Signal state a decryption advances and
-// the buffered plaintext are committed together or not at all.
+// the buffered plaintext are committed together or not at all. The transaction also carries
+// the plaintext clears left pending since the last one (see ClearBufferedEventPlaintext).
 func (s *deviceStore) DoDecryptionTxn(ctx context.Context, fn func(context.Context) error) error {
 	// Attribute slow-transaction warnings to whatsmeow's caller, not to this wrapper.
 	ctx = context.WithValue(ctx, dbutil.ContextKeyDoTxnCallerSkip, 2)
-	return s.c.db.DoTxn(ctx, nil, fn)
+	clears := s.takeClears()
+	err := s.c.db.DoTxn(ctx, nil, func(ctx context.Context) error {
+		if err := s.runClears(ctx, clears); err != nil {
+			return err
+		}
+		return fn(ctx)
+	})
+	if err != nil {
+		s.rearmClears(clears)
+	} else {
+		s.doneClears(clears)
+	}
+	return err
 }
 
+// clearDelay bounds how long a handled event's plaintext waits for a decryption transaction
+// to carry its clearing before a commit of its own does.
+const clearDelay = time.Second
+
 // ClearBufferedEventPlaintext keeps the hash (to recognise redelivery) but drops the plaintext
-// once the event has been handled.
+// once the event has been handled. whatsmeow calls it for every message, right after the
+// handler; a commit of its own per message cost as much as the queue insert. The clear is
+// therefore remembered (GetBufferedEvent reports the event handled at once) and written with
+// the next decryption's transaction, or within clearDelay. Nothing depends on it being
+// durable: a redelivery of an event whose clear was lost in a crash is handled again, and
+// the bridge's queue and message table drop the duplicate.
 func (s *deviceStore) ClearBufferedEventPlaintext(ctx context.Context, ciphertextHash [32]byte) error {
-	return s.exec(ctx, fmt.Sprintf("clear buffered event %x", ciphertextHash),
-		"UPDATE wastore_event_buffer SET plaintext=NULL WHERE device_jid=$1 AND ciphertext_hash=$2", ciphertextHash[:])
+	if _, err := s.ownJID(); err != nil {
+		return err
+	}
+	if !s.c.notePending(s) {
+		return s.runClears(ctx, [][32]byte{ciphertextHash}) // closing: nothing would write it later
+	}
+	s.clearLock.Lock()
+	defer s.clearLock.Unlock()
+	s.clears[ciphertextHash] = struct{}{}
+	if s.clearTimer == nil {
+		s.clearTimer = time.AfterFunc(clearDelay, s.flushClears)
+	}
+	return nil
+}
+
+// notePending registers s for Close to flush; false once the container is closed.
+func (c *Container) notePending(s *deviceStore) bool {
+	c.pendingLock.Lock()
+	defer c.pendingLock.Unlock()
+	if c.closed {
+		return false
+	}
+	c.pending[s] = struct{}{}
+	return true
+}
+
+func (s *deviceStore) clearPending(hash [32]byte) bool {
+	s.clearLock.Lock()
+	defer s.clearLock.Unlock()
+	_, ok := s.clears[hash]
+	return ok
+}
+
+// takeClears lists the pending clears for a transaction to write. They stay pending (and
+// visible to GetBufferedEvent) until doneClears, after the commit.
+func (s *deviceStore) takeClears() [][32]byte {
+	s.clearLock.Lock()
+	defer s.clearLock.Unlock()
+	if len(s.clears) == 0 {
+		return nil
+	}
+	out := make([][32]byte, 0, len(s.clears))
+	for h := range s.clears {
+		out = append(out, h)
+	}
+	return out
+}
+
+// rearmClears makes sure clears that a failed transaction did not write are tried again.
+func (s *deviceStore) rearmClears(hashes [][32]byte) {
+	if len(hashes) == 0 || !s.c.notePending(s) {
+		return
+	}
+	s.clearLock.Lock()
+	defer s.clearLock.Unlock()
+	if s.clearTimer == nil {
+		s.clearTimer = time.AfterFunc(clearDelay, s.flushClears)
+	}
+}
+
+func (s *deviceStore) runClears(ctx context.Context, hashes [][32]byte) error {
+	for _, h := range hashes {
+		if err := s.exec(ctx, fmt.Sprintf("clear buffered event %x", h),
+			"UPDATE wastore_event_buffer SET plaintext=NULL WHERE device_jid=$1 AND ciphertext_hash=$2", h[:]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// doneClears forgets clears that a committed transaction wrote.
+func (s *deviceStore) doneClears(hashes [][32]byte) {
+	s.clearLock.Lock()
+	defer s.clearLock.Unlock()
+	for _, h := range hashes {
+		delete(s.clears, h)
+	}
+}
+
+// flushClears writes the pending clears in a transaction of their own, when no decryption
+// came along to carry them.
+func (s *deviceStore) flushClears() {
+	// One flush at a time, so that Close's flush waits for a timer's that is under way.
+	s.flushLock.Lock()
+	defer s.flushLock.Unlock()
+	s.clearLock.Lock()
+	if s.clearTimer != nil {
+		s.clearTimer.Stop() // when Close flushes first
+		s.clearTimer = nil
+	}
+	s.clearLock.Unlock()
+	clears := s.takeClears()
+	if len(clears) == 0 {
+		return
+	}
+	ctx := context.Background()
+	err := s.c.db.DoTxn(ctx, nil, func(ctx context.Context) error { return s.runClears(ctx, clears) })
+	if err != nil {
+		// They stay pending: the next decryption or clear tries again. No timer loop, which
+		// would outlive a closed database.
+		s.c.log.Warnf("Failed to clear %d handled events' plaintext: %v", len(clears), err)
+		return
+	}
+	s.doneClears(clears)
 }
 
 func (s *deviceStore) DeleteOldBufferedHashes(ctx context.Context) error {
