@@ -192,7 +192,7 @@ func (b *Bridge) setupAppservice() error {
 	b.portals = portal.NewManager(portal.Deps{
 		Config: b.cfg, DB: b.db, AS: as, Puppets: b.puppets, Logins: b,
 		Log: b.log.With().Str("component", "portals").Logger(), Observer: b.metrics,
-		Convert: b.convertOptions(),
+		Convert: b.convertOptions(), RoomCreated: b.addToSpace,
 	})
 	if b.archive != nil {
 		b.portals.SetArchive(b.archive)

@@ -8,6 +8,7 @@ import (
 
 	"go.mau.fi/whatsmeow/types"
 	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
 
 	"codeberg.org/causeway/causeway/wasim"
 )
@@ -50,6 +51,29 @@ func TestContactsAndStartChat(t *testing.T) {
 	room := alice.waitInvite(t, ghost)
 	send(t, alice.mx, room, "hello dora")
 	waitWAText(t, dora, "hello dora")
+	// The room sits in Alice's personal WhatsApp space.
+	var space id.RoomID
+	eventually(t, "the room's space parent", func() bool {
+		state, err := alice.mx.State(ctx, room)
+		if err != nil {
+			return false
+		}
+		for key := range state[event.StateSpaceParent] {
+			space = id.RoomID(key)
+		}
+		return space != ""
+	})
+	if _, err := alice.mx.JoinRoomByID(ctx, space); err != nil {
+		t.Fatalf("alice cannot join her space %s: %v", space, err)
+	}
+	if child := roomState(t, alice.mx, space, event.StateSpaceChild, string(room)); child["via"] == nil {
+		t.Errorf("space %s has no child entry for %s: %v", space, room, child)
+	}
+	var create map[string]any
+	if err := alice.mx.StateEvent(ctx, space, event.StateCreate, "", &create); err != nil || create["type"] != "m.space" {
+		t.Errorf("%s is not a space: %v %v", space, create, err)
+	}
+
 	var member event.MemberEventContent
 	if err := alice.mx.StateEvent(ctx, room, event.StateMember, string(ghost), &member); err != nil || member.Displayname != "Dora Vogel (WhatsApp)" {
 		t.Errorf("ghost member = %+v, %v", member, err)

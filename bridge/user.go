@@ -29,6 +29,8 @@ type User struct {
 	connected bool
 	lastSeen  time.Time // last event from WhatsApp, for status
 	login     *loginProcess
+	// spaceMu makes two portals created at once share one new space.
+	spaceMu sync.Mutex
 }
 
 // MXID is the user's Matrix ID.

@@ -20,7 +20,9 @@ type User struct {
 	WAPhone    string
 	WAPushName string
 	// Presence is what WhatsApp contacts are shown; empty until the user sets it.
-	Presence  string
+	Presence string
+	// SpaceRoom is the user's personal space of portal rooms, once created.
+	SpaceRoom id.RoomID
 	CreatedAt time.Time
 }
 
@@ -38,13 +40,13 @@ func (q *UserQuery) Get(ctx context.Context, mxid id.UserID) (*User, error) {
 	return u, nil
 }
 
-const userColumns = "mxid, management_room, wa_device, wa_phone, wa_push_name, presence, created_at"
+const userColumns = "mxid, management_room, wa_device, wa_phone, wa_push_name, presence, space_room, created_at"
 
 func scanUser(row dbutil.Scannable) (*User, error) {
 	var u User
-	var room, device, phone, push sql.NullString
+	var room, device, phone, push, space sql.NullString
 	var created int64
-	err := row.Scan(&u.MXID, &room, &device, &phone, &push, &u.Presence, &created)
+	err := row.Scan(&u.MXID, &room, &device, &phone, &push, &u.Presence, &space, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	} else if err != nil {
@@ -52,6 +54,7 @@ func scanUser(row dbutil.Scannable) (*User, error) {
 	}
 	u.ManagementRoom = id.RoomID(room.String)
 	u.WADevice, u.WAPhone, u.WAPushName = device.String, phone.String, push.String
+	u.SpaceRoom = id.RoomID(space.String)
 	u.CreatedAt = time.UnixMilli(created)
 	return &u, nil
 }
@@ -92,11 +95,12 @@ func (q *UserQuery) Put(ctx context.Context, u *User) error {
 		u.CreatedAt = time.Now()
 	}
 	_, err := q.db.Exec(ctx, `
-		INSERT INTO bridge_user (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7)
+		INSERT INTO bridge_user (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (mxid) DO UPDATE SET management_room=excluded.management_room, wa_device=excluded.wa_device,
-			wa_phone=excluded.wa_phone, wa_push_name=excluded.wa_push_name, presence=excluded.presence`,
+			wa_phone=excluded.wa_phone, wa_push_name=excluded.wa_push_name, presence=excluded.presence,
+			space_room=excluded.space_room`,
 		u.MXID, dbutil.StrPtr(u.ManagementRoom), dbutil.StrPtr(u.WADevice), dbutil.StrPtr(u.WAPhone),
-		dbutil.StrPtr(u.WAPushName), u.Presence, u.CreatedAt.UnixMilli())
+		dbutil.StrPtr(u.WAPushName), u.Presence, dbutil.StrPtr(u.SpaceRoom), u.CreatedAt.UnixMilli())
 	if err != nil {
 		return fmt.Errorf("failed to save user %s: %w", u.MXID, err)
 	}

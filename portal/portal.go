@@ -69,6 +69,9 @@ type Deps struct {
 	Observer Observer
 	// Archive, when set, records every event before it is relayed.
 	Archive Archiver
+	// RoomCreated, when set, hears about every new portal room (the bridge files it in the
+	// receiver's personal space).
+	RoomCreated func(ctx context.Context, receiver id.UserID, room id.RoomID)
 }
 
 // Observer is told what the portals relay; the bridge feeds metrics from it.

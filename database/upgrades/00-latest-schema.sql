@@ -8,6 +8,8 @@ CREATE TABLE bridge_user (
     wa_push_name    TEXT,
     -- What WhatsApp contacts see: available, away, busy, offline; empty means not sent.
     presence        TEXT   NOT NULL DEFAULT '',
+    -- The user's personal space holding all their portal rooms.
+    space_room      TEXT,
     created_at      BIGINT NOT NULL
 );
 
