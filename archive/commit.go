@@ -32,7 +32,10 @@ type appendReq struct {
 	media   []string
 	// apply runs inside the entry's transaction, so an audit entry and the change it records commit
 	// together or not at all. Requests with apply are committed alone, so their failure fails nobody else.
-	apply          func(ctx context.Context, idx uint64) error
+	apply func(ctx context.Context, idx uint64) error
+	// with runs inside the transaction too but, unlike apply, shares it with the batch (see
+	// AppendWith).
+	with           func(ctx context.Context) error
 	checkpointOnly bool
 	done           chan appendResult
 }
@@ -48,16 +51,28 @@ type appendResult struct {
 // transaction. If ctx ends first Append returns its error, but the entry may still be committed: an
 // archive never withdraws what it was given. Audit kinds are refused; the archive writes those itself.
 func (a *Archive) Append(ctx context.Context, e *Entry) (Appended, error) {
+	return a.AppendWith(ctx, e, nil)
+}
+
+// AppendWith is Append that also runs with inside the transaction that commits e, so that a
+// caller's record of having archived e commits with e or not at all, and costs no commit of
+// its own. The transaction is shared with the other entries of the group commit: with must be
+// a small write that fails only when the database does, since its failure fails them all.
+func (a *Archive) AppendWith(ctx context.Context, e *Entry, with func(context.Context) error) (Appended, error) {
 	if e == nil {
 		return Appended{}, errors.New("archive: nil entry")
 	}
 	if e.Kind.isAudit() {
 		return Appended{}, fmt.Errorf("archive: %s entries are written by the archive itself", e.Kind)
 	}
-	return a.appendEntry(ctx, e, nil)
+	return a.appendEntryWith(ctx, e, nil, with)
 }
 
 func (a *Archive) appendEntry(ctx context.Context, e *Entry, apply func(context.Context, uint64) error) (Appended, error) {
+	return a.appendEntryWith(ctx, e, apply, nil)
+}
+
+func (a *Archive) appendEntryWith(ctx context.Context, e *Entry, apply func(context.Context, uint64) error, with func(context.Context) error) (Appended, error) {
 	payload, err := encodeEntry(e)
 	if err != nil {
 		return Appended{}, fmt.Errorf("archive: %w", err)
@@ -65,7 +80,7 @@ func (a *Archive) appendEntry(ctx context.Context, e *Entry, apply func(context.
 	req := &appendReq{
 		entry: payload, salt: make([]byte, 32), kind: e.Kind,
 		account: e.Account, chat: e.Chat, sender: e.Sender, eventMs: -1,
-		media: e.mediaHashes(), apply: apply,
+		media: e.mediaHashes(), apply: apply, with: with,
 	}
 	if !e.Time.IsZero() {
 		req.eventMs = e.Time.UnixMilli()
@@ -252,6 +267,11 @@ func (a *Archive) commitBatch(batch []*appendReq) ([]Appended, error) {
 			return err
 		}
 		for i, req := range batch {
+			if req.with != nil {
+				if err := req.with(ctx); err != nil {
+					return err
+				}
+			}
 			if req.apply == nil {
 				continue
 			}

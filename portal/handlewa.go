@@ -99,7 +99,7 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 		return err
 	}
 	// The record comes first: whatever happens to the relay, the archive has the message.
-	if err := p.archiveItem(ctx, item, func() ([]*archive.Entry, error) {
+	if err := p.archiveWAItem(ctx, item, func() ([]*archive.Entry, error) {
 		return p.waEntry(ctx, info, wm.Message, res, media)
 	}); err != nil {
 		return err
@@ -142,6 +142,40 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 			return p.m.deps.DB.Reactions.Delete(ctx, key, string(res.Target), senderKey(info))
 		})
 	}
+	return nil
+}
+
+// entryCommitter is an archive that commits a write of ours in the transaction of the entry
+// (*archive.Archive is one).
+type entryCommitter interface {
+	AppendWith(ctx context.Context, e *archive.Entry, with func(context.Context) error) (archive.Appended, error)
+}
+
+// archiveWAItem is archiveItem for the relay's hot path: the queue row's "archived" mark
+// commits in the archive's (group) commit with the entry instead of in a commit of its own,
+// which also closes the window in which a crash left an entry archived but not marked, to
+// be archived a second time.
+func (p *Portal) archiveWAItem(ctx context.Context, item *database.QueueItem, build func() ([]*archive.Entry, error)) error {
+	a, ok := p.m.deps.Archive.(entryCommitter)
+	if !ok || item.Archived {
+		return p.archiveItem(ctx, item, build)
+	}
+	entries, err := build()
+	if err != nil {
+		return err
+	} else if len(entries) == 0 {
+		return p.archiveItem(ctx, item, func() ([]*archive.Entry, error) { return nil, nil })
+	}
+	for i, entry := range entries {
+		var mark func(context.Context) error
+		if i == len(entries)-1 {
+			mark = func(ctx context.Context) error { return p.m.deps.DB.Queue.MarkArchived(ctx, item.Seq) }
+		}
+		if _, err := a.AppendWith(ctx, entry, mark); err != nil {
+			return fmt.Errorf("failed to archive: %w", err)
+		}
+	}
+	item.Archived = true
 	return nil
 }
 
