@@ -32,6 +32,8 @@ func (u *User) handleWAEvent(rawEvt any) bool {
 		u.handleChatPresence(ctx, evt)
 	case *events.GroupInfo:
 		return u.queueGroupChange(ctx, evt)
+	case *events.HistorySync:
+		return u.handleHistorySync(ctx, evt)
 	case *events.JoinedGroup:
 		u.ensurePortal(ctx, evt.JID, true)
 	case *events.PushName:

@@ -1,0 +1,73 @@
+package bridge_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"go.mau.fi/whatsmeow/proto/waHistorySync"
+	"google.golang.org/protobuf/proto"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+
+	"codeberg.org/causeway/causeway/wasim"
+)
+
+func TestHistorySyncBackfill(t *testing.T) {
+	cfg := configFor(t, "sqlite")
+	permit(cfg, "user", "history_alice")
+	startRelayBridge(t, cfg)
+	alice := loginWithQR(t, cfg, "history_alice", "4915551101", "Alice H")
+	bob := newPhone(t, "4915551102", "Bob H")
+	ctx := context.Background()
+	day := 24 * time.Hour
+	base := time.Now().Add(-3 * day).Truncate(time.Second)
+	history := []wasim.HistoryMessage{
+		{ID: "3EB0HIST000000000000A1", Sender: bob.JID(), Text: "three days ago", Time: base},
+		{ID: "3EB0HIST000000000000A2", Sender: alice.phone.JID(), Text: "my answer", Time: base.Add(time.Hour)},
+		{ID: "3EB0HIST000000000000A3", Sender: bob.JID(), Text: "yesterday", Time: base.Add(2 * day)},
+	}
+	conv := alice.phone.HistoryConversation(bob.JID(), history...)
+	if err := alice.phone.SendHistorySync(ctx, &waHistorySync.HistorySync{
+		SyncType: waHistorySync.HistorySync_INITIAL_BOOTSTRAP.Enum(), Conversations: []*waHistorySync.Conversation{conv},
+		ChunkOrder: proto.Uint32(1), Progress: proto.Uint32(100),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	bobGhost, aliceGhost := cfg.PuppetUserID("4915551102"), cfg.PuppetUserID("4915551101")
+	room := alice.waitInvite(t, bobGhost)
+	if _, err := bob.SendText(ctx, alice.phone.JID(), "live again"); err != nil {
+		t.Fatal(err)
+	}
+	waitMessage(t, alice.mx, room, bobGhost, bodyIs("live again"))
+
+	resp, err := alice.mx.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type seen struct {
+		body string
+		ts   int64
+	}
+	var got []seen
+	for i := len(resp.Chunk) - 1; i >= 0; i-- {
+		evt := resp.Chunk[i]
+		if evt.Type != event.EventMessage || (evt.Sender != bobGhost && evt.Sender != aliceGhost) {
+			continue
+		}
+		_ = evt.Content.ParseRaw(evt.Type)
+		got = append(got, seen{evt.Content.AsMessage().Body, evt.Timestamp})
+	}
+	want := []seen{
+		{"three days ago", history[0].Time.UnixMilli()}, {"my answer", history[1].Time.UnixMilli()},
+		{"yesterday", history[2].Time.UnixMilli()},
+	}
+	if len(got) != 4 || got[3].body != "live again" {
+		t.Fatalf("room timeline = %+v", got)
+	}
+	for i, w := range want {
+		if got[i] != w {
+			t.Errorf("history message %d = %+v, want %+v (original timestamp)", i, got[i], w)
+		}
+	}
+}
