@@ -25,6 +25,7 @@ type Config struct {
 	Appservice  Appservice      `yaml:"appservice"`
 	Database    Database        `yaml:"database"`
 	Bridge      BridgeBehaviour `yaml:"bridge"`
+	Migration   Migration       `yaml:"migration"`
 	Archive     Archive         `yaml:"archive"`
 	Permissions Permissions     `yaml:"permissions"`
 	Logging     Logging         `yaml:"logging"`
@@ -78,6 +79,11 @@ type Database struct {
 type BridgeBehaviour struct {
 	Deletes  string `yaml:"deletes"`
 	ViewOnce string `yaml:"view_once"`
+}
+
+// Migration configures how WhatsApp contacts are matched to Matrix accounts.
+type Migration struct {
+	DirectoryFile string `yaml:"directory_file"`
 }
 
 // Archive configures the records archive.

@@ -105,6 +105,12 @@ func (c *Config) Validate() error {
 	oneOf("bridge.deletes", c.Bridge.Deletes, "redact", "annotate")
 	oneOf("bridge.view_once", c.Bridge.ViewOnce, "bridge", "notice")
 
+	if f := c.Migration.DirectoryFile; f != "" {
+		if !strings.HasSuffix(f, ".csv") && !strings.HasSuffix(f, ".json") {
+			bad("migration.directory_file", "%q must end in .csv or .json", f)
+		}
+	}
+
 	ar := &c.Archive
 	if ar.Enabled {
 		if ar.Dir == "" {

@@ -114,6 +114,9 @@ func (u *mxUser) waitInviteFrom(ctx context.Context, inviters map[id.UserID]bool
 		}
 		u.since = resp.NextBatch
 		for roomID, room := range resp.Rooms.Invite {
+			if isSpaceInvite(room.State.Events) {
+				continue // the user's personal WhatsApp space, not a chat
+			}
 			for _, evt := range room.State.Events {
 				if evt.Type == event.StateMember && evt.GetStateKey() == string(u.cli.UserID) {
 					if u.invites == nil {
@@ -195,4 +198,19 @@ func waitWA[T any](ctx context.Context, phone *wasim.Phone, what string, match f
 		return got, fmt.Errorf("%s never reached +%s on WhatsApp: %w", what, phone.JID().User, err)
 	}
 	return got, nil
+}
+
+// isSpaceInvite reports whether an invite's stripped state describes a space.
+func isSpaceInvite(state []*event.Event) bool {
+	for _, evt := range state {
+		if evt.Type.Type == event.StateCreate.Type {
+			var content struct {
+				Type string `json:"type"`
+			}
+			if err := json.Unmarshal(evt.Content.VeryRaw, &content); err == nil && content.Type == "m.space" {
+				return true
+			}
+		}
+	}
+	return false
 }
