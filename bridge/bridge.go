@@ -59,6 +59,9 @@ type Bridge struct {
 	usersMu sync.Mutex
 	users   map[id.UserID]*User
 
+	// directory maps WhatsApp numbers to the organisation's Matrix accounts.
+	directory directory
+
 	server   *http.Server
 	listener net.Listener
 	serveErr chan error
@@ -85,9 +88,15 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Bridge, error) 
 		users:    map[id.UserID]*User{},
 		metrics:  newMetrics(),
 	}
+	dir, err := loadDirectory(cfg.Migration.DirectoryFile)
+	if err != nil {
+		return nil, err
+	}
+	b.directory = dir
 	b.commands = newCommandSet(b)
 	b.addLoginCommands(b.commands)
 	b.addContactCommands(b.commands)
+	b.addMigrationCommands(b.commands)
 	b.addArchiveCommands(b.commands)
 	return b, nil
 }
@@ -192,7 +201,7 @@ func (b *Bridge) setupAppservice() error {
 	b.portals = portal.NewManager(portal.Deps{
 		Config: b.cfg, DB: b.db, AS: as, Puppets: b.puppets, Logins: b,
 		Log: b.log.With().Str("component", "portals").Logger(), Observer: b.metrics,
-		Convert: b.convertOptions(), RoomCreated: b.addToSpace,
+		Convert: b.convertOptions(), RoomCreated: b.portalRoomCreated,
 	})
 	if b.archive != nil {
 		b.portals.SetArchive(b.archive)

@@ -36,9 +36,10 @@ func (u *User) contactList(ctx context.Context, search string) ([]contactRow, er
 		return nil, fmt.Errorf("failed to read your contacts: %w", err)
 	}
 	search = strings.ToLower(strings.TrimPrefix(search, "+"))
+	own := u.ownJID()
 	var out []contactRow
 	for jid, info := range all {
-		if jid.Server != types.DefaultUserServer {
+		if jid.Server != types.DefaultUserServer || jid.User == own.User {
 			continue
 		}
 		name := u.b.cfg.PuppetDisplayname(config.ContactNames{FullName: info.FullName, FirstName: info.FirstName,

@@ -7,7 +7,15 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+
+	"codeberg.org/causeway/causeway/portal"
 )
+
+// portalRoomCreated is the portals' RoomCreated hook.
+func (b *Bridge) portalRoomCreated(ctx context.Context, p *portal.Portal) {
+	b.addToSpace(ctx, p.Key().Receiver, p.RoomID())
+	b.offerMigration(ctx, p)
+}
 
 // addToSpace files a new portal room in the receiver's personal space, creating the space
 // on first use, so all of a user's WhatsApp chats sit together in their client.

@@ -70,8 +70,8 @@ type Deps struct {
 	// Archive, when set, records every event before it is relayed.
 	Archive Archiver
 	// RoomCreated, when set, hears about every new portal room (the bridge files it in the
-	// receiver's personal space).
-	RoomCreated func(ctx context.Context, receiver id.UserID, room id.RoomID)
+	// receiver's personal space and points out contacts who are on Matrix).
+	RoomCreated func(ctx context.Context, p *Portal)
 }
 
 // Observer is told what the portals relay; the bridge feeds metrics from it.
@@ -226,6 +226,9 @@ func (p *Portal) Key() database.PortalKey { return p.row.PortalKey }
 
 // Chat is the WhatsApp chat.
 func (p *Portal) Chat() types.JID { return p.chat }
+
+// IsGroup says whether the chat is a WhatsApp group.
+func (p *Portal) IsGroup() bool { return p.row.IsGroup }
 
 // RoomID is the Matrix room, or "" before the first event created it.
 func (p *Portal) RoomID() id.RoomID {

@@ -90,7 +90,7 @@ func (p *Portal) ensureRoom(ctx context.Context) error {
 	p.m.roomCreated(p)
 	p.log.Info().Stringer("room_id", resp.RoomID).Bool("group", p.row.IsGroup).Msg("Created the portal room")
 	if hook := p.m.deps.RoomCreated; hook != nil {
-		hook(ctx, receiver, resp.RoomID)
+		hook(ctx, p)
 	}
 	if !p.row.IsGroup {
 		if _, err := bot.JoinRoomByID(ctx, resp.RoomID); err != nil {
