@@ -190,7 +190,23 @@ func decideOrder(hs []*header) dateOrder {
 	if hs[0].monthFirstCue() {
 		return dateOrder{false, "month-first: " + prefix + "; US-style comma and AM/PM"}
 	}
-	return dateOrder{true, "day-first: " + prefix + "; locale cue " + strconv.Quote(hs[0].sep+hs[0].dtSep)}
+	return dateOrder{true, "day-first: " + prefix + "; " + hs[0].dayFirstCue()}
+}
+
+// dayFirstCue names what marks a header as not US-style, for Result.Format.
+func (h *header) dayFirstCue() string {
+	switch {
+	case strings.Contains(h.dtSep, "à"):
+		return `"à" before the time`
+	case h.sep != "/":
+		return strconv.Quote(h.sep) + " date separator"
+	case h.meridiem == 0:
+		return "24-hour clock"
+	case !strings.HasPrefix(h.dtSep, ","):
+		return "no comma after the date"
+	default:
+		return "lowercase or dotted am/pm"
+	}
 }
 
 // layout describes the header's form, e.g. "[D.M.YY, H:mm:ss]".
