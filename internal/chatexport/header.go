@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // headerRE matches the date and time that start every message, in the
@@ -101,17 +102,14 @@ func matchHeader(line string, n int) *header {
 // origOffset maps a byte offset in spaceReplacer.Replace(s) back to s.
 func origOffset(s string, normOff int) int {
 	o, n := 0, 0
-	for _, r := range s {
-		if n >= normOff {
-			return o
-		}
-		rl := len(string(r))
-		o += rl
+	for o < len(s) && n < normOff {
+		r, size := utf8.DecodeRuneInString(s[o:])
+		o += size
 		switch r {
 		case '\u202F', '\u00A0', '\u2009':
 			n++
 		default:
-			n += rl
+			n += size
 		}
 	}
 	return o

@@ -112,7 +112,7 @@ func TestRead(t *testing.T) {
 			files: map[string]string{
 				"_chat.txt": "\ufeff[02.01.24, 22:11:30] Anna: Hallo\r\n" +
 					"\u200e[02.01.24, 22:12:00] Anna: \u200e<Anhang: 00000013-PHOTO-2024-01-02-22-12-00.jpg>\r\n",
-				"00000013-PHOTO-2024-01-02-22-12-00.jpg": jpeg,
+				"00000013-PHOTO-2024-01-02-22-12-00.jpg":            jpeg,
 				"__MACOSX/._00000013-PHOTO-2024-01-02-22-12-00.jpg": "resource fork",
 			},
 			attached: "00000013-PHOTO-2024-01-02-22-12-00.jpg",
