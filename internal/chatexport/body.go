@@ -20,13 +20,11 @@ var bidiMarks = strings.NewReplacer("\u200E", "", "\u200F", "", "\u202A", "", "\
 func newPending(h *header, t time.Time) *pending {
 	p := &pending{msg: Message{Time: t, Line: h.line}}
 	body := h.rest
+	// A sender name never contains quotes, but Android system lines quote
+	// subjects that may contain ": " ("changed the subject to "a: b"").
 	if i := strings.Index(body, ": "); i > 0 && !strings.ContainsAny(body[:i], `"“”«»`) {
 		p.msg.Sender = strings.TrimSpace(bidiMarks.Replace(body[:i]))
 		body = body[i+2:]
-	} else if strings.HasSuffix(body, ":") && !strings.ContainsAny(body, `"“”«»`) && h.bracket {
-		// iOS writes "Name:" with nothing after it for an empty first line.
-		p.msg.Sender = strings.TrimSpace(bidiMarks.Replace(strings.TrimSuffix(body, ":")))
-		body = ""
 	} else {
 		p.msg.System = true
 	}
@@ -34,9 +32,8 @@ func newPending(h *header, t time.Time) *pending {
 	first := strings.TrimLeft(body, "\u200E\u200F")
 	switch name, omitted := attachment(first); {
 	case omitted:
+		// The marker is not text anyone wrote; a caption on following lines is.
 		p.msg.Omitted = true
-		first = ""
-		p.lines = nil
 		return p
 	case name != "":
 		p.msg.Attachment = name
@@ -44,7 +41,9 @@ func newPending(h *header, t time.Time) *pending {
 	}
 	if iosMarked && p.msg.Sender != "" {
 		// iOS attributes group events and the encryption notice to the chat
-		// itself and marks their text; no person sent them.
+		// itself and marks their text; no person sent them. iOS marks its
+		// "This message was deleted" notices the same way, so those count as
+		// system lines too: they carry no content to import.
 		p.msg.System = true
 		p.msg.Sender = ""
 	}

@@ -46,10 +46,11 @@ func matchHeader(line string, n int) *header {
 		marked = true
 		s = s[len("\u200E"):]
 	}
-	// Only the header is normalised; the message text is kept as written.
 	if len(s) == 0 || (s[0] != '[' && (s[0] < '0' || s[0] > '9')) {
 		return nil
 	}
+	// The message text after the header is taken from s, so only the header
+	// is effectively normalised; the text is kept as written.
 	norm := spaceReplacer.Replace(s)
 	m := headerRE.FindStringSubmatchIndex(norm)
 	if m == nil {

@@ -28,7 +28,8 @@ func TestParseTextLocales(t *testing.T) {
 			name: "English US Android",
 			text: lines(
 				"1/2/24, 10:11 PM - Messages and calls are end-to-end encrypted. No one outside of this chat, not even WhatsApp, can read or listen to them. Tap to learn more.",
-				"1/2/24, 10:12 PM - Alice Smith: Hi Bob",
+				// Newer Android writes U+202F before PM; text keeps its own.
+				"1/2/24, 10:12\u202fPM - Alice Smith: Hi\u202fBob",
 				"how are you?",
 				"1/2/24, 11:05 AM - +1 555 123 4567: IMG-20240102-WA0001.jpg (file attached)",
 				"Look at this",
@@ -40,7 +41,7 @@ func TestParseTextLocales(t *testing.T) {
 			format: "M/D/YY, h:mm AM/PM - (month-first: line 8 has second field 30)",
 			want: []Message{
 				{Time: at(2024, 1, 2, 22, 11, 0), System: true, Line: 1, Text: "Messages and calls are end-to-end encrypted. No one outside of this chat, not even WhatsApp, can read or listen to them. Tap to learn more."},
-				{Time: at(2024, 1, 2, 22, 12, 0), Sender: "Alice Smith", Text: "Hi Bob\nhow are you?", Line: 2},
+				{Time: at(2024, 1, 2, 22, 12, 0), Sender: "Alice Smith", Text: "Hi\u202fBob\nhow are you?", Line: 2},
 				{Time: at(2024, 1, 2, 11, 5, 0), Sender: "+1 555 123 4567", Text: "Look at this", Attachment: "IMG-20240102-WA0001.jpg", Line: 4},
 				{Time: at(2024, 1, 2, 0, 6, 0), Sender: "Alice Smith", Omitted: true, Line: 6},
 				{Time: at(2024, 1, 2, 12, 7, 0), System: true, Text: `Alice Smith changed the subject from "Old" to "New: plans"`, Line: 7},
