@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"go.mau.fi/whatsmeow/appstate"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 
@@ -40,6 +41,11 @@ func (u *User) handleWAEvent(rawEvt any) bool {
 		u.updatePuppetName(ctx, evt.JID)
 	case *events.Contact:
 		u.updatePuppetName(ctx, evt.JID)
+	case *events.AppStateSyncComplete:
+		if evt.Name == appstate.WAPatchCriticalUnblockLow {
+			// A first full sync applies the address book without per-contact events.
+			go u.syncContactPuppets(context.WithoutCancel(ctx))
+		}
 	case *events.Picture:
 		if evt.JID.Server == types.DefaultUserServer {
 			u.updatePuppetAvatar(ctx, evt.JID)
@@ -228,6 +234,29 @@ func (u *User) updatePuppetName(ctx context.Context, jid types.JID) {
 	if err != nil {
 		u.log.Warn().Err(err).Str("jid", jid.String()).Msg("Failed to update a contact's name")
 	}
+}
+
+// syncContactPuppets gives every WhatsApp contact a ghost named from the address book, so
+// contacts show up on Matrix even before a chat with them exists.
+func (u *User) syncContactPuppets(ctx context.Context) {
+	u.mu.Lock()
+	cli := u.client
+	u.mu.Unlock()
+	if cli == nil || cli.Store.Contacts == nil {
+		return
+	}
+	all, err := cli.Store.Contacts.GetAllContacts(ctx)
+	if err != nil {
+		u.log.Err(err).Msg("Failed to read the contacts")
+		return
+	}
+	own := u.ownJID()
+	for jid := range all {
+		if jid.Server == types.DefaultUserServer && jid.User != own.User {
+			u.updatePuppetName(ctx, jid)
+		}
+	}
+	u.log.Info().Int("contacts", len(all)).Msg("Synced contact ghosts")
 }
 
 func (u *User) updatePuppetAvatar(ctx context.Context, jid types.JID) {
