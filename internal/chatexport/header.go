@@ -32,7 +32,6 @@ type header struct {
 	meridiem  byte // 0 for 24h, 'a' or 'p'
 	upperAMPM bool
 	rest      string // everything after the header
-	marked    bool   // the line began with U+200E, as iOS does for media and system lines
 }
 
 // spaceReplacer turns the narrow and non-breaking spaces some exports use in
@@ -40,12 +39,9 @@ type header struct {
 var spaceReplacer = strings.NewReplacer("\u202F", " ", "\u00A0", " ", "\u2009", " ")
 
 func matchHeader(line string, n int) *header {
-	marked := false
-	s := line
-	for strings.HasPrefix(s, "\u200E") || strings.HasPrefix(s, "\u200F") {
-		marked = true
-		s = s[len("\u200E"):]
-	}
+	// iOS starts media and system lines with U+200E; newPending reads the
+	// same mark on the text itself.
+	s := strings.TrimLeft(line, "\u200E\u200F")
 	if len(s) == 0 || (s[0] != '[' && (s[0] < '0' || s[0] > '9')) {
 		return nil
 	}
@@ -86,7 +82,6 @@ func matchHeader(line string, n int) *header {
 		hasSec:    g(10) != "",
 		upperAMPM: g(11) == "A" || g(11) == "P",
 		rest:      s[restStart:],
-		marked:    marked,
 	}
 	if g(11) != "" {
 		h.meridiem = strings.ToLower(g(11))[0]
