@@ -91,6 +91,7 @@ type Entry struct {
 	Receipt      *Receipt      `json:"receipt,omitempty"`
 	Sender       string        `json:"sender,omitempty"`
 	SenderName   string        `json:"sender_name,omitempty"`
+	Source       string        `json:"source,omitempty"` // how it reached the bridge when not live: history_sync, export
 	Target       *Target       `json:"target,omitempty"`
 	Time         time.Time     `json:"time,omitzero"` // when it happened according to WhatsApp
 }

@@ -53,7 +53,7 @@ func (u *User) handleHistorySync(ctx context.Context, evt *events.HistorySync) b
 			if msg == nil {
 				continue
 			}
-			item, err := portal.NewWAMessageItem(&parsed.Info, msg)
+			item, err := portal.NewWAMessageItemFrom(&parsed.Info, msg, "history_sync")
 			if err != nil {
 				continue
 			}

@@ -10,6 +10,7 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 
+	"codeberg.org/causeway/causeway/archive"
 	"codeberg.org/causeway/causeway/wasim"
 )
 
@@ -69,5 +70,34 @@ func TestHistorySyncBackfill(t *testing.T) {
 		if got[i] != w {
 			t.Errorf("history message %d = %+v, want %+v (original timestamp)", i, got[i], w)
 		}
+	}
+
+	// The archive has the history marked as such, and its span in the completeness ledger.
+	a := lastBridge.br.Archive()
+	st, err := a.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromHistory, live int
+	var span *archive.Completeness
+	for idx := uint64(0); idx < st.Size; idx++ {
+		e, err := a.Entry(ctx, idx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case e.Kind == archive.KindHistorySync:
+			span = e.Completeness
+		case e.Kind == archive.KindMessage && e.Source == "history_sync":
+			fromHistory++
+		case e.Kind == archive.KindMessage && e.Message != nil && e.Message.Text == "live again":
+			live++
+		}
+	}
+	if fromHistory != 3 || live != 1 {
+		t.Errorf("archive: %d history messages (want 3), %d live (want 1)", fromHistory, live)
+	}
+	if span == nil || !span.From.Equal(history[0].Time) || !span.To.Equal(history[2].Time) {
+		t.Errorf("history span in the ledger = %+v, want %s .. %s", span, history[0].Time, history[2].Time)
 	}
 }

@@ -28,17 +28,25 @@ type WAMessage struct {
 	Info types.MessageInfo `json:"info"`
 	// Message is the serialized waE2E.Message, wrappers and all.
 	Message []byte `json:"message"`
+	// Source says how it reached the bridge when not live ("history_sync").
+	Source string `json:"source,omitempty"`
 }
 
 // NewWAMessageItem packs a decrypted WhatsApp message into a queue item.
 func NewWAMessageItem(info *types.MessageInfo, msg *waE2E.Message) (*database.QueueItem, error) {
+	return NewWAMessageItemFrom(info, msg, "")
+}
+
+// NewWAMessageItemFrom is NewWAMessageItem for messages that did not arrive live; source is
+// recorded in the archive ("history_sync").
+func NewWAMessageItemFrom(info *types.MessageInfo, msg *waE2E.Message, source string) (*database.QueueItem, error) {
 	raw, err := proto.Marshal(msg)
 	if err != nil {
 		return nil, fmt.Errorf("failed to serialize message %s: %w", info.ID, err)
 	}
 	stored := *info
 	stored.VerifiedName = nil // proto pointers do not survive encoding/json; nothing relays them
-	payload, err := json.Marshal(&WAMessage{Info: stored, Message: raw})
+	payload, err := json.Marshal(&WAMessage{Info: stored, Message: raw, Source: source})
 	if err != nil {
 		return nil, fmt.Errorf("failed to encode message %s: %w", info.ID, err)
 	}
@@ -100,7 +108,11 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 	}
 	// The record comes first: whatever happens to the relay, the archive has the message.
 	if err := p.archiveWAItem(ctx, item, func() ([]*archive.Entry, error) {
-		return p.waEntry(ctx, info, wm.Message, res, media)
+		entries, err := p.waEntry(ctx, info, wm.Message, res, media)
+		for _, e := range entries {
+			e.Source = wm.Source
+		}
+		return entries, err
 	}); err != nil {
 		return err
 	}
