@@ -97,6 +97,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Bridge, error) 
 	b.addLoginCommands(b.commands)
 	b.addContactCommands(b.commands)
 	b.addMigrationCommands(b.commands)
+	b.addImportCommand(b.commands)
 	b.addArchiveCommands(b.commands)
 	return b, nil
 }

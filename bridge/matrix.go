@@ -86,7 +86,9 @@ func (b *Bridge) handleMessage(ctx context.Context, evt *event.Event) {
 		return
 	}
 	content := evt.Content.AsMessage()
-	if content.MsgType != event.MsgText && content.MsgType != event.MsgNotice {
+	// A file whose caption is a command carries the command's input (a chat export to import).
+	isCaption := content.MsgType == event.MsgFile && content.FileName != "" && content.Body != content.FileName
+	if content.MsgType != event.MsgText && content.MsgType != event.MsgNotice && !isCaption {
 		return
 	}
 	body := strings.TrimSpace(content.Body)

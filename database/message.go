@@ -165,3 +165,18 @@ func (q *ReactionQuery) Delete(ctx context.Context, key PortalKey, targetID, sen
 	}
 	return nil
 }
+
+// Earliest returns the timestamp of the portal's oldest message bridged from WhatsApp itself
+// (not imported from an export, whose IDs start with "export."), or the zero time.
+func (q *MessageQuery) Earliest(ctx context.Context, key PortalKey) (time.Time, error) {
+	var ts sql.NullInt64
+	err := q.db.QueryRow(ctx, "SELECT MIN(timestamp) FROM message WHERE chat_jid=$1 AND receiver=$2 AND wa_id NOT LIKE 'export.%'",
+		key.ChatJID, key.Receiver).Scan(&ts)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("failed to find the oldest message: %w", err)
+	}
+	if !ts.Valid {
+		return time.Time{}, nil
+	}
+	return time.UnixMilli(ts.Int64), nil
+}
