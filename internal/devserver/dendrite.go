@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"syscall"
 	"text/template"
@@ -244,17 +245,28 @@ func (d *Dendrite) Start(ctx context.Context) error {
 	// Dendrite dies with us: a test binary killed by a timeout must not leave servers behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	started := time.Now()
-	if err := cmd.Start(); err != nil {
+	// Pdeathsig fires when the *thread* that started the child exits, not the process. Go
+	// ends a thread whenever a goroutine exits while locked to it, so Dendrite is started
+	// and waited for on a thread of its own that lives exactly as long as Dendrite does.
+	startErr := make(chan error, 1)
+	d.exited = make(chan struct{})
+	exited := d.exited
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine, after Dendrite
+		if err := cmd.Start(); err != nil {
+			startErr <- err
+			return
+		}
+		startErr <- nil
+		_ = cmd.Wait()
+		logFile.Close()
+		close(exited)
+	}()
+	if err := <-startErr; err != nil {
 		logFile.Close()
 		return fmt.Errorf("failed to start Dendrite: %w", err)
 	}
 	d.cmd = cmd
-	d.exited = make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		logFile.Close()
-		close(d.exited)
-	}()
 	if err := d.waitReady(ctx, 60*time.Second); err != nil {
 		_ = d.Stop()
 		return fmt.Errorf("%w (log: %s)\n%s", err, d.LogPath(), tail(d.LogPath(), 20))
