@@ -16,6 +16,44 @@ func (b *Bridge) addContactCommands(cs *commandSet) {
 		help: "List your WhatsApp contacts, or those whose name or number contains the search."})
 	cs.add(&command{name: "start-chat", args: "+NUMBER|name", minLevel: config.LevelUser, handler: b.cmdStartChat,
 		help: "Open a chat with a WhatsApp contact, by number or by a unique part of their name."})
+	cs.add(&command{name: "sync", args: "contacts|groups|all", minLevel: config.LevelUser, handler: b.cmdSync,
+		help: "Refresh contacts' names, or create rooms for every WhatsApp group you are in."})
+}
+
+func (b *Bridge) cmdSync(ctx context.Context, ce *commandEvent) string {
+	what := "all"
+	if len(ce.args) > 0 {
+		what = strings.ToLower(ce.args[0])
+	}
+	if what != "contacts" && what != "groups" && what != "all" {
+		return "Usage: `sync contacts|groups|all`"
+	}
+	u, err := b.getUser(ctx, ce.sender, false)
+	if err != nil || u == nil {
+		return "You are not logged in."
+	}
+	u.mu.Lock()
+	cli := u.client
+	u.mu.Unlock()
+	if cli == nil {
+		return "You are not logged in."
+	}
+	var done []string
+	if what != "groups" {
+		u.syncContactPuppets(ctx)
+		done = append(done, "contacts' names refreshed")
+	}
+	if what != "contacts" {
+		groups, err := cli.GetJoinedGroups(ctx)
+		if err != nil {
+			return "Could not list your WhatsApp groups: " + err.Error()
+		}
+		for _, g := range groups {
+			u.ensurePortal(ctx, g.JID, true)
+		}
+		done = append(done, fmt.Sprintf("%d groups synced (new ones become rooms in a moment)", len(groups)))
+	}
+	return strings.Join(done, "; ") + "."
 }
 
 type contactRow struct {

@@ -45,6 +45,17 @@ func TestContactsAndStartChat(t *testing.T) {
 		t.Errorf("search for vogel also listed Emil:\n%s", found)
 	}
 
+	// sync groups turns a group that has had no message yet into a room.
+	group, err := dora.CreateGroup(ctx, "Quiet group", alice.phone.JID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForReply(t, alice.mx, alice.mgmt, bot, send(t, alice.mx, alice.mgmt, "sync groups"), "groups synced")
+	groupRoom := alice.waitInvite(t, bot)
+	if name := roomState(t, alice.mx, groupRoom, event.StateRoomName, ""); name["name"] != "Quiet group" {
+		t.Errorf("synced group %s has room name %v", group.JID, name)
+	}
+
 	// start-chat by name opens a DM from the contact's ghost, named from the address book.
 	waitForReply(t, alice.mx, alice.mgmt, bot, send(t, alice.mx, alice.mgmt, "start-chat dora"), "Opening a chat with +4915551002")
 	ghost := cfg.PuppetUserID("4915551002")
