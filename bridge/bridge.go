@@ -283,16 +283,18 @@ func (b *Bridge) Stop(ctx context.Context) error {
 				err = errors.Join(err, serveErr)
 			}
 		}
-		// Disconnect WhatsApp first: whatever it delivers from now on is not acknowledged
-		// and comes again next time. Then let the queues finish the item in hand.
+		// Let the queues finish the item in hand while WhatsApp is still connected, so a send
+		// in flight gets its answer instead of being retried (and duplicated) after the
+		// restart. Whatever WhatsApp delivers meanwhile is queued durably and waits. Then
+		// disconnect: from then on nothing is acknowledged, and it comes again next time.
+		if b.portals != nil {
+			b.portals.Stop()
+		}
 		b.usersMu.Lock()
 		for _, u := range b.users {
 			u.disconnect()
 		}
 		b.usersMu.Unlock()
-		if b.portals != nil {
-			b.portals.Stop()
-		}
 		if b.archive != nil {
 			// Closing issues the shutdown checkpoint.
 			err = errors.Join(err, b.archive.Close())

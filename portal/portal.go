@@ -153,9 +153,11 @@ func (m *Manager) startLocked(row *database.Portal) (*Portal, error) {
 	if row.MXID != "" {
 		m.byRoom[row.MXID] = p
 	}
-	m.wg.Add(1)
-	go p.run(m.ctx)
-	p.poke()
+	if m.ctx.Err() == nil { // stopping: items still queue durably, a restart relays them
+		m.wg.Add(1)
+		go p.run(m.ctx)
+		p.poke()
+	}
 	return p, nil
 }
 
@@ -199,7 +201,11 @@ func (m *Manager) PokeAll(receiver id.UserID) {
 
 // Stop stops every queue after the item it is working on.
 func (m *Manager) Stop() {
+	// Cancelling under the lock orders it against startLocked's check, so no worker is added
+	// to the WaitGroup once Wait may have begun.
+	m.mu.Lock()
 	m.cancel()
+	m.mu.Unlock()
 	m.wg.Wait()
 }
 
