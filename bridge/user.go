@@ -87,6 +87,9 @@ func (u *User) newClient(device *store.Device) *whatsmeow.Client {
 	cli.EnableDecryptedEventBuffer = true
 	cli.EnableAutoReconnect = true
 	cli.AutoTrustIdentity = true
+	// Without this a first full app-state sync applies the address book silently, and a
+	// contact's ghost could keep its number for a name.
+	cli.EmitAppStateEventsOnFullSync = true
 	if hook := u.b.opts.ConfigureWhatsApp; hook != nil {
 		hook(cli)
 	}
