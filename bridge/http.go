@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -161,7 +162,7 @@ func (b *Bridge) handleEvent(ctx context.Context, evt *event.Event) {
 }
 
 func errorsIsUnsupported(err error) bool {
-	return err == event.ErrUnsupportedContentType || err == event.ErrContentAlreadyParsed
+	return errors.Is(err, event.ErrUnsupportedContentType) || errors.Is(err, event.ErrContentAlreadyParsed)
 }
 
 // txnDedup remembers recently completed transaction IDs: a homeserver retries a

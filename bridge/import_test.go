@@ -10,8 +10,6 @@ import (
 
 	"go.mau.fi/whatsmeow/types/events"
 	"maunium.net/go/mautrix/event"
-
-	"codeberg.org/causeway/causeway/archive"
 )
 
 func exportZip(t *testing.T, chat string, photo []byte) []byte {
@@ -91,5 +89,4 @@ func TestImportChatExport(t *testing.T) {
 	if exported != 3 {
 		t.Errorf("archive has %d entries marked source export, want 3", exported)
 	}
-	_ = archive.KindMessage
 }

@@ -261,16 +261,14 @@ func TestMatrixToWhatsAppKinds(t *testing.T) {
 		}
 	})
 
-	var mine id.EventID
 	t.Run("edit", func(t *testing.T) {
 		resp, err := mx.SendText(ctx, room, "typo here")
 		if err != nil {
 			t.Fatal(err)
 		}
-		mine = resp.EventID
 		orig := waitWAText(t, c, "typo here")
 		edit := &event.MessageEventContent{MsgType: event.MsgText, Body: "* no typo"}
-		edit.SetEdit(mine)
+		edit.SetEdit(resp.EventID)
 		edit.NewContent = &event.MessageEventContent{MsgType: event.MsgText, Body: "no typo"}
 		if _, err := mx.SendMessageEvent(ctx, room, event.EventMessage, edit); err != nil {
 			t.Fatal(err)
@@ -374,5 +372,4 @@ func TestMatrixToWhatsAppKinds(t *testing.T) {
 			t.Errorf("location = %v", loc)
 		}
 	})
-	_ = mine
 }

@@ -14,8 +14,6 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
-
-	"codeberg.org/causeway/causeway/wasim"
 )
 
 var pairingCode = regexp.MustCompile(`[A-Z0-9]{4}-[A-Z0-9]{4}`)
@@ -187,5 +185,4 @@ func TestHomeserverOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitBodies(t, f.alice.mx, f.room, f.ghost, append([]string{"hi"}, msgs...))
-	_ = wasim.WaitFor[*events.Message]
 }

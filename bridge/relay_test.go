@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
@@ -179,7 +178,6 @@ func TestQRLoginAndDirectMessage(t *testing.T) {
 	if !strings.Contains(status, "connected") {
 		t.Errorf("status: %q", status)
 	}
-	_ = types.EmptyJID
 
 	// Metrics count what was relayed; health says the bridge serves.
 	metrics := httpGet(t, cfg.Appservice.Address+"/metrics")
