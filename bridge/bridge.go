@@ -60,7 +60,8 @@ type Bridge struct {
 	users   map[id.UserID]*User
 
 	// directory maps WhatsApp numbers to the organisation's Matrix accounts.
-	directory directory
+	directory  directory
+	colleagues *colleagueFinder
 
 	server   *http.Server
 	listener net.Listener
@@ -93,6 +94,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Bridge, error) 
 		return nil, err
 	}
 	b.directory = dir
+	b.colleagues = &colleagueFinder{b: b}
 	b.commands = newCommandSet(b)
 	b.addLoginCommands(b.commands)
 	b.addContactCommands(b.commands)

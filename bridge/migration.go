@@ -94,12 +94,16 @@ func (b *Bridge) offerMigration(ctx context.Context, p *portal.Portal) {
 	if p.IsGroup() {
 		return
 	}
-	mxid, ok := b.directory[p.Chat().User]
+	u, err := b.getUser(ctx, p.Key().Receiver, false)
+	if err != nil || u == nil {
+		return
+	}
+	acct, ok := b.colleagues.find(ctx, u, p.Chat())
 	if !ok {
 		return
 	}
 	b.reply(ctx, p.RoomID(), fmt.Sprintf("This contact is also on Matrix as %s. Send `%s migrate` here to open a direct Matrix chat with them.",
-		mxid, commandPrefix))
+		acct.describe(), commandPrefix))
 }
 
 func (b *Bridge) cmdMigrate(ctx context.Context, ce *commandEvent) string {
@@ -107,11 +111,16 @@ func (b *Bridge) cmdMigrate(ctx context.Context, ce *commandEvent) string {
 	if err != nil || p == nil || p.Key().Receiver != ce.sender {
 		return fmt.Sprintf("Send `%s migrate` in one of your WhatsApp chats.", commandPrefix)
 	}
+	u, err := b.getUser(ctx, ce.sender, false)
+	if err != nil || u == nil {
+		return "You are not logged in."
+	}
 	if !p.IsGroup() {
-		mxid, ok := b.directory[p.Chat().User]
+		acct, ok := b.colleagues.find(ctx, u, p.Chat())
 		if !ok {
-			return "This contact is not in the organisation's Matrix directory."
+			return "This contact was not found on Matrix (neither in the organisation's directory nor, where enabled, in the homeserver's user directory)."
 		}
+		mxid := acct.UserID
 		resp, err := b.bot.CreateRoom(ctx, &mautrix.ReqCreateRoom{
 			Visibility: "private", Preset: "trusted_private_chat", IsDirect: true,
 			Invite: []id.UserID{ce.sender, mxid},
@@ -142,10 +151,11 @@ func (b *Bridge) cmdMigrate(ctx context.Context, ce *commandEvent) string {
 		if jid.Server == types.HiddenUserServer && !part.PhoneNumber.IsEmpty() {
 			jid = part.PhoneNumber
 		}
-		mxid, ok := b.directory[jid.User]
-		if !ok || mxid == ce.sender {
+		acct, ok := b.colleagues.find(ctx, u, jid)
+		if !ok || acct.UserID == ce.sender {
 			continue
 		}
+		mxid := acct.UserID
 		if _, err := b.bot.InviteUser(ctx, p.RoomID(), &mautrix.ReqInviteUser{UserID: mxid, Reason: "Also in the WhatsApp group"}); err != nil {
 			failed = append(failed, string(mxid))
 		} else {
@@ -153,7 +163,7 @@ func (b *Bridge) cmdMigrate(ctx context.Context, ce *commandEvent) string {
 		}
 	}
 	if len(invited)+len(failed) == 0 {
-		return "Nobody else in this group is in the organisation's Matrix directory."
+		return "Nobody else in this group was found on Matrix."
 	}
 	reply := fmt.Sprintf("Invited %d member(s) who are on Matrix: %s.", len(invited), strings.Join(invited, ", "))
 	if len(failed) > 0 {
@@ -173,8 +183,8 @@ func (b *Bridge) cmdMigrationReport(ctx context.Context, ce *commandEvent) strin
 	}
 	var onMatrix, waOnly []string
 	for _, c := range contacts {
-		if mxid, ok := b.directory[c.jid.User]; ok {
-			onMatrix = append(onMatrix, fmt.Sprintf("* %s (+%s): on Matrix as %s", c.name, c.jid.User, mxid))
+		if acct, ok := b.colleagues.find(ctx, u, c.jid); ok {
+			onMatrix = append(onMatrix, fmt.Sprintf("* %s (+%s): on Matrix as %s", c.name, c.jid.User, acct.describe()))
 		} else {
 			waOnly = append(waOnly, fmt.Sprintf("* %s (+%s): WhatsApp only", c.name, c.jid.User))
 		}
@@ -209,7 +219,7 @@ func (b *Bridge) cmdMigrationReport(ctx context.Context, ce *commandEvent) strin
 				if j.Server == types.HiddenUserServer && !part.PhoneNumber.IsEmpty() {
 					j = part.PhoneNumber
 				}
-				if _, ok := b.directory[j.User]; ok {
+				if _, ok := b.colleagues.find(ctx, u, j); ok {
 					reachable++
 				}
 			}

@@ -44,12 +44,19 @@ func newPhone(t *testing.T, number, pushName string) *wasim.Phone {
 // code the bot shows with a simulated phone.
 func loginWithQR(t *testing.T, cfg *config.Config, localpart, number, pushName string) *waUser {
 	t.Helper()
+	return loginPhoneWithQR(t, cfg, localpart, newPhone(t, number, pushName))
+}
+
+// loginPhoneWithQR is loginWithQR for a phone the test has already set up (with groups or
+// history made before the bridge was linked).
+func loginPhoneWithQR(t *testing.T, cfg *config.Config, localpart string, phone *wasim.Phone) *waUser {
+	t.Helper()
 	bot := cfg.BotUserID()
+	number, pushName := phone.Account.Phone, phone.Account.PushName
 	mx := registerUser(t, localpart)
 	start := time.Now()
 	mgmt := openDM(t, mx, bot)
 	waitForReply(t, mx, mgmt, bot, start, "management room")
-	phone := newPhone(t, number, pushName)
 
 	body := waitForReply(t, mx, mgmt, bot, send(t, mx, mgmt, "login"), "QR code: ")
 	code := strings.TrimPrefix(body[strings.Index(body, "QR code: "):], "QR code: ")

@@ -83,7 +83,8 @@ type BridgeBehaviour struct {
 
 // Migration configures how WhatsApp contacts are matched to Matrix accounts.
 type Migration struct {
-	DirectoryFile string `yaml:"directory_file"`
+	DirectoryFile       string `yaml:"directory_file"`
+	UserDirectorySearch bool   `yaml:"user_directory_search"`
 }
 
 // Archive configures the records archive.

@@ -89,19 +89,19 @@ func (p *Portal) ensureRoom(ctx context.Context) error {
 	}
 	p.m.roomCreated(p)
 	p.log.Info().Stringer("room_id", resp.RoomID).Bool("group", p.row.IsGroup).Msg("Created the portal room")
-	if hook := p.m.deps.RoomCreated; hook != nil {
-		hook(ctx, p)
-	}
 	if !p.row.IsGroup {
 		if _, err := bot.JoinRoomByID(ctx, resp.RoomID); err != nil {
 			p.log.Warn().Err(err).Msg("The bot failed to join the DM")
 		}
-		return nil
 	}
 	for _, jid := range members {
 		if err := p.joinMember(ctx, jid, admins[jid]); err != nil {
 			p.log.Warn().Err(err).Str("member", jid.String()).Msg("Failed to add a group member")
 		}
+	}
+	// The hook runs once the room is complete: it may have the bot speak in it.
+	if hook := p.m.deps.RoomCreated; hook != nil {
+		hook(ctx, p)
 	}
 	return nil
 }
