@@ -47,15 +47,40 @@ func (b *Bridge) cmdImport(ctx context.Context, ce *commandEvent) string {
 	if err != nil {
 		return "The zip's URL is not valid: " + err.Error()
 	}
+	// An export with years of photos takes minutes: answer now and post the report when it
+	// is ready, rather than hold up the homeserver's transaction (which it would retry).
+	work, cancel := b.untilStopping(context.WithoutCancel(ctx))
+	go func() {
+		defer cancel()
+		b.reply(work, ce.roomID, b.importFromRoom(work, ce.sender, p, uri, loc))
+	}()
+	return fmt.Sprintf("Importing %s; I will post the report here.", content.FileName)
+}
+
+func (b *Bridge) importFromRoom(ctx context.Context, user id.UserID, p *portal.Portal, uri id.ContentURI, loc *time.Location) string {
 	data, err := b.bot.DownloadBytes(ctx, uri)
 	if err != nil {
 		return "Could not download the zip: " + err.Error()
 	}
-	rep, err := b.importExport(ctx, ce.sender, p, bytes.NewReader(data), int64(len(data)), loc)
+	rep, err := b.importExport(ctx, user, p, bytes.NewReader(data), int64(len(data)), loc)
 	if err != nil {
 		return "Sorry: " + err.Error()
 	}
 	return rep.Text(20)
+}
+
+// untilStopping returns ctx that also ends when the bridge starts stopping, for work that
+// outlives the request that started it.
+func (b *Bridge) untilStopping(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-b.stopping:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }
 
 // errNotAnExport marks a zip the parser refused: the caller's mistake, not the bridge's.

@@ -60,15 +60,8 @@ func (b *Bridge) handleProvisionImport(w http.ResponseWriter, r *http.Request) {
 	}
 	// A client that goes away ends the import: what was sent stays, and importing the
 	// export again finishes it. So does a bridge that is stopping.
-	ctx, cancel := context.WithCancel(r.Context())
+	ctx, cancel := b.untilStopping(r.Context())
 	defer cancel()
-	go func() {
-		select {
-		case <-b.stopping:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	log := b.log.With().Str("component", "provisioning").Str("remote", r.RemoteAddr).Logger()
 	ctx = log.WithContext(ctx)
 	rep, err := b.provisionImport(ctx, r)

@@ -77,6 +77,10 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "causeway import: bad config: %v\n", err)
 		return exitUsage
 	}
+	if !cfg.TokensGenerated() {
+		fmt.Fprintf(stderr, "causeway import: %s has no appservice.as_token yet; the bridge cannot be running on it (see `causeway -g`)\n", *configPath)
+		return exitUsage
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	rep, err := Post(ctx, Request{
@@ -162,7 +166,8 @@ func Post(ctx context.Context, r Request) (*Report, error) {
 	req.Header.Set("Expect", "100-continue")
 	resp, err := http.DefaultClient.Do(req)
 	if errors.Is(err, syscall.ECONNREFUSED) {
-		return nil, fmt.Errorf("nothing answers at %s: is the bridge running at %s? (%w)", r.Bridge, r.Bridge, err)
+		// The whole *url.Error repeats the address with the query; the refusal is all that matters.
+		return nil, fmt.Errorf("is the bridge running at %s? Nothing accepts connections there (%w)", r.Bridge, syscall.ECONNREFUSED)
 	} else if err != nil {
 		return nil, fmt.Errorf("the request to the bridge at %s failed: %w", r.Bridge, err)
 	}
