@@ -15,6 +15,7 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/id"
 
+	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/internal/importcmd"
 	"codeberg.org/causeway/causeway/portal"
 )
@@ -136,6 +137,9 @@ func (b *Bridge) provisionUser(ctx context.Context, param string) (*User, error)
 	mxid := id.UserID(param)
 	if _, _, err := mxid.Parse(); err != nil {
 		return nil, badInput("user: %q is not a Matrix user ID like @alice:%s", param, b.cfg.Homeserver.Domain)
+	}
+	if level := b.cfg.Permissions.LevelFor(mxid); level < config.LevelUser {
+		return nil, badInput("user: %s has the %s permission level; importing takes %s, as the bot's import command does", mxid, level, config.LevelUser)
 	}
 	u, err := b.getUser(ctx, mxid, false)
 	if err != nil {

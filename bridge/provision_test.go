@@ -132,6 +132,7 @@ func testProvisionRefusals(t *testing.T, f *importFixture) {
 		{"chat not a JID", token, url.Values{"chat": {"Robin"}}, goodZip, 400, "M_INVALID_PARAM", `chat: "Robin" is not a WhatsApp chat`},
 		{"chat without a room", token, url.Values{"chat": {"+4915559999999"}}, goodZip, 400, "M_INVALID_PARAM", "chat: 4915559999999@s.whatsapp.net has no room for @import_alice:localhost"},
 		{"user not an MXID", token, with("user", "import_alice"), goodZip, 400, "M_INVALID_PARAM", `user: "import_alice" is not a Matrix user ID`},
+		{"user below the user level", token, with("user", "@relayonly:localhost"), goodZip, 400, "M_INVALID_PARAM", "user: @relayonly:localhost has the relay permission level; importing takes user"},
 		{"user unknown", token, with("user", "@nobody:localhost"), goodZip, 400, "M_INVALID_PARAM", "user: @nobody:localhost has never used this bridge"},
 		{"bad time zone", token, with("tz", "Mars/Olympus"), goodZip, 400, "M_INVALID_PARAM", `tz: time zone "Mars/Olympus" is not an IANA zone name`},
 		{"empty body", token, good, nil, 400, "M_INVALID_PARAM", "the request body is empty"},
