@@ -138,7 +138,9 @@ func (b *Bridge) provisionUser(ctx context.Context, param string) (*User, error)
 	if _, _, err := mxid.Parse(); err != nil {
 		return nil, badInput("user: %q is not a Matrix user ID like @alice:%s", param, b.cfg.Homeserver.Domain)
 	}
-	if level := b.cfg.Permissions.LevelFor(mxid); level < config.LevelUser {
+	if level := b.cfg.Permissions.LevelFor(mxid); level == config.LevelNone {
+		return nil, badInput("user: %s may not use this bridge (see permissions in its config)", mxid)
+	} else if level < config.LevelUser {
 		return nil, badInput("user: %s has the %s permission level; importing takes %s, as the bot's import command does", mxid, level, config.LevelUser)
 	}
 	u, err := b.getUser(ctx, mxid, false)
