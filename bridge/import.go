@@ -94,7 +94,12 @@ func (b *Bridge) importExport(ctx context.Context, user id.UserID, p *portal.Por
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", errNotAnExport, err)
 	}
-	rep := &importcmd.Report{User: string(user), Chat: p.Key().ChatJID, RoomID: string(p.RoomID()), Format: res.Format, TimeZone: loc.String()}
+	zone := loc.String()
+	if loc == time.Local {
+		abbr, _ := time.Now().Zone()
+		zone = "the bridge's local time (" + abbr + ")"
+	}
+	rep := &importcmd.Report{User: string(user), Chat: p.Key().ChatJID, RoomID: string(p.RoomID()), Format: res.Format, TimeZone: zone}
 	for _, u := range res.Unparsed {
 		rep.Unparsed = append(rep.Unparsed, importcmd.Unparsed{Line: u.Line, Text: u.Text, Reason: u.Reason})
 	}
@@ -106,7 +111,7 @@ func (b *Bridge) importExport(ctx context.Context, user id.UserID, p *portal.Por
 		u.mu.Unlock()
 	}
 	log.Info().Int("messages", len(msgs)).Int("unparsed", len(res.Unparsed)).Str("format", res.Format).
-		Str("time_zone", loc.String()).Msg("Importing a chat export")
+		Str("time_zone", zone).Msg("Importing a chat export")
 	pr, err := p.ImportExport(ctx, msgs, ownNames)
 	rep.Imported, rep.AlreadyThere, rep.Newer = pr.Imported, pr.AlreadyThere, pr.Newer
 	if err != nil {
