@@ -73,6 +73,8 @@ func (b *Bridge) handleProvisionImport(w http.ResponseWriter, r *http.Request) {
 		mautrix.MInvalidParam.WithMessage("%s", bad.msg).Write(w)
 	case errors.Is(err, errNotAnExport):
 		mautrix.MInvalidParam.WithMessage("%s", err.Error()).Write(w)
+	case errors.Is(err, errStopping):
+		mautrix.RespError{ErrCode: "M_UNAVAILABLE", Err: err.Error(), StatusCode: http.StatusServiceUnavailable}.Write(w)
 	case err != nil:
 		mautrix.MUnknown.WithMessage("%s", err.Error()).Write(w)
 	default:
@@ -80,13 +82,16 @@ func (b *Bridge) handleProvisionImport(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// errStopping refuses imports while the bridge shuts down (503: try again later).
+var errStopping = errors.New("the bridge is shutting down; try again once it is back")
+
 // provisionImport checks the request, saves the zip and runs the import. It reads the body
 // only once the parameters are good: a client sending "Expect: 100-continue" then uploads
 // nothing for a request that is refused anyway.
 func (b *Bridge) provisionImport(ctx context.Context, r *http.Request) (*importcmd.Report, error) {
 	select {
 	case <-b.stopping:
-		return nil, errors.New("the bridge is shutting down")
+		return nil, errStopping
 	default:
 	}
 	q := r.URL.Query()
