@@ -31,6 +31,7 @@ func (b *Bridge) router() http.Handler {
 	mux.HandleFunc("GET /health", b.handleHealth)
 	mux.Handle("GET /metrics", b.metrics.handler())
 	b.mountArchive(mux)
+	b.mountProvisioning(mux)
 	// User and alias queries, ping and liveness stay mautrix's.
 	mux.Handle("/_matrix/", b.as.Router)
 	return mux

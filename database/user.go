@@ -133,3 +133,11 @@ func (q *KVQuery) Set(ctx context.Context, key, value string) error {
 	}
 	return nil
 }
+
+// Delete removes key; deleting a missing key is not an error.
+func (q *KVQuery) Delete(ctx context.Context, key string) error {
+	if _, err := q.db.Exec(ctx, "DELETE FROM kv_store WHERE key=$1", key); err != nil {
+		return fmt.Errorf("failed to delete %s: %w", key, err)
+	}
+	return nil
+}

@@ -219,6 +219,9 @@ type Portal struct {
 	// the immutable key and the room ID read through RoomID.
 	row    *database.Portal
 	roomMu sync.RWMutex
+	// importMu runs one import of the chat at a time: two at once (the bot command and the
+	// CLI) would both find a message missing and send it twice.
+	importMu sync.Mutex
 
 	wake chan struct{}
 

@@ -19,6 +19,7 @@ import (
 	"codeberg.org/causeway/causeway/bridge"
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/internal/buildinfo"
+	"codeberg.org/causeway/causeway/internal/importcmd"
 )
 
 // Exit codes: 1 when running failed, 2 when the command line or the config is wrong.
@@ -34,6 +35,7 @@ var subcommands = map[string]struct {
 }{
 	"archive": {"inspect, verify, export and manage the records archive", runArchive},
 	"demo":    {"try Causeway locally: simulated WhatsApp, a local Dendrite, a scripted conversation", runDemo},
+	"import":  {importcmd.Summary, importcmd.Run},
 }
 
 func main() {

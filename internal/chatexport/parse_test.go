@@ -101,6 +101,20 @@ func TestParseTextLocales(t *testing.T) {
 			},
 		},
 		{
+			name: "English UK iOS",
+			text: lines(
+				"[02/03/2024, 18:05:10] Sam: Did you get home alright?",
+				"\u200e[02/03/2024, 18:08:03] Sam: \u200e<attached: 00000004-PHOTO-2024-03-02-18-08-03.jpg>",
+				"\u200e[02/03/2024, 18:10:00] Sam: \u200eimage omitted",
+			),
+			format: "[D/M/YYYY, H:mm:ss] (day-first: no field above 12; 24-hour clock)",
+			want: []Message{
+				{Time: at(2024, 3, 2, 18, 5, 10), Sender: "Sam", Text: "Did you get home alright?", Line: 1},
+				{Time: at(2024, 3, 2, 18, 8, 3), Sender: "Sam", Attachment: "00000004-PHOTO-2024-03-02-18-08-03.jpg", Line: 2},
+				{Time: at(2024, 3, 2, 18, 10, 0), Sender: "Sam", Omitted: true, Line: 3},
+			},
+		},
+		{
 			name: "German Android",
 			text: lines(
 				"02.01.24, 22:11 - Nachrichten und Anrufe sind Ende-zu-Ende-verschlüsselt.",
@@ -185,6 +199,22 @@ func TestParseTextLocales(t *testing.T) {
 				{Time: at(2024, 1, 2, 22, 12, 0), Sender: "Luc", Attachment: "IMG-20240102-WA0004.jpg", Text: "légende", Line: 2},
 				{Time: at(2024, 1, 2, 22, 13, 0), Sender: "Luc", Omitted: true, Line: 4},
 				{Time: at(2024, 1, 2, 22, 14, 0), System: true, Text: "Luc a quitté\n02/01/2024 22:1x - pas une en-tête", Line: 5},
+			},
+		},
+		{
+			name: "French iOS",
+			text: lines(
+				"\u200e[06/03/2024 21:12:30] Camille: \u200eLes messages et les appels sont chiffrés de bout en bout.",
+				"[06/03/2024 21:13:05] Camille: Tu as vu le match ?",
+				"\u200e[06/03/2024 21:14:00] Camille: \u200e<pièce jointe : 00000007-PHOTO-2024-03-06-21-14-00.jpg>",
+				"\u200e[06/03/2024 21:15:00] Luc: \u200eimage absente",
+			),
+			format: "[D/M/YYYY H:mm:ss] (day-first: no field above 12; 24-hour clock)",
+			want: []Message{
+				{Time: at(2024, 3, 6, 21, 12, 30), System: true, Text: "Les messages et les appels sont chiffrés de bout en bout.", Line: 1},
+				{Time: at(2024, 3, 6, 21, 13, 5), Sender: "Camille", Text: "Tu as vu le match ?", Line: 2},
+				{Time: at(2024, 3, 6, 21, 14, 0), Sender: "Camille", Attachment: "00000007-PHOTO-2024-03-06-21-14-00.jpg", Line: 3},
+				{Time: at(2024, 3, 6, 21, 15, 0), Sender: "Luc", Omitted: true, Line: 4},
 			},
 		},
 		{
