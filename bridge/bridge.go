@@ -100,6 +100,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Bridge, error) 
 	b.addContactCommands(b.commands)
 	b.addMigrationCommands(b.commands)
 	b.addImportCommand(b.commands)
+	b.addBackfillCommand(b.commands)
 	b.addArchiveCommands(b.commands)
 	return b, nil
 }

@@ -77,8 +77,32 @@ type Database struct {
 
 // BridgeBehaviour is how chats behave on the Matrix side.
 type BridgeBehaviour struct {
-	Deletes  string `yaml:"deletes"`
-	ViewOnce string `yaml:"view_once"`
+	Deletes  string  `yaml:"deletes"`
+	ViewOnce string  `yaml:"view_once"`
+	History  History `yaml:"history"`
+}
+
+// History limits what WhatsApp's history sync backfills into new rooms after a login, and
+// how media in it and on-demand backfill behave. 0 means unlimited for the numeric limits.
+type History struct {
+	MaxChats           int    `yaml:"max_chats"`
+	MaxAgeDays         int    `yaml:"max_age_days"`
+	MaxMessagesPerChat int    `yaml:"max_messages_per_chat"`
+	Media              string `yaml:"media"`
+	OnDemandTimeout    string `yaml:"on_demand_timeout"`
+}
+
+// History media modes.
+const (
+	HistoryMediaEager = "eager"
+	HistoryMediaLazy  = "lazy"
+	HistoryMediaSkip  = "skip"
+)
+
+// OnDemandTimeoutDuration is OnDemandTimeout parsed (validated at load).
+func (h History) OnDemandTimeoutDuration() time.Duration {
+	d, _ := time.ParseDuration(h.OnDemandTimeout)
+	return d
 }
 
 // Migration configures how WhatsApp contacts are matched to Matrix accounts.

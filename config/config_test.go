@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"maunium.net/go/mautrix/appservice"
 	"maunium.net/go/mautrix/id"
@@ -69,6 +70,12 @@ func TestBadValuesNameTheKeyPath(t *testing.T) {
 		{"duration", []string{`conn_max_lifetime: ""`, "conn_max_lifetime: forever"}, `database.conn_max_lifetime: "forever" is not a positive duration`},
 		{"section not a mapping", []string{"logging:\n    # trace", "logging: loud\n    # trace"}, "not valid YAML"},
 		{"duplicate key", []string{"    format: auto", "    format: auto\n    format: json"}, "logging.format: is set twice"},
+		{"history chats negative", []string{"max_chats: 0", "max_chats: -1"}, "bridge.history.max_chats: -1 must be 0 (unlimited) or more"},
+		{"history age not a number", []string{"max_age_days: 365", "max_age_days: a year"}, `bridge.history.max_age_days: "a year" is not a whole number`},
+		{"history per chat negative", []string{"max_messages_per_chat: 1000", "max_messages_per_chat: -5"}, "bridge.history.max_messages_per_chat: -5 must be 0"},
+		{"history media mode", []string{"media: eager", "media: later"}, `bridge.history.media: "later" is not one of eager, lazy, skip`},
+		{"history timeout", []string{"on_demand_timeout: 2m", "on_demand_timeout: 0s"}, `bridge.history.on_demand_timeout: "0s" is not a positive duration`},
+		{"history unknown key", []string{"media: eager", "media: eager\n        max_chat: 3"}, "bridge.history.max_chat: unknown key (known here: max_chats, max_age_days"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,6 +85,37 @@ func TestBadValuesNameTheKeyPath(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %q does not contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestHistoryLimits(t *testing.T) {
+	def := Default().Bridge.History
+	if def.MaxChats != 0 || def.MaxAgeDays != 365 || def.MaxMessagesPerChat != 1000 || def.Media != HistoryMediaEager ||
+		def.OnDemandTimeoutDuration() != 2*time.Minute {
+		t.Errorf("history defaults = %+v", def)
+	}
+	tests := []struct {
+		name    string
+		replace []string
+		want    History
+	}{
+		{"unlimited", []string{"max_age_days: 365", "max_age_days: 0", "max_messages_per_chat: 1000", "max_messages_per_chat: 0"},
+			History{MaxChats: 0, MaxAgeDays: 0, MaxMessagesPerChat: 0, Media: "eager", OnDemandTimeout: "2m"}},
+		{"tight", []string{"max_chats: 0", "max_chats: 5", "max_age_days: 365", "max_age_days: 30", "media: eager", "media: skip"},
+			History{MaxChats: 5, MaxAgeDays: 30, MaxMessagesPerChat: 1000, Media: "skip", OnDemandTimeout: "2m"}},
+		{"lazy media, quick timeout", []string{"media: eager", "media: lazy", "on_demand_timeout: 2m", "on_demand_timeout: 15s"},
+			History{MaxAgeDays: 365, MaxMessagesPerChat: 1000, Media: "lazy", OnDemandTimeout: "15s"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(exampleWith(t, tt.replace...)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Bridge.History != tt.want {
+				t.Errorf("bridge.history = %+v, want %+v", cfg.Bridge.History, tt.want)
 			}
 		})
 	}

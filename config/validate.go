@@ -104,6 +104,17 @@ func (c *Config) Validate() error {
 
 	oneOf("bridge.deletes", c.Bridge.Deletes, "redact", "annotate")
 	oneOf("bridge.view_once", c.Bridge.ViewOnce, "bridge", "notice")
+	hist := &c.Bridge.History
+	for path, n := range map[string]int{"bridge.history.max_chats": hist.MaxChats, "bridge.history.max_age_days": hist.MaxAgeDays,
+		"bridge.history.max_messages_per_chat": hist.MaxMessagesPerChat} {
+		if n < 0 {
+			bad(path, "%d must be 0 (unlimited) or more", n)
+		}
+	}
+	oneOf("bridge.history.media", hist.Media, HistoryMediaEager, HistoryMediaLazy, HistoryMediaSkip)
+	if d, err := time.ParseDuration(hist.OnDemandTimeout); err != nil || d <= 0 {
+		bad("bridge.history.on_demand_timeout", "%q is not a positive duration such as 2m", hist.OnDemandTimeout)
+	}
 
 	if f := c.Migration.DirectoryFile; f != "" {
 		if !strings.HasSuffix(f, ".csv") && !strings.HasSuffix(f, ".json") {

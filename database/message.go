@@ -180,3 +180,16 @@ func (q *MessageQuery) Earliest(ctx context.Context, key PortalKey) (time.Time, 
 	}
 	return time.UnixMilli(ts.Int64), nil
 }
+
+// Oldest returns the portal's oldest message bridged from WhatsApp itself (not imported from an
+// export, and a message's own part rather than an edit or notice row), or nil: the anchor an
+// on-demand history request asks the phone to go back from.
+func (q *MessageQuery) Oldest(ctx context.Context, key PortalKey) (*Message, error) {
+	m, err := scanMessage(q.db.QueryRow(ctx, "SELECT "+messageColumns+` FROM message
+		WHERE chat_jid=$1 AND receiver=$2 AND wa_id NOT LIKE 'export.%' AND part_id NOT LIKE '%:%'
+		ORDER BY timestamp, part_id LIMIT 1`, key.ChatJID, key.Receiver))
+	if err != nil {
+		return nil, fmt.Errorf("failed to find the oldest message: %w", err)
+	}
+	return m, nil
+}

@@ -28,7 +28,7 @@ type WAMessage struct {
 	Info types.MessageInfo `json:"info"`
 	// Message is the serialized waE2E.Message, wrappers and all.
 	Message []byte `json:"message"`
-	// Source says how it reached the bridge when not live ("history_sync").
+	// Source says how it reached the bridge when not live (SourceHistorySync, SourceOnDemand).
 	Source string `json:"source,omitempty"`
 }
 
@@ -102,6 +102,7 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 			return nil // this very reaction was bridged already
 		}
 	}
+	lazyMedia := p.deferHistoryMedia(res, wm.Source)
 	media, err := p.fetchMedia(ctx, wa, res)
 	if err != nil {
 		return err
@@ -148,6 +149,13 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 		} else if err := record(ctx); err != nil {
 			return err
 		}
+	}
+	if lazyMedia {
+		fill := newMediaFillItem(&wm, item)
+		p.atFinish(func(ctx context.Context) error {
+			_, err := p.m.deps.DB.Queue.Add(ctx, fill)
+			return err
+		})
 	}
 	if res.Action == msgconv.ActionReactionRemove {
 		p.atFinish(func(ctx context.Context) error {

@@ -127,6 +127,10 @@ func (p *Portal) process(ctx context.Context, item *database.QueueItem) (done bo
 			err = p.handleWAReceipt(ctx, item)
 		case KindMatrixEvent:
 			err = p.handleMatrixEvent(ctx, item)
+		case KindMediaFill:
+			err = p.handleMediaFill(ctx, item)
+		case KindBotNotice:
+			err = p.handleBotNotice(ctx, item)
 		default:
 			err = permanent(fmt.Errorf("unknown queue item kind %q", item.Kind))
 		}

@@ -95,6 +95,9 @@ func (s *Server) routeDirectMessageLocked(c *conn, sender *account, node *waBina
 	if s.st.accountFor(to) == nil {
 		return 404
 	}
+	// whatsmeow lists a device twice when a message to oneself names the account as both recipient and
+	// sender (sendDM's participants [to, own] with a warm device cache); a device gets one copy.
+	delivered := map[devRef]bool{}
 	for _, toNode := range participants.GetChildren() {
 		jid, _ := toNode.Attrs["jid"].(types.JID)
 		target := s.st.accountFor(jid)
@@ -102,9 +105,10 @@ func (s *Server) routeDirectMessageLocked(c *conn, sender *account, node *waBina
 			continue
 		}
 		ref := devRef{Phone: target.Phone, Device: int(jid.Device)}
-		if ref == c.dev {
+		if ref == c.dev || delivered[ref] {
 			continue
 		}
+		delivered[ref] = true
 		attrs := base(jid)
 		if target == sender {
 			// A copy for the sender's own other device: it learns the chat from "recipient".

@@ -101,6 +101,9 @@ func TestOfflineDelivery(t *testing.T) {
 	bob := newPhone(t, ctx, sim, "4915550002", "Bob")
 	bridge := linkCompanion(t, ctx, sim, bob, "bob-bridge")
 	bridgeJID := bridge.cli.Store.GetJID()
+	// The phone seeds app state and shares its keys in the background after linking; on a loaded
+	// machine that can still be under way when the drop window below counts unacked stanzas.
+	waitAppStateKey(t, ctx, bridge)
 
 	// Offline: stanzas wait in the device's queue.
 	bridge.cli.Disconnect()

@@ -20,6 +20,7 @@ import (
 	"go.mau.fi/whatsmeow/appstate"
 	"go.mau.fi/whatsmeow/proto/waAdv"
 	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/proto/waHistorySync"
 	"go.mau.fi/whatsmeow/store"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
@@ -41,6 +42,9 @@ type Phone struct {
 	closeOnce sync.Once
 	seedOnce  sync.Once
 	seedErr   error
+
+	historyMu sync.Mutex
+	history   map[string][]*waHistorySync.HistorySyncMsg // by chat JID, oldest first
 }
 
 // NewPhone registers device 0 for the account, provisioned with the account's identity key, and connects
@@ -60,6 +64,7 @@ func (s *Server) NewPhone(ctx context.Context, acct *Account) (*Phone, error) {
 	p.Client = s.NewClient(dev, log)
 	p.Client.EnableAutoReconnect = true
 	p.Events = RecordEvents(p.Client)
+	p.Client.AddEventHandler(p.answerPeerRequests)
 	if err = p.Client.Connect(); err != nil {
 		return nil, fmt.Errorf("connect phone: %w", err)
 	}

@@ -74,17 +74,7 @@ func (s *Server) lidFor(jid types.JID) types.JID {
 func (p *Phone) HistoryConversation(chat types.JID, msgs ...HistoryMessage) *waHistorySync.Conversation {
 	conv := &waHistorySync.Conversation{ID: proto.String(chat.String())}
 	for _, m := range msgs {
-		fromMe := m.Sender.User == p.Account.Phone
-		key := p.Client.BuildMessageKey(chat, m.Sender, m.ID)
-		key.FromMe = proto.Bool(fromMe)
-		info := &waHistorySync.HistorySyncMsg{Message: &waWeb.WebMessageInfo{
-			Key: key, Message: &waE2E.Message{Conversation: proto.String(m.Text)},
-			MessageTimestamp: proto.Uint64(uint64(m.Time.Unix())),
-		}}
-		if chat.Server == types.GroupServer && !fromMe {
-			info.Message.Participant = proto.String(m.Sender.ToNonAD().String())
-		}
-		conv.Messages = append(conv.Messages, info)
+		conv.Messages = append(conv.Messages, p.historyMsg(chat, m))
 	}
 	if n := len(msgs); n > 0 {
 		conv.ConversationTimestamp = proto.Uint64(uint64(msgs[n-1].Time.Unix()))
@@ -92,17 +82,53 @@ func (p *Phone) HistoryConversation(chat types.JID, msgs ...HistoryMessage) *waH
 	return conv
 }
 
-// HistoryMessage is one text message for HistoryConversation.
+func (p *Phone) historyMsg(chat types.JID, m HistoryMessage) *waHistorySync.HistorySyncMsg {
+	fromMe := m.Sender.User == p.Account.Phone
+	key := p.Client.BuildMessageKey(chat, m.Sender, m.ID)
+	key.FromMe = proto.Bool(fromMe)
+	content := m.Message
+	if content == nil {
+		content = &waE2E.Message{Conversation: proto.String(m.Text)}
+	}
+	info := &waHistorySync.HistorySyncMsg{Message: &waWeb.WebMessageInfo{
+		Key: key, Message: content, MessageTimestamp: proto.Uint64(uint64(m.Time.Unix())),
+	}}
+	if fromMe {
+		// The phone app keeps the delivery state of its own messages and syncs it with them.
+		status := waWeb.WebMessageInfo_DELIVERY_ACK
+		if m.Read {
+			status = waWeb.WebMessageInfo_READ
+		}
+		info.Message.Status = &status
+	}
+	if chat.Server == types.GroupServer && !fromMe {
+		info.Message.Participant = proto.String(m.Sender.ToNonAD().String())
+	}
+	return info
+}
+
+// HistoryMessage is one message for HistoryConversation: a text, or any message built elsewhere (such as
+// media from MediaMessage).
 type HistoryMessage struct {
 	ID     types.MessageID
 	Sender types.JID
 	Text   string
 	Time   time.Time
+	// Message, when set, is the content instead of Text.
+	Message *waE2E.Message
+	// Read marks one of the phone's own messages as read by the recipient.
+	Read bool
 }
 
 // SendHistorySync uploads a history-sync blob (zlib-compressed, encrypted by whatsmeow's media upload)
 // and tells the phone's companions about it end to end, as the phone app does after linking.
 func (p *Phone) SendHistorySync(ctx context.Context, hs *waHistorySync.HistorySync) error {
+	return p.sendHistorySync(ctx, hs, "")
+}
+
+// sendHistorySync sends a history-sync blob; sessionID names the peer request it answers, if any.
+func (p *Phone) sendHistorySync(ctx context.Context, hs *waHistorySync.HistorySync, sessionID string) error {
+	p.rememberHistory(hs.GetConversations())
 	raw, err := proto.Marshal(hs)
 	if err != nil {
 		return fmt.Errorf("marshal history sync: %w", err)
@@ -120,13 +146,16 @@ func (p *Phone) SendHistorySync(ctx context.Context, hs *waHistorySync.HistorySy
 		return fmt.Errorf("upload history sync: %w", err)
 	}
 	syncType := waE2E.HistorySyncType(hs.GetSyncType())
+	notif := &waE2E.HistorySyncNotification{
+		FileSHA256: up.FileSHA256, FileLength: proto.Uint64(up.FileLength), MediaKey: up.MediaKey,
+		FileEncSHA256: up.FileEncSHA256, DirectPath: proto.String(up.DirectPath), SyncType: &syncType,
+		ChunkOrder: proto.Uint32(hs.GetChunkOrder()), Progress: proto.Uint32(hs.GetProgress()),
+	}
+	if sessionID != "" {
+		notif.PeerDataRequestSessionID = proto.String(sessionID)
+	}
 	_, err = p.Send(ctx, p.Account.JID, &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{
-		Type: waE2E.ProtocolMessage_HISTORY_SYNC_NOTIFICATION.Enum(),
-		HistorySyncNotification: &waE2E.HistorySyncNotification{
-			FileSHA256: up.FileSHA256, FileLength: proto.Uint64(up.FileLength), MediaKey: up.MediaKey,
-			FileEncSHA256: up.FileEncSHA256, DirectPath: proto.String(up.DirectPath), SyncType: &syncType,
-			ChunkOrder: proto.Uint32(hs.GetChunkOrder()), Progress: proto.Uint32(hs.GetProgress()),
-		},
+		Type: waE2E.ProtocolMessage_HISTORY_SYNC_NOTIFICATION.Enum(), HistorySyncNotification: notif,
 	}})
 	return err
 }
