@@ -11,8 +11,10 @@ import (
 	"image/color"
 	"image/jpeg"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -60,7 +62,7 @@ func newImportFixture(t *testing.T, contacts []string) *importFixture {
 		f.chats[number] = c
 		inviters[c.ghost] = number
 	}
-	for ghost, room := range f.alice.waitInvites(t, inviters) {
+	for ghost, room := range f.alice.waitInvites(t, slices.Collect(maps.Keys(inviters))) {
 		f.chats[inviters[ghost]].room = room
 	}
 	data, err := yaml.Marshal(cfg)
@@ -72,35 +74,6 @@ func newImportFixture(t *testing.T, contacts []string) *importFixture {
 		t.Fatal(err)
 	}
 	return f
-}
-
-// waitInvites joins the rooms the inviters invite the user to, whichever order they come in.
-func (u *waUser) waitInvites(t *testing.T, inviters map[id.UserID]string) map[id.UserID]id.RoomID {
-	t.Helper()
-	ctx := context.Background()
-	rooms := map[id.UserID]id.RoomID{}
-	deadline := time.Now().Add(90 * time.Second)
-	for len(rooms) < len(inviters) && time.Now().Before(deadline) {
-		resp, err := u.mx.SyncRequest(ctx, 5000, u.since, "", false, event.PresenceOnline)
-		if err != nil {
-			t.Fatal(err)
-		}
-		u.since = resp.NextBatch
-		for roomID, room := range resp.Rooms.Invite {
-			for _, evt := range room.State.Events {
-				if _, ok := inviters[evt.Sender]; ok && evt.Type == event.StateMember && rooms[evt.Sender] == "" {
-					if _, err := u.mx.JoinRoomByID(ctx, roomID); err != nil {
-						t.Fatal(err)
-					}
-					rooms[evt.Sender] = roomID
-				}
-			}
-		}
-	}
-	if len(rooms) < len(inviters) {
-		t.Fatalf("invited to %d rooms of %d", len(rooms), len(inviters))
-	}
-	return rooms
 }
 
 // photoFor is a real JPEG, different for each case, so the archive's content-addressed
