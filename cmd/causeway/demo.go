@@ -15,6 +15,7 @@ import (
 
 const demoUsageText = `Usage: causeway demo [--once] [--data DIR]
        causeway demo --bench [--archive=false] [--chats N] [--per-chat N] [--cpuprofile FILE] [--data DIR]
+       causeway demo --bench-backfill [--archive=false] [--chats N] [--per-chat N] [--data DIR]
 
 Runs Causeway on this machine with nothing else installed: a simulated WhatsApp network, a
 local Dendrite homeserver (built from the Go module proxy on first use) and the bridge. It
@@ -26,6 +27,10 @@ the result with any Matrix client. Without --once it keeps running until Ctrl-C.
 contacts send N messages each through a bridge running in its own process into Dendrite
 (on tmpfs unless --data), and it reports messages/s, p50/p99 latency, and the CPU time
 per message of the bridge process and of Dendrite.
+
+--bench-backfill measures history backfill: a phone whose history holds N chats of N
+messages each (default 10 x 500) is linked, and it reports how many history messages per
+second reach Dendrite in new rooms, the CPU per message, and checks every room's history.
 
 Options:
 `
@@ -42,6 +47,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	bench := fs.Bool("bench", false, "run the relay benchmark instead of the scenario")
+	benchBackfill := fs.Bool("bench-backfill", false, "run the history backfill benchmark instead of the scenario")
 	withArchive := fs.Bool("archive", true, "with --bench: the records archive on or off")
 	chats := fs.Int("chats", 20, "with --bench: contacts, each in their own chat")
 	perChat := fs.Int("per-chat", 100, "with --bench: plain texts each contact sends")
@@ -63,7 +69,17 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if *bench {
+	if *bench || *benchBackfill {
+		if *benchBackfill {
+			set := map[string]bool{}
+			fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+			if !set["chats"] {
+				*chats = 10
+			}
+			if !set["per-chat"] {
+				*perChat = 500
+			}
+		}
 		if *chats < 1 || *perChat < 1 {
 			fmt.Fprintln(stderr, "causeway demo: --chats and --per-chat must be at least 1")
 			return exitUsage
@@ -73,10 +89,15 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "causeway demo: cannot find my own binary to run the bridge: %v\n", err)
 			return exitFailure
 		}
-		_, err = demo.RunBench(ctx, demo.BenchOptions{
+		opts := demo.BenchOptions{
 			DataDir: *data, Archive: *withArchive, Chats: *chats, PerChat: *perChat,
 			CPUProfile: *cpuProfile, Executable: exe, Out: stdout,
-		})
+		}
+		if *benchBackfill {
+			_, err = demo.RunBackfillBench(ctx, opts)
+		} else {
+			_, err = demo.RunBench(ctx, opts)
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "causeway demo --bench: %v\n", err)
 			return exitFailure

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -111,5 +112,39 @@ func TestDemoOnceThenArchiveVerify(t *testing.T) {
 		if code := run([]string{"archive", "verify-bundle", tampered}, &stdout, &stderr); code != 1 {
 			t.Errorf("verify-bundle accepted a bundle with entry line %d changed (exit %d):\n%s", line, code, stdout.String())
 		}
+	}
+}
+
+// TestBenchmarksRun keeps both benchmarks working: small runs of `demo --bench` and
+// `demo --bench-backfill` (the figures are for people; the test checks they come out and
+// that the backfill's read-back found every room complete and in order).
+func TestBenchmarksRun(t *testing.T) {
+	exe := filepath.Join(t.TempDir(), "causeway")
+	build := exec.Command("go", "build", "-o", exe, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"relay", []string{"demo", "--bench", "--chats", "2", "--per-chat", "10"},
+			[]string{"20 WhatsApp messages, 2 chats x 10", "messages/s", "bridge CPU", "Dendrite CPU"}},
+		{"backfill", []string{"demo", "--bench-backfill", "--chats", "3", "--per-chat", "40", "--archive=false"},
+			[]string{"120 history messages into 3 new rooms", "messages/s into Dendrite", "every room checked"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, err := exec.Command(exe, tt.args...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("%v: %v\n%s", tt.args, err, out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
 	}
 }

@@ -70,36 +70,12 @@ func RunBench(ctx context.Context, opts BenchOptions) (res *BenchResult, err err
 		defer os.RemoveAll(dir)
 	}
 	p.Linef("Relay benchmark in %s: %d chats x %d messages, archive %s", dir, opts.Chats, opts.PerChat, onOff(opts.Archive))
-	mxid := id.NewUserID("bench", "localhost")
-	e, err := startEnv(ctx, dir, envOptions{Archive: opts.Archive, Users: []string{string(mxid)}, LogLevel: "info"}, p)
+	r, err := startRig(ctx, dir, opts, p, "4915552000")
 	if err != nil {
 		return nil, err
 	}
-	defer e.close()
-	if err := e.writeSimEndpoint(); err != nil {
-		return nil, err
-	}
-	child, err := startBridgeChild(ctx, e, opts)
-	if err != nil {
-		return nil, err
-	}
-	defer func() { err = errors.Join(err, child.stop()) }()
-	p.Linef("Bridge process %d started (its log: %s)", child.cmd.Process.Pid, filepath.Join(e.dir, logFile))
-
-	mx, err := newMatrixUser(ctx, e, "bench")
-	if err != nil {
-		return nil, err
-	}
-	if err := mx.openManagementRoom(ctx); err != nil {
-		return nil, err
-	}
-	me, err := e.sim.NewPhone(ctx, e.sim.CreateAccount("4915552000", "Bench User"))
-	if err != nil {
-		return nil, err
-	}
-	if err := loginWithQR(ctx, p, mx, me); err != nil {
-		return nil, err
-	}
+	defer func() { err = errors.Join(err, r.close()) }()
+	e, mx, me, child := r.e, r.mx, r.me, r.child
 	contacts := make([]*wasim.Phone, opts.Chats)
 	for i := range contacts {
 		number := fmt.Sprintf("49155521%02d", i)
@@ -111,12 +87,8 @@ func RunBench(ctx context.Context, opts BenchOptions) (res *BenchResult, err err
 	if err := warmUp(ctx, e, mx, me, contacts); err != nil {
 		return nil, err
 	}
-	dendritePID, err := findProcess(e.hs.ConfigPath())
-	if err != nil {
-		return nil, err
-	}
-	p.Linef("Burst: %d messages; measuring CPU of the bridge (pid %d) and Dendrite (pid %d)", opts.Chats*opts.PerChat, child.cmd.Process.Pid, dendritePID)
-	res, err = burst(ctx, e, mx, me, contacts, opts.PerChat, child, dendritePID)
+	p.Linef("Burst: %d messages; measuring CPU of the bridge (pid %d) and Dendrite (pid %d)", opts.Chats*opts.PerChat, child.cmd.Process.Pid, r.dendritePID)
+	res, err = burst(ctx, e, mx, me, contacts, opts.PerChat, child, r.dendritePID)
 	if err != nil {
 		return nil, err
 	}
