@@ -259,43 +259,61 @@ func (r *rig) checkHistory(ctx context.Context, ghosts []id.UserID, perChat int,
 		if !ok {
 			return fmt.Errorf("no room was created by %s", g)
 		}
-		type line struct {
-			body string
-			ts   int64
+		// Dendrite shows a joiner the room's history only once its sync component has
+		// seen the join, a moment after the join request returns.
+		var lines []historyLine
+		waitCtx, cancel := context.WithTimeout(ctx, stepTimeout)
+		err := poll(waitCtx, fmt.Sprintf("the history in the room of %s", g), func() (bool, error) {
+			var err error
+			lines, err = r.mx.readHistory(ctx, room)
+			return len(lines) >= perChat, err
+		})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("the room %s holds %d history messages, want %d: %w", room, len(lines), perChat, err)
 		}
-		var lines []line
-		from, read := "", 0
-		for {
-			// Backwards from the end: Dendrite takes no empty token going forwards.
-			resp, err := r.mx.cli.Messages(ctx, room, from, "", mautrix.DirectionBackward, nil, 1000)
-			if err != nil {
-				return err
-			}
-			read += len(resp.Chunk)
-			for _, evt := range resp.Chunk {
-				if evt.Type != event.EventMessage {
-					continue
-				}
-				_ = evt.Content.ParseRaw(evt.Type)
-				if body := evt.Content.AsMessage().Body; strings.HasPrefix(body, "history ") {
-					lines = append(lines, line{body, evt.Timestamp})
-				}
-			}
-			if resp.End == "" || len(resp.Chunk) == 0 {
-				break
-			}
-			from = resp.End
-		}
-		slices.Reverse(lines)
 		if len(lines) != perChat {
-			return fmt.Errorf("the room %s of %s holds %d history messages, want %d (%d events read)", room, g, len(lines), perChat, read)
+			return fmt.Errorf("the room %s of %s holds %d history messages, want %d", room, g, len(lines), perChat)
 		}
 		for n, l := range lines {
-			want := line{historyBody(c, n), base.Add(time.Duration(c*perChat+n) * time.Second).UnixMilli()}
+			want := historyLine{historyBody(c, n), base.Add(time.Duration(c*perChat+n) * time.Second).UnixMilli()}
 			if l != want {
 				return fmt.Errorf("the room of %s has %+v where %+v belongs", g, l, want)
 			}
 		}
 	}
 	return nil
+}
+
+type historyLine struct {
+	body string
+	ts   int64
+}
+
+// readHistory reads the room's history messages, oldest first.
+func (u *mxUser) readHistory(ctx context.Context, room id.RoomID) ([]historyLine, error) {
+	var lines []historyLine
+	from := ""
+	for {
+		// Backwards from the end: Dendrite takes no empty token going forwards.
+		resp, err := u.cli.Messages(ctx, room, from, "", mautrix.DirectionBackward, nil, 1000)
+		if err != nil {
+			return nil, err
+		}
+		for _, evt := range resp.Chunk {
+			if evt.Type != event.EventMessage {
+				continue
+			}
+			_ = evt.Content.ParseRaw(evt.Type)
+			if body := evt.Content.AsMessage().Body; strings.HasPrefix(body, "history ") {
+				lines = append(lines, historyLine{body, evt.Timestamp})
+			}
+		}
+		if resp.End == "" || len(resp.Chunk) == 0 {
+			break
+		}
+		from = resp.End
+	}
+	slices.Reverse(lines)
+	return lines, nil
 }
