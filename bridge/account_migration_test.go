@@ -13,6 +13,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/wasim"
 )
 
@@ -48,6 +49,8 @@ func (u *waUser) waitRoomInvites(t *testing.T, n int) map[id.RoomID]id.UserID {
 	}
 	return rooms
 }
+
+func ghostOf(cfg *config.Config, jid types.JID) id.UserID { return cfg.PuppetUserID(jid.User) }
 
 type timelineLine struct {
 	sender id.UserID
@@ -100,6 +103,15 @@ func TestWholeAccountMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A group with no history: it becomes a room on `sync groups`.
+	if _, err := dave.CreateGroup(ctx, "Quiet corner", alicePhone.JID()); err != nil {
+		t.Fatal(err)
+	}
+	// Frank has never written to Alice, but has a profile picture.
+	frankPhone := newPhone(t, "4915558806", "Frank W")
+	if _, err := frankPhone.SetProfilePicture([]byte("\xff\xd8\xff\xe0 frank's picture")); err != nil {
+		t.Fatal(err)
+	}
 
 	// Carol already moved to Matrix (and uses the bridge herself, so she shares a room with
 	// the bot, which is what Dendrite's user directory needs to find her).
@@ -111,7 +123,7 @@ func TestWholeAccountMigration(t *testing.T) {
 	waitForReply(t, carolMX, carolMgmt, bot, time.Now().Add(-time.Minute), "management room")
 
 	alice := loginPhoneWithQR(t, cfg, "whole_alice", alicePhone)
-	frank := types.NewJID("4915558806", types.DefaultUserServer)
+	frank := frankPhone.JID()
 	gina := types.NewJID("4915558807", types.DefaultUserServer)
 	if err := alice.phone.SetContacts(ctx,
 		wasim.Contact{JID: bob.JID(), FullName: "Bob Adler", FirstName: "Bob"},
@@ -127,6 +139,12 @@ func TestWholeAccountMigration(t *testing.T) {
 	eventually(t, "the contacts without chats in `contacts`", func() bool {
 		list := waitForReply(t, alice.mx, alice.mgmt, bot, send(t, alice.mx, alice.mgmt, "contacts ohnechat"), "WhatsApp contacts")
 		return strings.Contains(list, "Frank Ohnechat (WhatsApp): +4915558806") && strings.Contains(list, "Gina Ohnechat (WhatsApp): +4915558807")
+	})
+
+	// The contact without a chat has a named ghost with their picture.
+	eventually(t, "frank's ghost's avatar", func() bool {
+		avatar, err := alice.mx.GetAvatarURL(ctx, ghostOf(cfg, frank))
+		return err == nil && !avatar.IsEmpty()
 	})
 
 	// The phone's history: three direct chats and two groups, days old.
@@ -172,7 +190,7 @@ func TestWholeAccountMigration(t *testing.T) {
 	}
 
 	invites := alice.waitRoomInvites(t, len(chats))
-	ghost := func(jid types.JID) id.UserID { return cfg.PuppetUserID(jid.User) }
+	ghost := func(jid types.JID) id.UserID { return ghostOf(cfg, jid) }
 	roomOf := map[types.JID]id.RoomID{}
 	for room, inviter := range invites {
 		for _, c := range chats {
@@ -215,6 +233,13 @@ func TestWholeAccountMigration(t *testing.T) {
 				t.Errorf("%s message %d = %+v, want %+v (in order, original sender and timestamp)", c.chat, i, got[i], want[i])
 			}
 		}
+	}
+
+	// `sync groups` brings the group that had no history.
+	waitForReply(t, alice.mx, alice.mgmt, bot, send(t, alice.mx, alice.mgmt, "sync groups"), "3 groups synced")
+	quiet := alice.waitInvite(t, bot)
+	if name := roomState(t, alice.mx, quiet, event.StateRoomName, "")["name"]; name != "Quiet corner" {
+		t.Errorf("sync groups made room %s named %v", quiet, name)
 	}
 
 	// Every room sits in Alice's one personal space.

@@ -32,6 +32,7 @@ type User struct {
 	hist      historyState
 	// spaceMu makes two portals created at once share one new space.
 	spaceMu sync.Mutex
+	avatars avatarRefresher
 }
 
 // MXID is the user's Matrix ID.

@@ -41,6 +41,7 @@ func (u *User) handleWAEvent(rawEvt any) bool {
 		u.updatePuppetName(ctx, evt.JID)
 	case *events.Contact:
 		u.updatePuppetName(ctx, evt.JID)
+		u.refreshAvatar(ctx, evt.JID)
 	case *events.AppStateSyncComplete:
 		if evt.Name == appstate.WAPatchCriticalUnblockLow {
 			// A first full sync applies the address book without per-contact events.
@@ -254,6 +255,9 @@ func (u *User) syncContactPuppets(ctx context.Context) {
 	for jid := range all {
 		if jid.Server == types.DefaultUserServer && jid.User != own.User {
 			u.updatePuppetName(ctx, jid)
+			// Contacts without a chat get their picture too, so the user recognises them
+			// when starting a chat.
+			u.refreshAvatar(ctx, jid)
 		}
 	}
 	u.log.Info().Int("contacts", len(all)).Msg("Synced contact ghosts")
