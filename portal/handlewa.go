@@ -74,9 +74,15 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 	}
 	info := &wm.Info
 	key := p.row.PortalKey
+	p.finishWAID = info.ID
 
 	// A redelivery of something already bridged: WhatsApp resends unacked stanzas, and a
 	// crash between sending to Matrix and removing the queue item replays it.
+	if p.settling(info.ID) {
+		if err := p.settle(ctx); err != nil {
+			return err
+		}
+	}
 	if parts, err := p.m.deps.DB.Messages.GetParts(ctx, key, info.ID); err != nil {
 		return err
 	} else if len(parts) > 0 {
@@ -96,6 +102,9 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 		return nil
 	}
 	if res.Action == msgconv.ActionReaction || res.Action == msgconv.ActionReactionRemove {
+		if err := p.settle(ctx); err != nil {
+			return err
+		}
 		if existing, err := p.m.deps.DB.Reactions.Get(ctx, key, string(res.Target), senderKey(info)); err != nil {
 			return err
 		} else if existing != nil && existing.WAID == info.ID && res.Action == msgconv.ActionReaction {

@@ -225,6 +225,12 @@ type Portal struct {
 	// finishWrites are the item in hand's writes that commit with its removal from the
 	// queue (see atFinish). Queue goroutine only.
 	finishWrites []func(context.Context) error
+	// finishWAID is the WhatsApp message the item in hand relays, for settling.
+	finishWAID types.MessageID
+	// settled are the relayed items whose removal from the queue commits with the rest of
+	// the batch (see finish), since settledSince. Queue goroutine only.
+	settled      []settledItem
+	settledSince time.Time
 }
 
 // Key names the portal.
