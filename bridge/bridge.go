@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -125,10 +124,11 @@ func (b *Bridge) Start(ctx context.Context) error {
 	}
 	// Listen before talking to the homeserver: anything we do can trigger a transaction,
 	// and a homeserver that finds us down backs off for up to a minute.
-	addr, err := b.listen()
+	addr := net.JoinHostPort(b.cfg.Appservice.Hostname, strconv.Itoa(b.cfg.Appservice.Port))
+	b.listener, err = net.Listen("tcp", addr)
 	if err != nil {
 		b.db.Close()
-		return err
+		return fmt.Errorf("failed to listen on appservice.hostname/port %s: %w", addr, err)
 	}
 	b.server = &http.Server{Handler: b.router(), ReadHeaderTimeout: 30 * time.Second}
 	b.serveErr = make(chan error, 1)
@@ -327,31 +327,6 @@ func (b *Bridge) Stop(ctx context.Context) error {
 		b.log.Info().Msg("Bridge stopped")
 	})
 	return err
-}
-
-// listen opens the listener for the homeserver: the unix socket of a unix:// address,
-// otherwise hostname:port. Dendrite keeps its connection to a unix socket open between
-// transactions, where it closes a TCP one after each.
-func (b *Bridge) listen() (string, error) {
-	if path := b.cfg.Appservice.UnixSocket(); path != "" {
-		// A socket file left by a bridge that did not stop cleanly would fail the bind.
-		if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			_ = os.Remove(path)
-		}
-		l, err := net.Listen("unix", path)
-		if err != nil {
-			return "", fmt.Errorf("failed to listen on appservice.address %s: %w", b.cfg.Appservice.Address, err)
-		}
-		b.listener = l
-		return b.cfg.Appservice.Address, nil
-	}
-	addr := net.JoinHostPort(b.cfg.Appservice.Hostname, strconv.Itoa(b.cfg.Appservice.Port))
-	l, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", fmt.Errorf("failed to listen on appservice.hostname/port %s: %w", addr, err)
-	}
-	b.listener = l
-	return addr, nil
 }
 
 // Run starts the bridge, serves until ctx is cancelled, then stops it.

@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -48,18 +47,6 @@ type Appservice struct {
 	HSToken  string  `yaml:"hs_token"`
 	Bot      Bot     `yaml:"bot"`
 	Puppets  Puppets `yaml:"puppets"`
-}
-
-const unixScheme = "unix://"
-
-// UnixSocket is the path of the socket the bridge listens on when appservice.address is a
-// unix:// URL, or "" when it listens on hostname:port.
-func (a *Appservice) UnixSocket() string {
-	path, ok := strings.CutPrefix(a.Address, unixScheme)
-	if !ok {
-		return ""
-	}
-	return path
 }
 
 // Bot is the bridge bot's identity.

@@ -57,7 +57,6 @@ func TestBadValuesNameTheKeyPath(t *testing.T) {
 		{"port not a number", []string{"port: 29318", "port: lots"}, `appservice.port: "lots" is not a whole number`},
 		{"port out of range", []string{"port: 29318", "port: 70000"}, "appservice.port: 70000 is not a TCP port"},
 		{"homeserver address", []string{"address: http://localhost:8008", "address: localhost:8008"}, `homeserver.address: "localhost:8008" is not an http:// or https:// URL`},
-		{"relative unix socket", []string{"address: http://127.0.0.1:29318", "address: unix://causeway.sock"}, `appservice.address: "unix://causeway.sock" is not a unix:// URL with an absolute path`},
 		{"missing domain", []string{"domain: example.org", "domain: \"\""}, "homeserver.domain: must be set"},
 		{"permission level", []string{`"*": relay`, `"*": superuser`}, `permissions["*"]: "superuser" is not one of relay, user, records, admin`},
 		{"permission key", []string{`"@admin:example.org": admin`, `"not a user": admin`}, `permissions["not a user"]: "not a user" is not`},
@@ -82,34 +81,6 @@ func TestBadValuesNameTheKeyPath(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestUnixSocketAddress(t *testing.T) {
-	// A unix socket needs no TCP port: a port that would be refused is not looked at.
-	cfg, err := Parse([]byte(exampleWith(t,
-		"address: http://127.0.0.1:29318", "address: unix:///run/causeway/appservice.sock",
-		"port: 29318", "port: 0")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := cfg.Appservice.UnixSocket(); got != "/run/causeway/appservice.sock" {
-		t.Errorf("UnixSocket() = %q", got)
-	}
-	if got := cfg.Registration().URL; got != "unix:///run/causeway/appservice.sock" {
-		t.Errorf("registration url = %q, want the unix:// URL Dendrite dials", got)
-	}
-	if tcp := exampleConfig(t); tcp.Appservice.UnixSocket() != "" {
-		t.Errorf("an http:// address reports socket %q", tcp.Appservice.UnixSocket())
-	}
-}
-
-func exampleConfig(t *testing.T) *Config {
-	t.Helper()
-	cfg, err := Parse([]byte(exampleWith(t)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg
 }
 
 func TestPermissions(t *testing.T) {

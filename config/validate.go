@@ -50,20 +50,13 @@ func (c *Config) Validate() error {
 	if as.ID == "" || strings.ContainsAny(as.ID, " /") {
 		bad("appservice.id", "%q must be a non-empty word", as.ID)
 	}
-	if strings.HasPrefix(as.Address, unixScheme) {
-		// The bridge listens on the socket itself; hostname and port are not used.
-		if !strings.HasPrefix(as.UnixSocket(), "/") {
-			bad("appservice.address", "%q is not a unix:// URL with an absolute path (unix:///run/causeway/appservice.sock)", as.Address)
-		}
-	} else {
-		if as.Hostname == "" {
-			bad("appservice.hostname", "must be set (the address to listen on)")
-		}
-		if as.Port < 1 || as.Port > 65535 {
-			bad("appservice.port", "%d is not a TCP port (1-65535)", as.Port)
-		}
-		httpURL("appservice.address", as.Address)
+	if as.Hostname == "" {
+		bad("appservice.hostname", "must be set (the address to listen on)")
 	}
+	if as.Port < 1 || as.Port > 65535 {
+		bad("appservice.port", "%d is not a TCP port (1-65535)", as.Port)
+	}
+	httpURL("appservice.address", as.Address)
 	for path, token := range map[string]string{"appservice.as_token": as.ASToken, "appservice.hs_token": as.HSToken} {
 		if token == "" {
 			bad(path, "must be set (or %q to have -g generate it)", PlaceholderToken)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -72,7 +71,7 @@ func RunBench(ctx context.Context, opts BenchOptions) (res *BenchResult, err err
 	}
 	p.Linef("Relay benchmark in %s: %d chats x %d messages, archive %s", dir, opts.Chats, opts.PerChat, onOff(opts.Archive))
 	mxid := id.NewUserID("bench", "localhost")
-	e, err := startEnv(ctx, dir, envOptions{Archive: opts.Archive, Users: []string{string(mxid)}, LogLevel: "info", UnixSocket: true}, p)
+	e, err := startEnv(ctx, dir, envOptions{Archive: opts.Archive, Users: []string{string(mxid)}, LogLevel: "info"}, p)
 	if err != nil {
 		return nil, err
 	}
@@ -177,14 +176,6 @@ func (c *bridgeChild) waitReady(ctx context.Context, e *env) error {
 	if err != nil {
 		return err
 	}
-	health, base := http.DefaultClient, e.cfg.Appservice.Address
-	if sock := e.cfg.Appservice.UnixSocket(); sock != "" {
-		health = &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
-		}}}
-		base = "http://bridge"
-	}
 	return poll(ctx, "the bridge process to serve", func() (bool, error) {
 		select {
 		case err := <-c.exited:
@@ -192,7 +183,7 @@ func (c *bridgeChild) waitReady(ctx context.Context, e *env) error {
 			return false, fmt.Errorf("the bridge process exited during startup (%v); see %s", err, filepath.Join(e.dir, "bench-bridge.out"))
 		default:
 		}
-		resp, err := health.Get(base + "/health")
+		resp, err := http.Get(e.cfg.Appservice.Address + "/health")
 		if err != nil {
 			return false, nil
 		}

@@ -52,9 +52,6 @@ type envOptions struct {
 	Users []string
 	// LogLevel of the bridge; the demo logs everything, the benchmark what production logs.
 	LogLevel string
-	// UnixSocket has Dendrite reach the bridge on a unix socket in the data dir, as a
-	// production setup with both on one machine would (see appservice.address).
-	UnixSocket bool
 }
 
 // startEnv creates dir's contents, starts the simulator and Dendrite and writes the bridge
@@ -117,12 +114,6 @@ func startEnv(ctx context.Context, dir string, opts envOptions, p *printer) (_ *
 	return e, nil
 }
 
-const appserviceSocket = "appservice.sock"
-
-// maxSocketPath is what fits in a unix socket address on Linux (108 bytes with the NUL); a
-// data dir deeper than that keeps TCP.
-const maxSocketPath = 107
-
 // bridgeConfig is the config a newcomer could have written for this machine. Every path in
 // it is absolute, so `causeway archive ... -c DIR/config.yaml` works from any directory.
 func bridgeConfig(dir string, hsPort, asPort int, opts envOptions) (*config.Config, error) {
@@ -131,9 +122,6 @@ func bridgeConfig(dir string, hsPort, asPort int, opts envOptions) (*config.Conf
 	cfg.Appservice.Hostname = "127.0.0.1"
 	cfg.Appservice.Port = asPort
 	cfg.Appservice.Address = fmt.Sprintf("http://127.0.0.1:%d", asPort)
-	if sock := filepath.Join(dir, appserviceSocket); opts.UnixSocket && len(sock) < maxSocketPath {
-		cfg.Appservice.Address = "unix://" + sock
-	}
 	cfg.Database.Type = "sqlite"
 	cfg.Database.URI = filepath.Join(dir, databaseFile)
 	cfg.Archive.Enabled = opts.Archive
