@@ -199,6 +199,7 @@ func (b *Bridge) setupAppservice() error {
 	}
 	as.Log = b.log.With().Str("component", "appservice").Logger()
 	as.QueryHandler = queryHandler{b}
+	keepHomeserverConnections(as.HTTPClient)
 	b.as = as
 	b.bot = as.BotIntent()
 	b.puppets = puppet.NewManager(b.cfg, as, b.db, b.log.With().Str("component", "puppets").Logger())
@@ -211,6 +212,27 @@ func (b *Bridge) setupAppservice() error {
 		b.portals.SetArchive(b.archive)
 	}
 	return nil
+}
+
+// homeserverIdleConns is how many idle connections to the homeserver are kept: one per
+// portal queue sending at once, with room to spare.
+const homeserverIdleConns = 64
+
+// keepHomeserverConnections lets every portal queue reuse its connection. Go's default
+// keeps two idle connections per host, so with a few dozen chats relaying at once most
+// sends closed their connection afterwards and the next one dialled again, which cost
+// both the bridge and the homeserver a TCP handshake (and a TLS one on https) per event.
+func keepHomeserverConnections(cli *http.Client) {
+	if cli.Transport != nil {
+		if t, ok := cli.Transport.(*http.Transport); ok {
+			t.MaxIdleConnsPerHost = homeserverIdleConns // a unix socket transport mautrix made
+		}
+		return
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = homeserverIdleConns
+	t.MaxIdleConnsPerHost = homeserverIdleConns
+	cli.Transport = t
 }
 
 // setupBot checks the homeserver knows our token, registers the bot and keeps its profile

@@ -31,6 +31,9 @@ type QueueItem struct {
 	Attempts  int
 	LastError string
 	Archived  bool
+	// Unpacked is what Payload encodes, as its producer had it, for the process that
+	// queued the item to skip decoding Payload again. Never stored: nil when read back.
+	Unpacked any
 }
 
 // QueueQuery is the durable relay queue.

@@ -46,7 +46,8 @@ func NewWAMessageItemFrom(info *types.MessageInfo, msg *waE2E.Message, source st
 	}
 	stored := *info
 	stored.VerifiedName = nil // proto pointers do not survive encoding/json; nothing relays them
-	payload, err := json.Marshal(&WAMessage{Info: stored, Message: raw, Source: source})
+	wm := &WAMessage{Info: stored, Message: raw, Source: source}
+	payload, err := json.Marshal(wm)
 	if err != nil {
 		return nil, fmt.Errorf("failed to encode message %s: %w", info.ID, err)
 	}
@@ -60,13 +61,17 @@ func NewWAMessageItemFrom(info *types.MessageInfo, msg *waE2E.Message, source st
 		Kind:      KindWAMessage,
 		Payload:   payload,
 		QueuedAt:  info.Timestamp,
+		Unpacked:  wm,
 	}, nil
 }
 
 func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) error {
-	var wm WAMessage
-	if err := json.Unmarshal(item.Payload, &wm); err != nil {
-		return permanent(fmt.Errorf("queued message is corrupt: %w", err))
+	wm, ok := p.handoff.take(item.DedupKey, item.Payload).(*WAMessage)
+	if !ok {
+		wm = &WAMessage{}
+		if err := json.Unmarshal(item.Payload, wm); err != nil {
+			return permanent(fmt.Errorf("queued message is corrupt: %w", err))
+		}
 	}
 	msg := &waE2E.Message{}
 	if err := proto.Unmarshal(wm.Message, msg); err != nil {
@@ -74,9 +79,15 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 	}
 	info := &wm.Info
 	key := p.row.PortalKey
+	p.finishWAID = info.ID
 
 	// A redelivery of something already bridged: WhatsApp resends unacked stanzas, and a
 	// crash between sending to Matrix and removing the queue item replays it.
+	if p.settling(info.ID) {
+		if err := p.settle(ctx); err != nil {
+			return err
+		}
+	}
 	if parts, err := p.m.deps.DB.Messages.GetParts(ctx, key, info.ID); err != nil {
 		return err
 	} else if len(parts) > 0 {
@@ -96,6 +107,9 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 		return nil
 	}
 	if res.Action == msgconv.ActionReaction || res.Action == msgconv.ActionReactionRemove {
+		if err := p.settle(ctx); err != nil {
+			return err
+		}
 		if existing, err := p.m.deps.DB.Reactions.Get(ctx, key, string(res.Target), senderKey(info)); err != nil {
 			return err
 		} else if existing != nil && existing.WAID == info.ID && res.Action == msgconv.ActionReaction {

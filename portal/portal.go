@@ -228,6 +228,14 @@ type Portal struct {
 	// finishWrites are the item in hand's writes that commit with its removal from the
 	// queue (see atFinish). Queue goroutine only.
 	finishWrites []func(context.Context) error
+	// finishWAID is the WhatsApp message the item in hand relays, for settling.
+	finishWAID types.MessageID
+	// settled are the relayed items whose removal from the queue commits with the rest of
+	// the batch (see finish), since settledSince. Queue goroutine only.
+	settled      []settledItem
+	settledSince time.Time
+
+	handoff handoff
 }
 
 // Key names the portal.
@@ -250,7 +258,17 @@ func (p *Portal) RoomID() id.RoomID {
 // returns nil the event will be relayed, across restarts if need be.
 func (p *Portal) Enqueue(ctx context.Context, item *database.QueueItem) error {
 	item.PortalKey = p.row.PortalKey
-	if _, err := p.m.deps.DB.Queue.Add(ctx, item); err != nil {
+	if item.Unpacked != nil && item.Direction == database.ToMatrix {
+		// Before the insert: the queue goroutine may read the row the moment it commits.
+		p.handoff.put(item.DedupKey, item.Payload, item.Unpacked)
+	}
+	added, err := p.m.deps.DB.Queue.Add(ctx, item)
+	if !added && item.Unpacked != nil && item.Direction == database.ToMatrix {
+		// A duplicate of an item still queued (or a failed insert): the queued one must be
+		// relayed from its own payload.
+		p.handoff.drop(item.DedupKey, item.Unpacked)
+	}
+	if err != nil {
 		return err
 	}
 	p.poke()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.mau.fi/whatsmeow/types"
 
 	"codeberg.org/causeway/causeway/database"
 )
@@ -34,6 +35,8 @@ func permanent(err error) error { return errPermanent{err} }
 
 func (p *Portal) run(ctx context.Context) {
 	defer p.m.wg.Done()
+	// Stopping still records what was relayed, or the next start would relay it again.
+	defer func() { _ = p.settle(context.WithoutCancel(ctx)) }()
 	backoff := time.Duration(0)
 	for {
 		if backoff > 0 {
@@ -67,13 +70,28 @@ func (p *Portal) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
+			if len(p.settled) > 0 && time.Since(p.settledSince) >= maxSettleDelay {
+				if err := p.settle(ctx); err != nil {
+					backoff = time.Second
+					break
+				}
+			}
 			if ok, wait := p.process(ctx, item); !ok {
 				backoff = wait
 				break // keep the chat in order: nothing overtakes a failed item
 			}
 		}
+		// Before the queue is read again, which would return the items still unsettled.
+		if err := p.settle(ctx); err != nil {
+			backoff = max(backoff, time.Second)
+		}
 	}
 }
+
+// maxSettleDelay bounds how long a relayed item waits for its batch's commit, and so how
+// long the mapping of a just relayed message can be missing for lookups from outside the
+// queue (read receipts from Matrix).
+const maxSettleDelay = time.Second
 
 func nextBackoff(prev time.Duration) time.Duration {
 	switch {
@@ -111,6 +129,13 @@ func (p *Portal) process(ctx context.Context, item *database.QueueItem) (done bo
 	ctx = log.WithContext(ctx)
 	start := time.Now()
 	var err error
+	if item.Kind != KindWAMessage {
+		// Other kinds read the message mappings in ways not worth tracking; the relayed
+		// items' mappings must be there for them.
+		if err := p.settle(ctx); err != nil {
+			return false, time.Second
+		}
+	}
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
@@ -139,6 +164,7 @@ func (p *Portal) process(ctx context.Context, item *database.QueueItem) (done bo
 		// What the handler did before failing is done and must be recorded, or a retry
 		// would do it again.
 		p.runFinishWrites(ctx, log)
+		p.finishWAID = ""
 	}
 	obs := p.m.deps.Observer
 	if err == nil {
@@ -171,34 +197,82 @@ func (p *Portal) process(ctx context.Context, item *database.QueueItem) (done bo
 	return p.finish(ctx, item)
 }
 
-func (p *Portal) finish(ctx context.Context, item *database.QueueItem) (bool, time.Duration) {
-	writes := p.finishWrites
-	p.finishWrites = nil
-	var err error
-	if len(writes) == 0 {
-		err = p.m.deps.DB.Queue.Done(ctx, item.Seq)
-	} else {
-		// One commit instead of one per write: the mapping of the message just sent and
-		// the queue item's removal.
-		err = p.m.deps.DB.DoTxn(ctx, nil, func(ctx context.Context) error {
-			for _, w := range writes {
-				if err := w(ctx); err != nil {
-					return err
+// finish settles a relayed item: its removal from the queue, and the writes left for it
+// (atFinish), wait to commit together with those of the items relayed after it, in one
+// transaction per batch (see settle) rather than one per item. Until then the item's
+// message is known to have been relayed through settling, which the lookups of relayed
+// messages in this queue consult.
+func (p *Portal) finish(_ context.Context, item *database.QueueItem) (bool, time.Duration) {
+	if len(p.settled) == 0 {
+		p.settledSince = time.Now()
+	}
+	p.settled = append(p.settled, settledItem{seq: item.Seq, waID: p.finishWAID, writes: p.finishWrites})
+	p.finishWrites, p.finishWAID = nil, ""
+	return true, 0
+}
+
+// settledItem is a relayed item whose removal from the queue is not committed yet.
+type settledItem struct {
+	seq    int64
+	waID   types.MessageID // the WhatsApp message it relayed, if any
+	writes []func(context.Context) error
+}
+
+// settling says whether a relayed item of WhatsApp message waID awaits its commit.
+func (p *Portal) settling(waID types.MessageID) bool {
+	for _, s := range p.settled {
+		if s.waID == waID {
+			return true
+		}
+	}
+	return false
+}
+
+// settle commits the removal of the relayed items from the queue and their writes, in one
+// transaction. Retrying an item that a failure leaves in the queue is safe: every handler
+// skips what was already relayed (by its mapping, or the homeserver by transaction ID).
+func (p *Portal) settle(ctx context.Context) error {
+	items := p.settled
+	if len(items) == 0 {
+		return nil
+	}
+	p.settled = nil
+	err := p.m.deps.DB.DoTxn(ctx, nil, func(ctx context.Context) error {
+		for _, s := range items {
+			if err := settleOne(ctx, p.m.deps.DB, s); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		return nil
+	}
+	// One bad item must not keep the others' records from being written.
+	p.log.Err(err).Int("items", len(items)).Msg("Failed to record relayed items together; recording them one by one")
+	var errs []error
+	for _, s := range items {
+		if err := p.m.deps.DB.DoTxn(ctx, nil, func(ctx context.Context) error { return settleOne(ctx, p.m.deps.DB, s) }); err != nil {
+			p.log.Err(err).Int64("queue_seq", s.seq).Msg("Failed to remove a relayed item")
+			// At least its mapping, so that the retry recognises the message as relayed.
+			for _, w := range s.writes {
+				if werr := w(ctx); werr != nil {
+					p.log.Err(werr).Int64("queue_seq", s.seq).Msg("Failed to record what was relayed")
 				}
 			}
-			return p.m.deps.DB.Queue.Done(ctx, item.Seq)
-		})
-	}
-	if err != nil {
-		// Retrying the item is safe: every handler skips what was already relayed.
-		p.log.Err(err).Int64("queue_seq", item.Seq).Msg("Failed to remove a relayed item")
-		if len(writes) > 0 {
-			p.finishWrites = writes
-			p.runFinishWrites(ctx, p.log)
+			errs = append(errs, err)
 		}
-		return false, time.Second
 	}
-	return true, 0
+	return errors.Join(errs...)
+}
+
+func settleOne(ctx context.Context, db *database.Database, s settledItem) error {
+	for _, w := range s.writes {
+		if err := w(ctx); err != nil {
+			return err
+		}
+	}
+	return db.Queue.Done(ctx, s.seq)
 }
 
 // atFinish leaves a database write of the item in hand to be committed together with the

@@ -11,7 +11,9 @@ import (
 	"codeberg.org/causeway/causeway/msgconv"
 )
 
-// resolver answers msgconv's lookups from the puppets and this portal's message rows.
+// resolver answers msgconv's lookups from the puppets and this portal's message rows. It
+// is only used on the portal's queue goroutine, so lookups of messages first commit what
+// the queue relayed and has not recorded yet (settle).
 type resolver struct {
 	p  *Portal
 	wa WhatsApp // nil while the login is disconnected
@@ -55,6 +57,9 @@ func (r *resolver) JIDByUser(ctx context.Context, mxid id.UserID) (types.JID, er
 }
 
 func (r *resolver) MessagePart(ctx context.Context, chat types.JID, msgID types.MessageID, part msgconv.PartID) (msgconv.BridgedPart, error) {
+	if err := r.p.settle(ctx); err != nil {
+		return msgconv.BridgedPart{}, err
+	}
 	m, err := r.p.m.deps.DB.Messages.GetPart(ctx, r.p.row.PortalKey, msgID, string(part))
 	if err != nil {
 		return msgconv.BridgedPart{}, err
@@ -66,6 +71,9 @@ func (r *resolver) MessagePart(ctx context.Context, chat types.JID, msgID types.
 }
 
 func (r *resolver) MessageParts(ctx context.Context, chat types.JID, msgID types.MessageID) ([]msgconv.BridgedPart, error) {
+	if err := r.p.settle(ctx); err != nil {
+		return nil, err
+	}
 	rows, err := r.p.m.deps.DB.Messages.GetParts(ctx, r.p.row.PortalKey, msgID)
 	if err != nil {
 		return nil, err
@@ -82,6 +90,9 @@ func (r *resolver) MessageParts(ctx context.Context, chat types.JID, msgID types
 }
 
 func (r *resolver) ReactionEvent(ctx context.Context, chat types.JID, target types.MessageID, sender types.JID) (id.EventID, error) {
+	if err := r.p.settle(ctx); err != nil {
+		return "", err
+	}
 	re, err := r.p.m.deps.DB.Reactions.Get(ctx, r.p.row.PortalKey, target, sender.ToNonAD().String())
 	if err != nil {
 		return "", err
@@ -92,6 +103,9 @@ func (r *resolver) ReactionEvent(ctx context.Context, chat types.JID, target typ
 }
 
 func (r *resolver) MessageByEvent(ctx context.Context, evt id.EventID) (msgconv.MessageRef, error) {
+	if err := r.p.settle(ctx); err != nil {
+		return msgconv.MessageRef{}, err
+	}
 	db := r.p.m.deps.DB
 	if re, err := db.Reactions.GetByMXID(ctx, evt); err != nil {
 		return msgconv.MessageRef{}, err

@@ -1,0 +1,62 @@
+package portal
+
+import (
+	"bytes"
+	"sync"
+)
+
+// maxHandoff bounds the decoded items a portal keeps for its queue: a queue far behind
+// decodes the rest from their payloads.
+const maxHandoff = 256
+
+// handoff passes items from Enqueue to the queue goroutine as their producer had them,
+// keyed by dedup key (unique among a portal's queued items of one direction), so that the
+// queue skips decoding the payload it just stored. Decoding the JSON of a WhatsApp message
+// (its MessageInfo) cost about as much as the archive entry for it. Items queued before a
+// restart, retried, or beyond maxHandoff are decoded from the database as before. An
+// item is only handed off for the very payload it was encoded to, so a row queued by
+// another delivery under the same key is always decoded from its own payload.
+type handoff struct {
+	mu    sync.Mutex
+	items map[string]handedOff
+}
+
+type handedOff struct {
+	payload []byte
+	v       any
+}
+
+func (h *handoff) put(key string, payload []byte, v any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.items == nil {
+		h.items = make(map[string]handedOff)
+	}
+	if len(h.items) < maxHandoff {
+		h.items[key] = handedOff{payload, v}
+	}
+}
+
+// drop forgets key if it still holds v.
+func (h *handoff) drop(key string, v any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if cur, ok := h.items[key]; ok && cur.v == v {
+		delete(h.items, key)
+	}
+}
+
+// take returns and forgets what was put under key if it was encoded to payload, else nil.
+func (h *handoff) take(key string, payload []byte) any {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	cur, ok := h.items[key]
+	if !ok {
+		return nil
+	}
+	delete(h.items, key)
+	if !bytes.Equal(cur.payload, payload) {
+		return nil
+	}
+	return cur.v
+}
