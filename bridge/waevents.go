@@ -8,6 +8,7 @@ import (
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 
+	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/database"
 	"codeberg.org/causeway/causeway/portal"
 	"codeberg.org/causeway/causeway/puppet"
@@ -230,7 +231,7 @@ func (u *User) updatePuppetName(ctx context.Context, jid types.JID) {
 	}
 	pup, err := u.b.puppets.Get(ctx, jid)
 	if err == nil {
-		err = u.b.puppets.UpdateName(ctx, pup, wa.ContactNames(ctx, jid))
+		err = u.b.puppets.UpdateName(ctx, pup, func(ctx context.Context) config.ContactNames { return wa.ContactNames(ctx, jid) })
 	}
 	if err != nil {
 		u.log.Warn().Err(err).Str("jid", jid.String()).Msg("Failed to update a contact's name")

@@ -165,7 +165,7 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 		}
 	}
 	if lazyMedia {
-		fill := newMediaFillItem(&wm, item)
+		fill := newMediaFillItem(wm, item)
 		p.atFinish(func(ctx context.Context) error {
 			_, err := p.m.deps.DB.Queue.Add(ctx, fill)
 			return err

@@ -8,6 +8,8 @@ import (
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
+
+	"codeberg.org/causeway/causeway/config"
 )
 
 // Power levels in portal rooms: the bot and the creator administer the room; WhatsApp
@@ -68,7 +70,7 @@ func (p *Portal) ensureRoom(ctx context.Context) error {
 			return err
 		}
 		if wa, ok := p.m.deps.Logins.WhatsApp(receiver); ok {
-			if err := p.m.deps.Puppets.UpdateName(ctx, pup, wa.ContactNames(ctx, p.chat)); err != nil {
+			if err := p.m.deps.Puppets.UpdateName(ctx, pup, func(ctx context.Context) config.ContactNames { return wa.ContactNames(ctx, p.chat) }); err != nil {
 				p.log.Warn().Err(err).Msg("Failed to update the contact's name")
 			}
 		}
@@ -113,7 +115,7 @@ func (p *Portal) joinMember(ctx context.Context, jid types.JID, admin bool) erro
 		return err
 	}
 	if wa, ok := p.m.deps.Logins.WhatsApp(p.row.Receiver); ok {
-		if err := p.m.deps.Puppets.UpdateName(ctx, pup, wa.ContactNames(ctx, jid)); err != nil {
+		if err := p.m.deps.Puppets.UpdateName(ctx, pup, func(ctx context.Context) config.ContactNames { return wa.ContactNames(ctx, jid) }); err != nil {
 			p.log.Debug().Err(err).Msg("Failed to update a member's name")
 		}
 	}

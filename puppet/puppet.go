@@ -136,13 +136,16 @@ func phoneOf(jid types.JID) string {
 
 // UpdateName renders the display name template from what is known about the contact and
 // sets it when it changed.
-func (m *Manager) UpdateName(ctx context.Context, p *Puppet, names config.ContactNames) error {
+func (m *Manager) UpdateName(ctx context.Context, p *Puppet, readNames func(context.Context) config.ContactNames) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	// The names are read under the ghost's lock: two updates racing (a new room and an
+	// address-book change) must not let the one that read older names write last.
+	names := readNames(ctx)
 	if names.Phone == "" {
 		names.Phone = phoneOf(p.JID)
 	}
 	name := m.cfg.PuppetDisplayname(names)
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	if name == p.row.Displayname {
 		return nil
 	}
