@@ -206,7 +206,7 @@ func (b *Bridge) setupAppservice() error {
 	b.portals = portal.NewManager(portal.Deps{
 		Config: b.cfg, DB: b.db, AS: as, Puppets: b.puppets, Logins: b,
 		Log: b.log.With().Str("component", "portals").Logger(), Observer: b.metrics,
-		Convert: b.convertOptions(), RoomCreated: b.portalRoomCreated,
+		Convert: b.convertOptions(), RoomCreated: b.portalRoomCreated, LoadHistory: b.loadHistory,
 	})
 	if b.archive != nil {
 		b.portals.SetArchive(b.archive)

@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -9,10 +10,13 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow"
+	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/proto/waHistorySync"
 	"go.mau.fi/whatsmeow/proto/waWeb"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
+	"google.golang.org/protobuf/proto"
+	"maunium.net/go/mautrix/id"
 
 	"codeberg.org/causeway/causeway/archive"
 	"codeberg.org/causeway/causeway/portal"
@@ -33,10 +37,47 @@ type historyMsg struct {
 	web *waWeb.WebMessageInfo
 }
 
+// loadHistory is the portals' LoadHistory: it downloads one history-sync chunk and queues
+// its messages. An error leaves the chunk in the queue to be tried again.
+func (b *Bridge) loadHistory(ctx context.Context, receiver id.UserID, payload []byte) error {
+	notif := &waE2E.HistorySyncNotification{}
+	if err := proto.Unmarshal(payload, notif); err != nil {
+		return fmt.Errorf("queued history notification is corrupt: %w", err)
+	}
+	u, err := b.getUser(ctx, receiver, false)
+	if err != nil || u == nil {
+		return portal.ErrNotConnected
+	}
+	u.mu.Lock()
+	cli := u.client
+	u.mu.Unlock()
+	if cli == nil || !cli.IsConnected() {
+		return portal.ErrNotConnected
+	}
+	data, err := cli.DownloadHistorySync(ctx, notif, true)
+	if errors.Is(err, whatsmeow.ErrMediaDownloadFailedWith404) || errors.Is(err, whatsmeow.ErrMediaDownloadFailedWith410) {
+		// WhatsApp no longer has the chunk: say so in the ledger rather than retry forever.
+		u.log.Warn().Err(err).Str("sync_type", notif.GetSyncType().String()).Msg("A history chunk expired before it was fetched")
+		if !u.record(ctx, &archive.Entry{Kind: archive.KindHistorySync, Completeness: &archive.Completeness{
+			Reason: fmt.Sprintf("history sync %s chunk %d expired on WhatsApp's servers before the bridge fetched it: not backfilled",
+				notif.GetSyncType(), notif.GetChunkOrder()),
+		}}) {
+			return errors.New("failed to record the expired history chunk")
+		}
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("failed to download a history chunk: %w", err)
+	}
+	if !u.handleHistorySync(ctx, &events.HistorySync{Data: data}) {
+		return errors.New("failed to queue the history chunk's messages")
+	}
+	return nil
+}
+
 // handleHistorySync queues the messages of WhatsApp's history sync into their portals, oldest first, so
 // new rooms fill in order with the original timestamps and senders, within the limits of bridge.history.
 // Each conversation's time span goes into the archive's completeness ledger, with what the limits left
-// out. It returns false (no ack, WhatsApp resends) when something could not be stored.
+// out. It returns false when something could not be stored; the chunk is then tried again.
 func (u *User) handleHistorySync(ctx context.Context, evt *events.HistorySync) bool {
 	u.mu.Lock()
 	cli := u.client

@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,4 +101,42 @@ func TestHistorySyncBackfill(t *testing.T) {
 	if span == nil || !span.From.Equal(history[0].Time) || !span.To.Equal(history[2].Time) {
 		t.Errorf("history span in the ledger = %+v, want %s .. %s", span, history[0].Time, history[2].Time)
 	}
+}
+
+// TestHistorySurvivesRestart: the bridge takes a history-sync notification while WhatsApp's
+// media host is down, so the chunk cannot be fetched; it is stopped and started again, and
+// the history still arrives. (whatsmeow's own background download would have dropped it.)
+func TestHistorySurvivesRestart(t *testing.T) {
+	cfg := configFor(t, "sqlite")
+	permit(cfg, "user", "histrestart_alice")
+	startRelayBridge(t, cfg)
+	alice := loginWithQR(t, cfg, "histrestart_alice", "4915551501", "Alice HR")
+	bob := newPhone(t, "4915551502", "Bob HR")
+	ctx := context.Background()
+	sim.SetMediaOutage(true)
+	t.Cleanup(func() { sim.SetMediaOutage(false) })
+
+	base := time.Now().Add(-48 * time.Hour).Truncate(time.Second)
+	conv := alice.phone.HistoryConversation(bob.JID(),
+		wasim.HistoryMessage{ID: "3EB0HISTRESTART01", Sender: bob.JID(), Text: "from before the restart 1", Time: base},
+		wasim.HistoryMessage{ID: "3EB0HISTRESTART02", Sender: bob.JID(), Text: "from before the restart 2", Time: base.Add(time.Minute)},
+	)
+	if err := alice.phone.SendHistorySync(ctx, &waHistorySync.HistorySync{
+		SyncType: waHistorySync.HistorySync_INITIAL_BOOTSTRAP.Enum(), Conversations: []*waHistorySync.Conversation{conv},
+		ChunkOrder: proto.Uint32(1), Progress: proto.Uint32(100),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	metrics := cfg.Appservice.Address + "/metrics"
+	eventually(t, "a failed fetch of the history chunk", func() bool {
+		return strings.Contains(httpGet(t, metrics), `causeway_relay_errors_total{direction="to_matrix",kind="wa_history_chunk"}`)
+	})
+	if err := lastBridge.br.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sim.SetMediaOutage(false)
+	startRelayBridge(t, cfg)
+	bobGhost := cfg.PuppetUserID("4915551502")
+	room := alice.waitInvite(t, bobGhost)
+	waitBodies(t, alice.mx, room, bobGhost, []string{"from before the restart 1", "from before the restart 2"})
 }

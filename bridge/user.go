@@ -92,6 +92,9 @@ func (u *User) newClient(device *store.Device) *whatsmeow.Client {
 	// Without this a first full app-state sync applies the address book silently, and a
 	// contact's ghost could keep its number for a name.
 	cli.EmitAppStateEventsOnFullSync = true
+	// History chunks are fetched from the durable queue (loadHistory), not by whatsmeow
+	// in the background where a restart would lose the rest of a sync.
+	cli.ManualHistorySyncDownload = true
 	if hook := u.b.opts.ConfigureWhatsApp; hook != nil {
 		hook(cli)
 	}

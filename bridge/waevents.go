@@ -34,8 +34,6 @@ func (u *User) handleWAEvent(rawEvt any) bool {
 		u.handleChatPresence(ctx, evt)
 	case *events.GroupInfo:
 		return u.queueGroupChange(ctx, evt)
-	case *events.HistorySync:
-		return u.handleHistorySync(ctx, evt)
 	case *events.JoinedGroup:
 		u.ensurePortal(ctx, evt.JID, true)
 	case *events.PushName:
@@ -112,6 +110,19 @@ func (u *User) queueMessage(ctx context.Context, evt *events.Message) bool {
 	if err != nil {
 		log.Err(err).Msg("Failed to load the portal; WhatsApp will redeliver the message")
 		return false
+	}
+	if notif := evt.Message.GetProtocolMessage().GetHistorySyncNotification(); notif != nil && evt.Info.IsFromMe {
+		// The chunk itself is fetched from the queue (loadHistory), so the ack only waits
+		// for the notification to be stored, and a restart resumes the sync.
+		item, err := portal.NewHistoryChunkItem(&evt.Info, notif)
+		if err == nil {
+			err = p.Enqueue(ctx, item)
+		}
+		if err != nil {
+			log.Err(err).Msg("Failed to queue a history chunk; WhatsApp will redeliver it")
+			return false
+		}
+		return true
 	}
 	msg := evt.RawMessage
 	if msg == nil {

@@ -126,7 +126,7 @@ func (p *Portal) handleMediaFill(ctx context.Context, item *database.QueueItem) 
 	info, key := &wm.Info, p.row.PortalKey
 	wa, ok := p.m.deps.Logins.WhatsApp(key.Receiver)
 	if !ok {
-		return errNotConnected
+		return ErrNotConnected
 	}
 	res, err := msgconv.ToMatrix(ctx, info, msg, p.resolver(wa), &p.m.deps.Convert)
 	if err != nil {

@@ -248,7 +248,7 @@ func (p *Portal) fetchMedia(ctx context.Context, wa WhatsApp, res *msgconv.ToMat
 			continue
 		}
 		if wa == nil {
-			return nil, errNotConnected
+			return nil, ErrNotConnected
 		}
 		data, err := wa.Download(ctx, t.Source)
 		if err != nil {

@@ -72,6 +72,9 @@ type Deps struct {
 	// RoomCreated, when set, hears about every new portal room (the bridge files it in the
 	// receiver's personal space and points out contacts who are on Matrix).
 	RoomCreated func(ctx context.Context, p *Portal)
+	// LoadHistory fetches one of WhatsApp's history-sync chunks (the notification's
+	// protobuf) and files its messages into their portals; the bridge implements it.
+	LoadHistory func(ctx context.Context, receiver id.UserID, notification []byte) error
 }
 
 // Observer is told what the portals relay; the bridge feeds metrics from it.
@@ -285,9 +288,10 @@ func (p *Portal) poke() {
 func (p *Portal) whatsApp() (WhatsApp, error) {
 	wa, ok := p.m.deps.Logins.WhatsApp(p.row.Receiver)
 	if !ok {
-		return nil, errNotConnected
+		return nil, ErrNotConnected
 	}
 	return wa, nil
 }
 
-var errNotConnected = errors.New("the WhatsApp login is not connected")
+// ErrNotConnected makes a queue wait, without counting a failure, until the login is back.
+var ErrNotConnected = errors.New("the WhatsApp login is not connected")

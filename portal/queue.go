@@ -156,6 +156,8 @@ func (p *Portal) process(ctx context.Context, item *database.QueueItem) (done bo
 			err = p.handleMediaFill(ctx, item)
 		case KindBotNotice:
 			err = p.handleBotNotice(ctx, item)
+		case KindHistoryChunk:
+			err = p.handleHistoryChunk(ctx, item)
 		default:
 			err = permanent(fmt.Errorf("unknown queue item kind %q", item.Kind))
 		}
@@ -173,7 +175,7 @@ func (p *Portal) process(ctx context.Context, item *database.QueueItem) (done bo
 		}
 		return p.finish(ctx, item)
 	}
-	if errors.Is(err, errNotConnected) {
+	if errors.Is(err, ErrNotConnected) {
 		// Not the item's fault: wait for the login to come back (it pokes the queue).
 		log.Debug().Msg("Waiting for the WhatsApp login to reconnect")
 		return false, maxBackoff

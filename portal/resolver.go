@@ -139,7 +139,7 @@ func (r *resolver) isMe(jid types.JID) bool {
 
 func (r *resolver) DecryptPollVote(ctx context.Context, info *types.MessageInfo, update *waE2E.PollUpdateMessage) (*waE2E.PollVoteMessage, error) {
 	if r.wa == nil {
-		return nil, errNotConnected
+		return nil, ErrNotConnected
 	}
 	return r.wa.DecryptPollVote(ctx, info, update)
 }

@@ -151,6 +151,14 @@ func (s *Server) SetDeliveryDrop(jid types.JID, drop bool) error {
 	return nil
 }
 
+// SetMediaOutage makes every media download fail with 503 until it is turned off again;
+// uploads still work.
+func (s *Server) SetMediaOutage(on bool) {
+	s.mu.Lock()
+	s.mediaOutage = on
+	s.mu.Unlock()
+}
+
 // PendingStanzas is how many stanzas the device has not acknowledged yet.
 func (s *Server) PendingStanzas(jid types.JID) int {
 	s.mu.Lock()

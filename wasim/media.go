@@ -97,7 +97,12 @@ func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Lock()
 	_, known := s.st.Media[m[1]]
+	outage := s.mediaOutage
 	s.mu.Unlock()
+	if outage {
+		http.Error(w, "media host unavailable", http.StatusServiceUnavailable)
+		return
+	}
 	if !known {
 		http.NotFound(w, r)
 		return

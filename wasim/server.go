@@ -47,11 +47,13 @@ type Server struct {
 	phones  []*Phone
 	nacks   []Nack
 	online  map[devRef]bool
-	running bool
-	ln      net.Listener
-	httpSrv *http.Server
-	addr    string
-	dialMu  sync.RWMutex
+	// mediaOutage makes media downloads fail with 503, as a media host that is down.
+	mediaOutage bool
+	running     bool
+	ln          net.Listener
+	httpSrv     *http.Server
+	addr        string
+	dialMu      sync.RWMutex
 
 	lastActivity atomic.Int64 // unix nanoseconds of the last stanza in either direction
 	stopSaving   chan struct{}
