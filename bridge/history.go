@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -107,7 +108,7 @@ func (u *User) handleHistorySync(ctx context.Context, evt *events.HistorySync) b
 		convs = append(convs, conversation{chat, conv, recent})
 	}
 	// The chat limit keeps the most recently active chats.
-	slices.SortStableFunc(convs, func(a, b conversation) int { return compareUint(b.recent, a.recent) })
+	slices.SortStableFunc(convs, func(a, b conversation) int { return cmp.Compare(b.recent, a.recent) })
 	for _, c := range convs {
 		msgs := u.parseHistory(cli, c.chat, c.conv)
 		key := u.portalKey(ctx, c.chat)
@@ -122,16 +123,6 @@ func (u *User) handleHistorySync(ctx context.Context, evt *events.HistorySync) b
 		}
 	}
 	return true
-}
-
-func compareUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // parseHistory parses a conversation's messages, oldest first, dropping what whatsmeow cannot parse.

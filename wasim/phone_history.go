@@ -1,6 +1,7 @@
 package wasim
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -56,20 +57,10 @@ func (p *Phone) rememberHistory(convs []*waHistorySync.Conversation) {
 			}
 		}
 		slices.SortStableFunc(have, func(a, b *waHistorySync.HistorySyncMsg) int {
-			return compareTimestamps(a.GetMessage().GetMessageTimestamp(), b.GetMessage().GetMessageTimestamp())
+			return cmp.Compare(a.GetMessage().GetMessageTimestamp(), b.GetMessage().GetMessageTimestamp())
 		})
 		p.history[chat] = have
 	}
-}
-
-func compareTimestamps(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // MediaMessage uploads media through the simulator, encrypted by the phone's client exactly as for a live
