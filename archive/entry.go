@@ -27,6 +27,7 @@ const (
 	KindGroupSubject    Kind = "group_subject"    // Group.Subject set
 	KindOutboundSend    Kind = "outbound_send"    // a Matrix->WhatsApp send attempt (Message, Outbound)
 	KindOutboundResult  Kind = "outbound_result"  // the result of Target's send (Outbound.Status, Error)
+	KindMediaBackfill   Kind = "media_backfill"   // Target's media, fetched after it was archived with a placeholder
 )
 
 // Completeness kinds: the ledger of what could not be captured. Never disposed.

@@ -256,3 +256,50 @@ func rewriteZip(t *testing.T, data []byte, name string, content []byte) []byte {
 	}
 	return out.Bytes()
 }
+
+// TestTranscriptShowsBackfilledMedia: history media fetched after its message was archived
+// with a placeholder appears on that message in the transcript, and the bundle verifies.
+func TestTranscriptShowsBackfilledMedia(t *testing.T) {
+	env := newEnv(t)
+	img := putMedia(t, env, "\x89PNG\r\n\x1a\n fetched later")
+	placeholder := textMessage(group, alice, "Alice", "3EB0LAZY1", "[photo: being fetched]", t0)
+	placeholder.Source = "history_sync"
+	env.append(placeholder)
+	fill := &Entry{Kind: KindMediaBackfill, Chat: group, Sender: alice, Source: "history_sync", Time: t0.Add(time.Minute),
+		Target: &Target{MessageID: "3EB0LAZY1", Sender: alice},
+		Message: &Message{Type: "image", Media: []MediaRef{{SHA256: img, MimeType: "image/png", FileName: "later.png"}}}}
+	env.append(fill)
+	var buf bytes.Buffer
+	if _, err := env.a.Export(context.Background(), ExportFilter{}, "records@gov.example", &buf); err != nil {
+		t.Fatal(err)
+	}
+	if rep := verifyBundleBytes(t, buf.Bytes(), BundleOptions{TrustedKey: env.a.VerifierKey()}); !rep.OK() || rep.Media != 1 {
+		t.Fatalf("bundle: %+v%s", rep, problemList(rep.Problems))
+	}
+	zr, err := zip.NewReader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var html string
+	for _, zf := range zr.File {
+		if zf.Name == "transcript.html" {
+			rc, _ := zf.Open()
+			data, _ := io.ReadAll(rc)
+			rc.Close()
+			html = string(data)
+		}
+	}
+	msgAt := strings.Index(html, "[photo: being fetched]")
+	if msgAt < 0 {
+		t.Fatalf("transcript lacks the placeholder message:\n%s", html)
+	}
+	rest := html[msgAt:]
+	if end := strings.Index(rest, `<div class="item`); end > 0 {
+		rest = rest[:end] // the placeholder message's own item
+	}
+	for _, want := range []string{"media/" + img, "Media fetched from WhatsApp after the message was archived"} {
+		if !strings.Contains(rest, want) {
+			t.Errorf("the placeholder message's part of the transcript lacks %q:\n%s", want, rest)
+		}
+	}
+}

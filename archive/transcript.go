@@ -143,14 +143,7 @@ func renderTranscript(h transcriptHeader, entries []transcriptEntry, present map
 			}
 			if e.Message != nil {
 				item.Text = e.Message.Text
-				for _, m := range e.Message.Media {
-					name := m.FileName
-					if name == "" {
-						name = m.MimeType + " " + shortHash(m.SHA256)
-					}
-					item.Media = append(item.Media, mediaView{Href: "media/" + m.SHA256, Name: name,
-						Image: strings.HasPrefix(m.MimeType, "image/"), Present: present[m.SHA256] && validSHA256Hex(m.SHA256)})
-				}
+				item.Media = mediaViews(e.Message.Media, present)
 			}
 			if e.MessageID != "" {
 				targets[e.Chat+"\x00"+e.MessageID] = item
@@ -191,6 +184,15 @@ func renderTranscript(h transcriptHeader, entries []transcriptEntry, present map
 				continue
 			}
 			item.Event = item.Sender + ": " + text + " to a message not in this export (" + targetID(e) + ")"
+		case KindMediaBackfill:
+			// History media fetched after the message was archived with a placeholder: the
+			// reader sees it on the message itself.
+			if t := target(); t != nil && e.Message != nil {
+				t.Media = append(t.Media, mediaViews(e.Message.Media, present)...)
+				note(t, "media", "Media fetched from WhatsApp after the message was archived")
+				continue
+			}
+			item.Event = "Media fetched later for a message not in this export (" + targetID(e) + ")"
 		case KindOutboundResult:
 			text := "Send result"
 			if e.Outbound != nil {
@@ -392,4 +394,18 @@ func describeFilter(f ExportRecord) string {
 		return "everything"
 	}
 	return strings.Join(parts, ", ")
+}
+
+// mediaViews links a message's media to the bundle's media directory.
+func mediaViews(media []MediaRef, present map[string]bool) []mediaView {
+	var out []mediaView
+	for _, m := range media {
+		name := m.FileName
+		if name == "" {
+			name = m.MimeType + " " + shortHash(m.SHA256)
+		}
+		out = append(out, mediaView{Href: "media/" + m.SHA256, Name: name,
+			Image: strings.HasPrefix(m.MimeType, "image/"), Present: present[m.SHA256] && validSHA256Hex(m.SHA256)})
+	}
+	return out
 }

@@ -39,9 +39,6 @@ const (
 	KindBotNotice = "bot_notice"
 )
 
-// archiveKindMediaFill records media fetched after its message was archived with a placeholder.
-const archiveKindMediaFill archive.Kind = "media_backfill"
-
 // deferHistoryMedia applies bridge.history.media to a backfilled message: with skip or lazy, each part
 // whose media would be downloaded becomes a placeholder notice and its transfers are dropped. It returns
 // whether media was deferred for a lazy fill.
@@ -139,7 +136,7 @@ func (p *Portal) handleMediaFill(ctx context.Context, item *database.QueueItem) 
 	if err := p.archiveItem(ctx, item, func() ([]*archive.Entry, error) {
 		entries, err := p.waEntry(ctx, info, wm.Message, res, media)
 		for _, e := range entries {
-			e.Kind, e.Source = archiveKindMediaFill, wm.Source
+			e.Kind, e.Source = archive.KindMediaBackfill, wm.Source
 			e.Target = &archive.Target{MessageID: info.ID, Sender: senderKey(info)}
 		}
 		return entries, err
