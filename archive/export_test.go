@@ -266,7 +266,7 @@ func TestTranscriptShowsBackfilledMedia(t *testing.T) {
 	placeholder.Source = "history_sync"
 	env.append(placeholder)
 	fill := &Entry{Kind: KindMediaBackfill, Chat: group, Sender: alice, Source: "history_sync", Time: t0.Add(time.Minute),
-		Target: &Target{MessageID: "3EB0LAZY1", Sender: alice},
+		Target:  &Target{MessageID: "3EB0LAZY1", Sender: alice},
 		Message: &Message{Type: "image", Media: []MediaRef{{SHA256: img, MimeType: "image/png", FileName: "later.png"}}}}
 	env.append(fill)
 	var buf bytes.Buffer
