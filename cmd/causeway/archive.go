@@ -18,6 +18,7 @@ import (
 	"codeberg.org/causeway/causeway/bridge"
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/database"
+	"codeberg.org/causeway/causeway/internal/cliflags"
 )
 
 // archiveCommand is one verb of `causeway archive`.
@@ -122,18 +123,11 @@ func (c *archiveCLI) flags(withConfig bool) (*flag.FlagSet, *string) {
 // parse parses flags wherever they appear among the arguments (the standard package stops at the
 // first positional one) and returns the positional ones. ok is false with the exit code to return.
 func (c *archiveCLI) parse(fs *flag.FlagSet, args []string, positional int) (rest []string, code int, ok bool) {
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, 0, false
-			}
-			return nil, exitUsage, false
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		rest = append(rest, fs.Arg(0))
-		args = fs.Args()[1:]
+	rest, err := cliflags.Parse(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil, 0, false
+	} else if err != nil {
+		return nil, exitUsage, false
 	}
 	if len(rest) != positional {
 		c.usageError(fs, "expected %d argument(s) besides the options, got %d: %q", positional, len(rest), rest)

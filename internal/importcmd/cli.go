@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"codeberg.org/causeway/causeway/config"
+	"codeberg.org/causeway/causeway/internal/cliflags"
 )
 
 // Exit codes, as the other commands of causeway use them.
@@ -54,7 +55,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, usageText)
 		fs.PrintDefaults()
 	}
-	rest, code, ok := parseInterleaved(fs, args)
+	rest, code, ok := parseArgs(fs, args)
 	if !ok {
 		return code
 	}
@@ -93,24 +94,6 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "Chat %s of %s, room %s\nDates read as %s, time zone %s\n\n%s\n",
 		rep.Chat, rep.User, rep.RoomID, rep.Format, rep.TimeZone, strings.TrimRight(rep.Text(0), "\n"))
 	return 0
-}
-
-// parseInterleaved parses flags wherever they sit among the arguments (the standard package
-// stops at the first positional one) and returns the positional ones.
-func parseInterleaved(fs *flag.FlagSet, args []string) (rest []string, code int, ok bool) {
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, 0, false
-			}
-			return nil, exitUsage, false
-		}
-		if fs.NArg() == 0 {
-			return rest, 0, true
-		}
-		rest = append(rest, fs.Arg(0))
-		args = fs.Args()[1:]
-	}
 }
 
 // BridgeURL is where the bridge's appservice listener answers on this host: its configured
@@ -196,4 +179,15 @@ func Post(ctx context.Context, r Request) (*Report, error) {
 		return nil, fmt.Errorf("the bridge's report is not valid JSON: %w", err)
 	}
 	return &rep, nil
+}
+
+// parseArgs parses the command line, with options allowed after the file.
+func parseArgs(fs *flag.FlagSet, args []string) (rest []string, code int, ok bool) {
+	rest, err := cliflags.Parse(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil, 0, false
+	} else if err != nil {
+		return nil, exitUsage, false
+	}
+	return rest, 0, true
 }
