@@ -328,3 +328,50 @@ func TestHistoryMedia(t *testing.T) {
 		})
 	}
 }
+
+// TestHistoryLimitsAcrossRestart: the chat limit counts across a restart in the middle of
+// a history sync. With room for one chat, the first chunk's chat is backfilled, the bridge
+// restarts, and the second chunk's chat is left out (and said to be in the ledger).
+func TestHistoryLimitsAcrossRestart(t *testing.T) {
+	cfg := configFor(t, "sqlite")
+	cfg.Bridge.History.MaxChats = 1
+	permit(cfg, "user", "limitsrestart_alice")
+	startRelayBridge(t, cfg)
+	alice := loginWithQR(t, cfg, "limitsrestart_alice", "4915552201", "Alice LR")
+	bob, carol := newPhone(t, "4915552202", "Bob LR"), newPhone(t, "4915552203", "Carol LR")
+	ctx := context.Background()
+	now := time.Now().Truncate(time.Second)
+	sendHistory(t, alice, alice.phone.HistoryConversation(bob.JID(),
+		wasim.HistoryMessage{ID: "3EB0LIMITRB1", Sender: bob.JID(), Text: "bob from history", Time: now.Add(-time.Hour)}))
+	bobGhost, carolGhost := cfg.PuppetUserID("4915552202"), cfg.PuppetUserID("4915552203")
+	bobRoom := alice.waitInvite(t, bobGhost)
+	waitMessage(t, alice.mx, bobRoom, bobGhost, bodyIs("bob from history"))
+
+	if err := lastBridge.br.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	startRelayBridge(t, cfg)
+	if err := alice.phone.SendHistorySync(ctx, &waHistorySync.HistorySync{
+		SyncType: waHistorySync.HistorySync_RECENT.Enum(), ChunkOrder: proto.Uint32(2), Progress: proto.Uint32(100),
+		Conversations: []*waHistorySync.Conversation{alice.phone.HistoryConversation(carol.JID(),
+			wasim.HistoryMessage{ID: "3EB0LIMITRC1", Sender: carol.JID(), Text: "carol from history", Time: now.Add(-2 * time.Hour)})},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the ledger entry for carol's chat", func() bool {
+		for _, c := range ledgerFor(archiveEntries(t), carol.JID()) {
+			if strings.Contains(c.Reason, "beyond bridge.history.max_chats (1)") {
+				return true
+			}
+		}
+		return false
+	})
+	if _, err := carol.SendText(ctx, alice.phone.JID(), "carol live"); err != nil {
+		t.Fatal(err)
+	}
+	carolRoom := alice.waitInvite(t, carolGhost)
+	waitMessage(t, alice.mx, carolRoom, carolGhost, bodyIs("carol live"))
+	if got := bodies(messagesFrom(t, alice.mx, carolRoom, carolGhost)); len(got) != 1 {
+		t.Errorf("carol's room has %q, want only the live message", got)
+	}
+}

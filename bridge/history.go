@@ -30,6 +30,8 @@ type historyState struct {
 	admitted map[string]bool // chats whose history is being backfilled
 	queued   map[string]int  // history messages queued per chat
 	onDemand map[string]*onDemandRequest
+	// loadedFor is the device whose stored progress admitted and queued hold.
+	loadedFor string
 }
 
 // historyMsg is a parsed history message with the phone's metadata about it (delivery state).
@@ -89,6 +91,10 @@ func (u *User) handleHistorySync(ctx context.Context, evt *events.HistorySync) b
 	if evt.Data.GetSyncType() == waHistorySync.HistorySync_ON_DEMAND {
 		return u.handleOnDemandSync(ctx, cli, evt.Data)
 	}
+	if err := u.loadHistoryProgress(ctx, cli); err != nil {
+		u.log.Err(err).Msg("Failed to load the history limits' progress")
+		return false
+	}
 	syncType := evt.Data.GetSyncType().String()
 	type conversation struct {
 		chat   types.JID
@@ -121,6 +127,10 @@ func (u *User) handleHistorySync(ctx context.Context, evt *events.HistorySync) b
 		if !u.backfillConversation(ctx, c.chat, msgs, syncType) {
 			return false
 		}
+	}
+	if err := u.saveHistoryProgress(ctx, cli); err != nil {
+		u.log.Err(err).Msg("Failed to save the history limits' progress")
+		return false
 	}
 	return true
 }
