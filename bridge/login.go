@@ -222,7 +222,9 @@ func (u *User) reportLoginSuccess(ctx context.Context) {
 	}
 	u.endLogin(lp)
 	go func() {
-		deadline := time.Now().Add(15 * time.Second)
+		// whatsmeow learns the push name from the first app-state sync, which waits for the
+		// phone to share its keys: seconds normally, longer on a loaded machine.
+		deadline := time.Now().Add(60 * time.Second)
 		for cli.Store.PushName == "" && time.Now().Before(deadline) {
 			time.Sleep(100 * time.Millisecond)
 		}
