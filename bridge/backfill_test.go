@@ -337,13 +337,13 @@ func TestHistoryLimitsAcrossRestart(t *testing.T) {
 	cfg.Bridge.History.MaxChats = 1
 	permit(cfg, "user", "limitsrestart_alice")
 	startRelayBridge(t, cfg)
-	alice := loginWithQR(t, cfg, "limitsrestart_alice", "4915552201", "Alice LR")
-	bob, carol := newPhone(t, "4915552202", "Bob LR"), newPhone(t, "4915552203", "Carol LR")
+	alice := loginWithQR(t, cfg, "limitsrestart_alice", "4915552391", "Alice LR")
+	bob, carol := newPhone(t, "4915552392", "Bob LR"), newPhone(t, "4915552393", "Carol LR")
 	ctx := context.Background()
 	now := time.Now().Truncate(time.Second)
 	sendHistory(t, alice, alice.phone.HistoryConversation(bob.JID(),
 		wasim.HistoryMessage{ID: "3EB0LIMITRB1", Sender: bob.JID(), Text: "bob from history", Time: now.Add(-time.Hour)}))
-	bobGhost, carolGhost := cfg.PuppetUserID("4915552202"), cfg.PuppetUserID("4915552203")
+	bobGhost, carolGhost := cfg.PuppetUserID("4915552392"), cfg.PuppetUserID("4915552393")
 	bobRoom := alice.waitInvite(t, bobGhost)
 	waitMessage(t, alice.mx, bobRoom, bobGhost, bodyIs("bob from history"))
 

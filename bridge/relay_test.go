@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,8 +28,16 @@ type waUser struct {
 	since string
 }
 
+// usedNumbers catches two tests giving the same number to their phones: the simulator is
+// shared by the whole package, so the second phone would be a second device of the first
+// test's account.
+var usedNumbers sync.Map
+
 func newPhone(t *testing.T, number, pushName string) *wasim.Phone {
 	t.Helper()
+	if other, dup := usedNumbers.LoadOrStore(number, t.Name()); dup {
+		t.Fatalf("+%s is already the phone of %s: give this test its own numbers", number, other)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	acct := sim.CreateAccount(number, pushName)
