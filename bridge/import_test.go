@@ -184,18 +184,26 @@ func testImportCase(t *testing.T, f *importFixture, c exportCase, photo []byte) 
 func checkImported(t *testing.T, f *importFixture, chat *importChat, want []wantImported, photo []byte) {
 	t.Helper()
 	ctx := context.Background()
-	resp, err := f.alice.mx.Messages(ctx, chat.room, "", "", mautrix.DirectionBackward, nil, 200)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var got []*event.Event
-	for i := len(resp.Chunk) - 1; i >= 0; i-- {
-		evt := resp.Chunk[i]
-		// Everything imported is years old; the live "hi" is not.
-		if evt.Type == event.EventMessage && (evt.Sender == chat.ghost || evt.Sender == f.ownGhost) &&
-			time.UnixMilli(evt.Timestamp).Before(time.Now().Add(-24*time.Hour)) {
-			_ = evt.Content.ParseRaw(evt.Type)
-			got = append(got, evt)
+	// The homeserver has accepted every event when the import reports, but its read side
+	// (what /messages serves) catches up a moment later.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		resp, err := f.alice.mx.Messages(ctx, chat.room, "", "", mautrix.DirectionBackward, nil, 200)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = got[:0]
+		for i := len(resp.Chunk) - 1; i >= 0; i-- {
+			evt := resp.Chunk[i]
+			// Everything imported is years old; the live "hi" is not.
+			if evt.Type == event.EventMessage && (evt.Sender == chat.ghost || evt.Sender == f.ownGhost) &&
+				time.UnixMilli(evt.Timestamp).Before(time.Now().Add(-24*time.Hour)) {
+				_ = evt.Content.ParseRaw(evt.Type)
+				got = append(got, evt)
+			}
+		}
+		if len(got) >= len(want) || time.Now().After(deadline) {
+			break
 		}
 	}
 	if len(got) != len(want) {
