@@ -38,13 +38,14 @@ type Manager struct {
 	db  *database.Database
 	log zerolog.Logger
 
-	mu    sync.Mutex
-	byJID map[types.JID]*Puppet
+	mu       sync.Mutex
+	byJID    map[types.JID]*Puppet
+	creating map[types.JID]chan struct{} // closed when the creation in progress ends
 }
 
 // NewManager returns a manager; nothing is loaded until asked for.
 func NewManager(cfg *config.Config, as *appservice.AppService, db *database.Database, log zerolog.Logger) *Manager {
-	return &Manager{cfg: cfg, as: as, db: db, log: log, byJID: map[types.JID]*Puppet{}}
+	return &Manager{cfg: cfg, as: as, db: db, log: log, byJID: map[types.JID]*Puppet{}, creating: map[types.JID]chan struct{}{}}
 }
 
 // Normalize reduces a JID to the contact it names: no device, no agent.
@@ -58,12 +59,35 @@ func (m *Manager) Get(ctx context.Context, jid types.JID) (*Puppet, error) {
 	if jid.User == "" {
 		return nil, errors.New("empty JID has no puppet")
 	}
+	// One creation per contact at a time: two racing ones both set the ghost's first name
+	// (the number), and the slower could land after a rename from the address book.
 	m.mu.Lock()
-	p, ok := m.byJID[jid]
-	m.mu.Unlock()
-	if ok {
-		return p, nil
+	for {
+		if p, ok := m.byJID[jid]; ok {
+			m.mu.Unlock()
+			return p, nil
+		}
+		wait, busy := m.creating[jid]
+		if !busy {
+			break
+		}
+		m.mu.Unlock()
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		m.mu.Lock()
 	}
+	done := make(chan struct{})
+	m.creating[jid] = done
+	m.mu.Unlock()
+	defer func() {
+		m.mu.Lock()
+		delete(m.creating, jid)
+		m.mu.Unlock()
+		close(done)
+	}()
 	row, err := m.db.Puppets.Get(ctx, jid.String())
 	if err != nil {
 		return nil, err
@@ -71,16 +95,12 @@ func (m *Manager) Get(ctx context.Context, jid types.JID) (*Puppet, error) {
 	if row == nil {
 		row = &database.Puppet{JID: jid.String(), MXID: m.cfg.PuppetUserID(jid.User)}
 	}
-	p = &Puppet{JID: jid, row: row}
+	p := &Puppet{JID: jid, row: row}
 	if err := m.ensureRegistered(ctx, p); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
-	if existing, ok := m.byJID[jid]; ok {
-		p = existing // lost a race with another portal; both registered the same ghost
-	} else {
-		m.byJID[jid] = p
-	}
+	m.byJID[jid] = p
 	m.mu.Unlock()
 	return p, nil
 }
