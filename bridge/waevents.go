@@ -26,14 +26,6 @@ func (u *User) handleWAEvent(rawEvt any) bool {
 	switch evt := rawEvt.(type) {
 	case *events.Message:
 		u.touch()
-		if share := evt.Message.GetProtocolMessage().GetAppStateSyncKeyShare(); share != nil && evt.Info.IsFromMe {
-			u.mu.Lock()
-			cli := u.client
-			u.mu.Unlock()
-			if cli != nil {
-				go u.resyncAfterKeyShare(ctx, cli, share)
-			}
-		}
 		return u.queueMessage(ctx, evt)
 	case *events.Receipt:
 		u.touch()
