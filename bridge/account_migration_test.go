@@ -17,33 +17,15 @@ import (
 	"codeberg.org/causeway/causeway/wasim"
 )
 
-// waitRoomInvites syncs until the user has been invited to n portal rooms (the personal
-// space aside), joins them all and returns them by inviter and by room name.
+// waitRoomInvites syncs until the user has been invited to n portal rooms, joins them all
+// and returns who invited them to each.
 func (u *waUser) waitRoomInvites(t *testing.T, n int) map[id.RoomID]id.UserID {
 	t.Helper()
-	ctx := context.Background()
 	rooms := map[id.RoomID]id.UserID{}
-	deadline := time.Now().Add(2 * time.Minute)
-	for len(rooms) < n && time.Now().Before(deadline) {
-		resp, err := u.mx.SyncRequest(ctx, 5000, u.since, "", false, event.PresenceOnline)
-		if err != nil {
-			t.Fatal(err)
-		}
-		u.since = resp.NextBatch
-		for roomID, room := range resp.Rooms.Invite {
-			if isSpaceInvite(room.State.Events) {
-				continue
-			}
-			for _, evt := range room.State.Events {
-				if evt.Type == event.StateMember && evt.GetStateKey() == string(u.mx.UserID) {
-					rooms[roomID] = evt.Sender
-				}
-			}
-			if _, err := u.mx.JoinRoomByID(ctx, roomID); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	u.syncInvites(t, 2*time.Minute, func() bool { return len(rooms) >= n }, func(room id.RoomID, from id.UserID) bool {
+		rooms[room] = from
+		return true
+	})
 	if len(rooms) < n {
 		t.Fatalf("invited to %d rooms, want %d", len(rooms), n)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -40,39 +41,17 @@ func sendHistory(t *testing.T, u *waUser, convs ...*waHistorySync.Conversation) 
 // invite from any of refuse. waitInvite would drop invites that arrive in the same sync as another.
 func (u *waUser) waitInvites(t *testing.T, want []id.UserID, refuse ...id.UserID) map[id.UserID]id.RoomID {
 	t.Helper()
-	ctx := context.Background()
 	rooms := map[id.UserID]id.RoomID{}
-	deadline := time.Now().Add(90 * time.Second)
-	for len(rooms) < len(want) && time.Now().Before(deadline) {
-		resp, err := u.mx.SyncRequest(ctx, 5000, u.since, "", false, event.PresenceOnline)
-		if err != nil {
-			t.Fatal(err)
+	u.syncInvites(t, 90*time.Second, func() bool { return len(rooms) == len(want) }, func(room id.RoomID, from id.UserID) bool {
+		if slices.Contains(refuse, from) {
+			t.Fatalf("got a room from %s, whose history the limits should have left out", from)
 		}
-		u.since = resp.NextBatch
-		for roomID, room := range resp.Rooms.Invite {
-			if isSpaceInvite(room.State.Events) {
-				continue
-			}
-			for _, evt := range room.State.Events {
-				if evt.Type != event.StateMember {
-					continue
-				}
-				for _, r := range refuse {
-					if evt.Sender == r {
-						t.Fatalf("got a room from %s, whose history the limits should have left out", r)
-					}
-				}
-				for _, w := range want {
-					if evt.Sender == w && rooms[w] == "" {
-						if _, err := u.mx.JoinRoomByID(ctx, roomID); err != nil {
-							t.Fatal(err)
-						}
-						rooms[w] = roomID
-					}
-				}
-			}
+		if slices.Contains(want, from) && rooms[from] == "" {
+			rooms[from] = room
+			return true
 		}
-	}
+		return false
+	})
 	if len(rooms) < len(want) {
 		t.Fatalf("invites from %v, want %v", rooms, want)
 	}

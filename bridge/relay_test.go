@@ -81,12 +81,13 @@ func loginPhoneWithQR(t *testing.T, cfg *config.Config, localpart string, phone 
 	return &waUser{mx: mx, mgmt: mgmt, phone: phone}
 }
 
-// waitInvite syncs until the user is invited to a room by inviter, joins it and returns it.
-func (u *waUser) waitInvite(t *testing.T, inviter id.UserID) id.RoomID {
+// syncInvites syncs until done reports true or timeout passes, offering each new portal
+// invite (the personal space aside; tests ask for it explicitly) to take with the user who
+// sent it. The user joins the rooms take accepts.
+func (u *waUser) syncInvites(t *testing.T, timeout time.Duration, done func() bool, take func(room id.RoomID, inviter id.UserID) bool) {
 	t.Helper()
 	ctx := context.Background()
-	deadline := time.Now().Add(90 * time.Second)
-	for time.Now().Before(deadline) {
+	for deadline := time.Now().Add(timeout); !done() && time.Now().Before(deadline); {
 		resp, err := u.mx.SyncRequest(ctx, 5000, u.since, "", false, event.PresenceOnline)
 		if err != nil {
 			t.Fatal(err)
@@ -94,20 +95,35 @@ func (u *waUser) waitInvite(t *testing.T, inviter id.UserID) id.RoomID {
 		u.since = resp.NextBatch
 		for roomID, room := range resp.Rooms.Invite {
 			if isSpaceInvite(room.State.Events) {
-				continue // the personal space; tests ask for it explicitly
+				continue
 			}
 			for _, evt := range room.State.Events {
-				if evt.Type == event.StateMember && evt.Sender == inviter {
-					if _, err := u.mx.JoinRoomByID(ctx, roomID); err != nil {
-						t.Fatal(err)
-					}
-					return roomID
+				if evt.Type != event.StateMember || evt.GetStateKey() != string(u.mx.UserID) || !take(roomID, evt.Sender) {
+					continue
+				}
+				if _, err := u.mx.JoinRoomByID(ctx, roomID); err != nil {
+					t.Fatal(err)
 				}
 			}
 		}
 	}
-	t.Fatalf("no invite from %s", inviter)
-	return ""
+}
+
+// waitInvite syncs until the user is invited to a room by inviter, joins it and returns it.
+func (u *waUser) waitInvite(t *testing.T, inviter id.UserID) id.RoomID {
+	t.Helper()
+	var got id.RoomID
+	u.syncInvites(t, 90*time.Second, func() bool { return got != "" }, func(room id.RoomID, from id.UserID) bool {
+		if got == "" && from == inviter {
+			got = room
+			return true
+		}
+		return false
+	})
+	if got == "" {
+		t.Fatalf("no invite from %s", inviter)
+	}
+	return got
 }
 
 // waitMessage polls the room until sender sent an m.room.message matching match.
