@@ -59,14 +59,11 @@ func (c *archiveCLI) verify(ctx context.Context, args []string) int {
 		}
 		opts.Checkpoint = data
 	}
-	if *keyArg != "" {
-		key, err := archivecmd.ReadKey(*keyArg)
-		if err != nil {
-			c.usageError(nil, "%v", err)
-			return exitUsage
-		}
-		opts.TrustedKey = key
+	key, ok := c.readKey(*keyArg)
+	if !ok {
+		return exitUsage
 	}
+	opts.TrustedKey = key
 	o, code := c.open(ctx, *configPath, false)
 	if o == nil {
 		return code
@@ -188,15 +185,11 @@ func (c *archiveCLI) verifyBundle(_ context.Context, args []string) int {
 	if !ok {
 		return code
 	}
-	var opts archive.BundleOptions
-	if *keyArg != "" {
-		key, err := archivecmd.ReadKey(*keyArg)
-		if err != nil {
-			c.usageError(nil, "%v", err)
-			return exitUsage
-		}
-		opts.TrustedKey = key
+	key, ok := c.readKey(*keyArg)
+	if !ok {
+		return exitUsage
 	}
+	opts := archive.BundleOptions{TrustedKey: key}
 	f, err := os.Open(rest[0])
 	if err != nil {
 		return c.fail("%v", err)
@@ -325,4 +318,17 @@ func (c *archiveCLI) withWriter(ctx context.Context, configPath string, fn func(
 		return c.finish(o, c.fail("%v", err))
 	}
 	return c.finish(o, 0)
+}
+
+// readKey reads a --key value (a verifier key or a file holding one); empty stays empty.
+func (c *archiveCLI) readKey(arg string) (string, bool) {
+	if arg == "" {
+		return "", true
+	}
+	key, err := archivecmd.ReadKey(arg)
+	if err != nil {
+		c.usageError(nil, "%v", err)
+		return "", false
+	}
+	return key, true
 }
