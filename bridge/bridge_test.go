@@ -166,6 +166,10 @@ func registerUser(t *testing.T, localpart string) *mautrix.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The tests' waits retry for a minute or more; a request the homeserver leaves hanging
+	// must give up well inside that instead of holding a wait for three minutes (mautrix's
+	// default) per attempt. The longest long-poll here is 5 s.
+	cli.Client = &http.Client{Timeout: 20 * time.Second}
 	return cli
 }
 
