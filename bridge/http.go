@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 	"go.mau.fi/util/exhttp"
@@ -72,8 +73,11 @@ func (b *Bridge) handleTransaction(w http.ResponseWriter, r *http.Request) {
 	// halfway through an event.
 	ctx := log.WithContext(context.Background())
 	log.Debug().Int("events", len(txn.Events)).Msg("Received a transaction")
+	echoesOnly := len(txn.Events) > 0
 	for _, raw := range txn.Events {
-		if err := b.handleRawEvent(ctx, raw); err != nil {
+		echo, err := b.handleRawEvent(ctx, raw)
+		echoesOnly = echoesOnly && echo
+		if err != nil {
 			// Not answering 200 makes the homeserver send the whole transaction again;
 			// events already queued are deduplicated by event ID.
 			log.Err(err).Msg("Failed to store an event durably; asking the homeserver to retry")
@@ -82,27 +86,53 @@ func (b *Bridge) handleTransaction(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	b.txns.done(txnID)
+	if echoesOnly {
+		b.holdEchoAnswer(r.Context())
+	}
+	// The homeserver may not reuse the connection (Dendrite 0.13.8 never closes the
+	// response body, so it dials anew for every transaction); keeping ours open would only
+	// pile up idle connections.
+	w.Header().Set("Connection", "close")
 	exhttp.WriteEmptyJSONResponse(w, http.StatusOK)
 }
 
+// echoAnswerDelay is how long the answer to a transaction of nothing but our own echoes
+// waits. A homeserver sends the next transaction only after this one is answered, so during
+// a burst from WhatsApp the echoes that pile up meanwhile arrive together instead of one
+// transaction, and one connection, each: that cost both sides more CPU than the events.
+// Nothing waits on it: the echoes need no work, and a Matrix user's own events are answered
+// at once (they are at most this much later if they queue behind an echo).
+const echoAnswerDelay = 50 * time.Millisecond
+
+func (b *Bridge) holdEchoAnswer(ctx context.Context) {
+	t := time.NewTimer(echoAnswerDelay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	case <-b.stopping:
+	}
+}
+
 // handleRawEvent queues a portal event for WhatsApp (durably, before the transaction is
-// answered) and hands everything else to the bot.
-func (b *Bridge) handleRawEvent(ctx context.Context, raw json.RawMessage) error {
+// answered) and hands everything else to the bot. It reports whether the event was an echo
+// of a message our ghosts or bot sent.
+func (b *Bridge) handleRawEvent(ctx context.Context, raw json.RawMessage) (echo bool, err error) {
 	var env portal.MatrixEnvelope
 	if err := json.Unmarshal(raw, &env); err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Msg("Skipping an unparseable event")
-		return nil
+		return false, nil
 	}
 	zerolog.Ctx(ctx).Trace().Str("type", env.Type).Stringer("event_id", env.ID).Stringer("sender", env.Sender).Msg("Transaction event")
 	if !b.isBridgeUser(env.Sender) && portal.IsRelayed(env.Type, env.StateKey != nil) && !isCommand(&env) {
 		p, err := b.portals.ByRoom(ctx, env.RoomID)
 		if err != nil {
-			return err
+			return false, err
 		}
 		zerolog.Ctx(ctx).Debug().Str("type", env.Type).Bool("portal", p != nil).Msg("Matrix event in a bridged room")
 		if p != nil && p.Key().Receiver == env.Sender {
 			if err := p.Enqueue(ctx, portal.NewMatrixEventItem(&env, raw)); err != nil {
-				return err
+				return false, err
 			}
 		}
 	}
@@ -110,14 +140,14 @@ func (b *Bridge) handleRawEvent(ctx context.Context, raw json.RawMessage) error 
 		// The homeserver echoes every message our ghosts send, one per relayed WhatsApp
 		// message. handleEvent has nothing to do with them: the state store only takes
 		// state events, and commands are never ours. Decoding them fully is wasted work.
-		return nil
+		return true, nil
 	}
 	var evt event.Event
 	if err := json.Unmarshal(raw, &evt); err != nil {
-		return nil
+		return false, nil
 	}
 	b.handleEvent(ctx, &evt)
-	return nil
+	return false, nil
 }
 
 func isCommand(env *portal.MatrixEnvelope) bool {

@@ -44,6 +44,10 @@ type Container struct {
 	pendingLock sync.Mutex
 	pending     map[*deviceStore]struct{}
 	closed      bool
+
+	// Each device's buffered event hashes (see bufferFilter), by device JID.
+	filterLock sync.Mutex
+	filters    map[string]*bufferFilter
 }
 
 var _ store.DeviceContainer = (*Container)(nil)
@@ -60,7 +64,8 @@ func New(db *dbutil.Database, log waLog.Logger) *Container {
 	if log == nil {
 		log = waLog.Noop
 	}
-	return &Container{db: db, log: log, lids: newLIDMap(db), pending: map[*deviceStore]struct{}{}}
+	return &Container{db: db, log: log, lids: newLIDMap(db), pending: map[*deviceStore]struct{}{},
+		filters: map[string]*bufferFilter{}}
 }
 
 // OpenSQLite opens (creating if needed) the SQLite file at path with foreign keys, a busy

@@ -171,6 +171,11 @@ func (s *deviceStore) GetBufferedEvent(ctx context.Context, ciphertextHash [32]b
 	if err != nil {
 		return nil, err
 	}
+	if maybe, err := s.c.filterFor(jid).mayContain(ctx, s, jid, ciphertextHash); err != nil {
+		return nil, err
+	} else if !maybe {
+		return nil, nil
+	}
 	var evt store.BufferedEvent
 	var serverMS, insertMS int64
 	var handled bool
@@ -202,6 +207,11 @@ func (s *deviceStore) PutBufferedEvent(ctx context.Context, ciphertextHash [32]b
 		// NULL means "already handled"; an empty plaintext is still a plaintext.
 		plaintext = []byte{}
 	}
+	jid, err := s.ownJID()
+	if err != nil {
+		return err
+	}
+	s.c.filterFor(jid).add(ciphertextHash)
 	return s.exec(ctx, fmt.Sprintf("buffer decrypted event %x", ciphertextHash), `
 		INSERT INTO wastore_event_buffer (device_jid, ciphertext_hash, plaintext, server_ts_ms, insert_ts_ms)
 		VALUES ($1, $2, $3, $4, $5)`,
@@ -348,7 +358,14 @@ func (s *deviceStore) flushClears() {
 }
 
 func (s *deviceStore) DeleteOldBufferedHashes(ctx context.Context) error {
-	return s.exec(ctx, "delete old buffered events",
+	jid, err := s.ownJID()
+	if err != nil {
+		return err
+	}
+	if err := s.exec(ctx, "delete old buffered events",
 		"DELETE FROM wastore_event_buffer WHERE device_jid=$1 AND insert_ts_ms < $2",
-		time.Now().Add(-eventBufferRetention).UnixMilli())
+		time.Now().Add(-eventBufferRetention).UnixMilli()); err != nil {
+		return err
+	}
+	return s.c.filterFor(jid).reload(ctx, s, jid)
 }
