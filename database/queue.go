@@ -34,6 +34,9 @@ type QueueItem struct {
 	// Unpacked is what Payload encodes, as its producer had it, for the process that
 	// queued the item to skip decoding Payload again. Never stored: nil when read back.
 	Unpacked any
+	// NotIfBridged, a WhatsApp message ID, makes Add skip the item if the portal already
+	// has that message bridged (a redelivery). Never stored.
+	NotIfBridged string
 }
 
 // QueueQuery is the durable relay queue.
@@ -41,14 +44,24 @@ type QueueQuery struct {
 	db *dbutil.Database
 }
 
-// Add stores an item. It returns false when an item with the same dedup key is already queued.
+// Add stores an item. It returns false when an item with the same dedup key is already
+// queued, or when item.NotIfBridged names a message the portal has bridged.
 func (q *QueueQuery) Add(ctx context.Context, item *QueueItem) (bool, error) {
 	if item.QueuedAt.IsZero() {
 		item.QueuedAt = time.Now()
 	}
-	res, err := q.db.Exec(ctx, `INSERT INTO relay_queue (direction, chat_jid, receiver, dedup_key, kind, payload, queued_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (direction, receiver, dedup_key) DO NOTHING`,
-		item.Direction, item.ChatJID, item.Receiver, item.DedupKey, item.Kind, item.Payload, item.QueuedAt.UnixMilli())
+	args := []any{item.Direction, item.ChatJID, item.Receiver, item.DedupKey, item.Kind, item.Payload, item.QueuedAt.UnixMilli()}
+	query := `INSERT INTO relay_queue (direction, chat_jid, receiver, dedup_key, kind, payload, queued_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (direction, receiver, dedup_key) DO NOTHING`
+	if item.NotIfBridged != "" {
+		// One statement rather than a lookup and an insert: the check costs an index probe.
+		query = `INSERT INTO relay_queue (direction, chat_jid, receiver, dedup_key, kind, payload, queued_at)
+			SELECT $1, $2, $3, $4, $5, $6, $7
+			WHERE NOT EXISTS (SELECT 1 FROM message WHERE chat_jid=$2 AND receiver=$3 AND wa_id=$8)
+			ON CONFLICT (direction, receiver, dedup_key) DO NOTHING`
+		args = append(args, item.NotIfBridged)
+	}
+	res, err := q.db.Exec(ctx, query, args...)
 	if err != nil {
 		return false, fmt.Errorf("failed to queue %s %s: %w", item.Direction, item.Kind, err)
 	}

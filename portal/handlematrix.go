@@ -125,7 +125,11 @@ func (p *Portal) handleMatrixEvent(ctx context.Context, item *database.QueueItem
 		return fmt.Errorf("failed to send to WhatsApp: %w", err)
 	}
 	p.archiveOutboundResult(ctx, &env, msgID, nil)
-	return p.recordSent(ctx, wa, evt, res, msgID, ts)
+	if err := p.recordSent(ctx, wa, evt, res, msgID, ts); err != nil {
+		return err
+	}
+	p.recordedDirectly(string(msgID))
+	return nil
 }
 
 // MessageIDFor derives the WhatsApp message ID from the Matrix event ID, so a resend after a

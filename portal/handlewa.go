@@ -56,17 +56,19 @@ func NewWAMessageItemFrom(info *types.MessageInfo, msg *waE2E.Message, source st
 	// key on the ID alone would drop the content as a duplicate of the key.
 	sum := sha256.Sum256(raw)
 	return &database.QueueItem{
-		Direction: database.ToMatrix,
-		DedupKey:  "msg:" + info.Sender.ToNonAD().String() + ":" + info.ID + ":" + base64.RawURLEncoding.EncodeToString(sum[:9]),
-		Kind:      KindWAMessage,
-		Payload:   payload,
-		QueuedAt:  info.Timestamp,
-		Unpacked:  wm,
+		Direction:    database.ToMatrix,
+		DedupKey:     "msg:" + info.Sender.ToNonAD().String() + ":" + info.ID + ":" + base64.RawURLEncoding.EncodeToString(sum[:9]),
+		Kind:         KindWAMessage,
+		Payload:      payload,
+		QueuedAt:     info.Timestamp,
+		Unpacked:     wm,
+		NotIfBridged: info.ID,
 	}, nil
 }
 
 func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) error {
-	wm, ok := p.handoff.take(item.DedupKey, item.Payload).(*WAMessage)
+	v, unbridged := p.handoff.take(item.DedupKey, item.Payload)
+	wm, ok := v.(*WAMessage)
 	if !ok {
 		wm = &WAMessage{}
 		if err := json.Unmarshal(item.Payload, wm); err != nil {
@@ -80,18 +82,22 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 	info := &wm.Info
 	key := p.row.PortalKey
 	p.finishWAID = info.ID
+	p.startRelay(info.ID)
 
 	// A redelivery of something already bridged: WhatsApp resends unacked stanzas, and a
-	// crash between sending to Matrix and removing the queue item replays it.
-	if p.settling(info.ID) {
-		if err := p.settle(ctx); err != nil {
-			return err
+	// crash between sending to Matrix and removing the queue item replays it. A message
+	// handed off as not bridged yet was checked when it was queued.
+	if settling := p.settling(info.ID); !unbridged || settling {
+		if settling {
+			if err := p.settle(ctx); err != nil {
+				return err
+			}
 		}
-	}
-	if parts, err := p.m.deps.DB.Messages.GetParts(ctx, key, info.ID); err != nil {
-		return err
-	} else if len(parts) > 0 {
-		return nil
+		if parts, err := p.m.deps.DB.Messages.GetParts(ctx, key, info.ID); err != nil {
+			return err
+		} else if len(parts) > 0 {
+			return nil
+		}
 	}
 	wa, _ := p.m.deps.Logins.WhatsApp(key.Receiver)
 	res, err := msgconv.ToMatrix(ctx, info, msg, p.resolver(wa), &p.m.deps.Convert)

@@ -16,24 +16,44 @@ const maxHandoff = 256
 // restart, retried, or beyond maxHandoff are decoded from the database as before. An
 // item is only handed off for the very payload it was encoded to, so a row queued by
 // another delivery under the same key is always decoded from its own payload.
+//
+// A handed-off WhatsApp message can also carry what the queue would otherwise look up: that
+// it was not bridged yet (unbridged). Enqueue knows it when the message's relay was neither
+// under way nor waiting for its commit (Portal.relaying) and the insert itself checked the
+// committed mappings (QueueItem.NotIfBridged). A relay of the same message ID that starts
+// after that (relayed) withdraws it.
 type handoff struct {
 	mu    sync.Mutex
 	items map[string]handedOff
 }
 
 type handedOff struct {
-	payload []byte
-	v       any
+	payload   []byte
+	v         any
+	waID      string
+	unbridged bool
 }
 
-func (h *handoff) put(key string, payload []byte, v any) {
+func (h *handoff) put(key string, payload []byte, v any, waID string, unbridged bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.items == nil {
 		h.items = make(map[string]handedOff)
 	}
 	if len(h.items) < maxHandoff {
-		h.items[key] = handedOff{payload, v}
+		h.items[key] = handedOff{payload, v, waID, unbridged}
+	}
+}
+
+// relayed withdraws "not bridged yet" from the items of WhatsApp message waID.
+func (h *handoff) relayed(waID string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for k, it := range h.items {
+		if it.waID == waID && it.unbridged {
+			it.unbridged = false
+			h.items[k] = it
+		}
 	}
 }
 
@@ -46,17 +66,18 @@ func (h *handoff) drop(key string, v any) {
 	}
 }
 
-// take returns and forgets what was put under key if it was encoded to payload, else nil.
-func (h *handoff) take(key string, payload []byte) any {
+// take returns and forgets what was put under key if it was encoded to payload, else nil,
+// and whether the message is known not to be bridged yet.
+func (h *handoff) take(key string, payload []byte) (v any, unbridged bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	cur, ok := h.items[key]
 	if !ok {
-		return nil
+		return nil, false
 	}
 	delete(h.items, key)
 	if !bytes.Equal(cur.payload, payload) {
-		return nil
+		return nil, false
 	}
-	return cur.v
+	return cur.v, cur.unbridged
 }

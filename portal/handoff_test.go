@@ -13,34 +13,40 @@ func TestHandoff(t *testing.T) {
 		want bool // whether take returns the value put
 	}{
 		{"same payload", func(h *handoff) any {
-			h.put("k", payload, "v")
-			return h.take("k", payload)
+			h.put("k", payload, "v", "", false)
+			v, _ := h.take("k", payload)
+			return v
 		}, true},
 		{"payload of another delivery", func(h *handoff) any {
-			h.put("k", payload, "v")
-			return h.take("k", []byte(`{"info":{"PushName":"x"}}`))
+			h.put("k", payload, "v", "", false)
+			v, _ := h.take("k", []byte(`{"info":{"PushName":"x"}}`))
+			return v
 		}, false},
 		{"taken once", func(h *handoff) any {
-			h.put("k", payload, "v")
+			h.put("k", payload, "v", "", false)
 			h.take("k", payload)
-			return h.take("k", payload)
+			v, _ := h.take("k", payload)
+			return v
 		}, false},
 		{"dropped duplicate", func(h *handoff) any {
-			h.put("k", payload, "v")
+			h.put("k", payload, "v", "", false)
 			h.drop("k", "v")
-			return h.take("k", payload)
+			v, _ := h.take("k", payload)
+			return v
 		}, false},
 		{"drop of another value keeps it", func(h *handoff) any {
-			h.put("k", payload, "v")
+			h.put("k", payload, "v", "", false)
 			h.drop("k", "other")
-			return h.take("k", payload)
+			v, _ := h.take("k", payload)
+			return v
 		}, true},
 		{"full", func(h *handoff) any {
 			for i := range maxHandoff {
-				h.put(fmt.Sprint(i), payload, i)
+				h.put(fmt.Sprint(i), payload, i, "", false)
 			}
-			h.put("k", payload, "v")
-			return h.take("k", payload)
+			h.put("k", payload, "v", "", false)
+			v, _ := h.take("k", payload)
+			return v
 		}, false},
 	}
 	for _, tt := range tests {
@@ -48,6 +54,37 @@ func TestHandoff(t *testing.T) {
 			got := tt.run(&handoff{})
 			if (got != nil) != tt.want {
 				t.Errorf("take = %v, want handed off: %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// "Not bridged yet" holds from the enqueue until a relay of the same message ID begins.
+func TestHandoffUnbridged(t *testing.T) {
+	payload := []byte(`{"info":{}}`)
+	tests := []struct {
+		name string
+		run  func(h *handoff)
+		want bool
+	}{
+		{"checked when queued", func(h *handoff) { h.put("k", payload, "v", "ID1", true) }, true},
+		{"not checked when queued", func(h *handoff) { h.put("k", payload, "v", "ID1", false) }, false},
+		{"a relay of the same message began since", func(h *handoff) {
+			h.put("k", payload, "v", "ID1", true)
+			h.relayed("ID1")
+		}, false},
+		{"a relay of another message began since", func(h *handoff) {
+			h.put("k", payload, "v", "ID1", true)
+			h.relayed("ID2")
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &handoff{}
+			tt.run(h)
+			v, unbridged := h.take("k", payload)
+			if v == nil || unbridged != tt.want {
+				t.Errorf("take = %v, %v; want the value and unbridged=%v", v, unbridged, tt.want)
 			}
 		})
 	}

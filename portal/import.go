@@ -141,6 +141,7 @@ func (p *Portal) importOne(ctx context.Context, wa WhatsApp, m ExportMessage, wa
 		SenderJID: senderJID, FromMe: senderJID == ownJIDString(wa), Timestamp: m.Time}); err != nil {
 		return false, err
 	}
+	p.recordedDirectly(waID)
 	if marker != "" {
 		// A leftover marker is harmless: the message row now says the message is done.
 		if err := p.m.deps.DB.KV.Delete(ctx, marker); err != nil {

@@ -239,6 +239,10 @@ type Portal struct {
 	settledSince time.Time
 
 	handoff handoff
+	// relaying counts, per WhatsApp message, the relays begun and not yet committed
+	// (see startRelay); Enqueue reads it from the WhatsApp event loop.
+	relayingMu sync.Mutex
+	relaying   map[types.MessageID]int
 }
 
 // Key names the portal.
@@ -263,7 +267,10 @@ func (p *Portal) Enqueue(ctx context.Context, item *database.QueueItem) error {
 	item.PortalKey = p.row.PortalKey
 	if item.Unpacked != nil && item.Direction == database.ToMatrix {
 		// Before the insert: the queue goroutine may read the row the moment it commits.
-		p.handoff.put(item.DedupKey, item.Payload, item.Unpacked)
+		p.relayingMu.Lock()
+		unbridged := item.NotIfBridged != "" && p.relaying[types.MessageID(item.NotIfBridged)] == 0
+		p.handoff.put(item.DedupKey, item.Payload, item.Unpacked, item.NotIfBridged, unbridged)
+		p.relayingMu.Unlock()
 	}
 	added, err := p.m.deps.DB.Queue.Add(ctx, item)
 	if !added && item.Unpacked != nil && item.Direction == database.ToMatrix {
@@ -276,6 +283,41 @@ func (p *Portal) Enqueue(ctx context.Context, item *database.QueueItem) error {
 	}
 	p.poke()
 	return nil
+}
+
+// startRelay notes that the queue begins relaying WhatsApp message waID, whose mapping will
+// be committed by settle (endRelays). Until then Enqueue cannot rely on its insert's check.
+func (p *Portal) startRelay(waID types.MessageID) {
+	p.relayingMu.Lock()
+	defer p.relayingMu.Unlock()
+	if p.relaying == nil {
+		p.relaying = make(map[types.MessageID]int)
+	}
+	p.relaying[waID]++
+	p.handoff.relayed(string(waID))
+}
+
+// endRelays is startRelay's counterpart, once the items' mappings are committed.
+func (p *Portal) endRelays(items []settledItem) {
+	p.relayingMu.Lock()
+	defer p.relayingMu.Unlock()
+	for _, s := range items {
+		if s.waID == "" {
+			continue
+		}
+		if p.relaying[s.waID]--; p.relaying[s.waID] <= 0 {
+			delete(p.relaying, s.waID)
+		}
+	}
+}
+
+// recordedDirectly is for mappings written outside the queue's batches (imports, messages
+// from Matrix), after their commit: the insert checks of later Enqueues see them, and
+// items queued before lose the "not bridged" they were handed off with.
+func (p *Portal) recordedDirectly(waID string) {
+	p.relayingMu.Lock()
+	defer p.relayingMu.Unlock()
+	p.handoff.relayed(waID)
 }
 
 func (p *Portal) poke() {

@@ -166,6 +166,9 @@ func (p *Portal) process(ctx context.Context, item *database.QueueItem) (done bo
 		// What the handler did before failing is done and must be recorded, or a retry
 		// would do it again.
 		p.runFinishWrites(ctx, log)
+		if p.finishWAID != "" {
+			p.endRelays([]settledItem{{waID: p.finishWAID}})
+		}
 		p.finishWAID = ""
 	}
 	obs := p.m.deps.Observer
@@ -248,6 +251,7 @@ func (p *Portal) settle(ctx context.Context) error {
 		return nil
 	})
 	if err == nil {
+		p.endRelays(items)
 		return nil
 	}
 	// One bad item must not keep the others' records from being written.
@@ -263,7 +267,9 @@ func (p *Portal) settle(ctx context.Context) error {
 				}
 			}
 			errs = append(errs, err)
+			continue
 		}
+		p.endRelays([]settledItem{s})
 	}
 	return errors.Join(errs...)
 }
