@@ -25,6 +25,9 @@ const maxHandoff = 256
 type handoff struct {
 	mu    sync.Mutex
 	items map[string]handedOff
+	// unbridged counts the items marked unbridged per message ID, so that relayed, called for
+	// every relayed message, looks through the items only when one of them is affected.
+	unbridged map[string]int
 }
 
 type handedOff struct {
@@ -39,9 +42,30 @@ func (h *handoff) put(key string, payload []byte, v any, waID string, unbridged 
 	defer h.mu.Unlock()
 	if h.items == nil {
 		h.items = make(map[string]handedOff)
+		h.unbridged = make(map[string]int)
+	}
+	if _, ok := h.items[key]; ok {
+		h.remove(key)
 	}
 	if len(h.items) < maxHandoff {
 		h.items[key] = handedOff{payload, v, waID, unbridged}
+		if unbridged {
+			h.unbridged[waID]++
+		}
+	}
+}
+
+// remove forgets key, which must be present; h.mu is held.
+func (h *handoff) remove(key string) {
+	if it := h.items[key]; it.unbridged {
+		h.unbridgedDone(it.waID)
+	}
+	delete(h.items, key)
+}
+
+func (h *handoff) unbridgedDone(waID string) {
+	if h.unbridged[waID]--; h.unbridged[waID] <= 0 {
+		delete(h.unbridged, waID)
 	}
 }
 
@@ -49,6 +73,10 @@ func (h *handoff) put(key string, payload []byte, v any, waID string, unbridged 
 func (h *handoff) relayed(waID string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.unbridged[waID] == 0 {
+		return
+	}
+	delete(h.unbridged, waID)
 	for k, it := range h.items {
 		if it.waID == waID && it.unbridged {
 			it.unbridged = false
@@ -62,7 +90,7 @@ func (h *handoff) drop(key string, v any) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if cur, ok := h.items[key]; ok && cur.v == v {
-		delete(h.items, key)
+		h.remove(key)
 	}
 }
 
@@ -75,7 +103,7 @@ func (h *handoff) take(key string, payload []byte) (v any, unbridged bool) {
 	if !ok {
 		return nil, false
 	}
-	delete(h.items, key)
+	h.remove(key)
 	if !bytes.Equal(cur.payload, payload) {
 		return nil, false
 	}

@@ -77,6 +77,23 @@ func TestHandoffUnbridged(t *testing.T) {
 			h.put("k", payload, "v", "ID1", true)
 			h.relayed("ID2")
 		}, true},
+		{"another item of the same message was taken, then its relay began", func(h *handoff) {
+			h.put("other", payload, "w", "ID1", true)
+			h.put("k", payload, "v", "ID1", true)
+			h.take("other", payload)
+			h.relayed("ID1")
+		}, false},
+		{"another item of the same message was dropped, then a relay began", func(h *handoff) {
+			h.put("other", payload, "w", "ID1", true)
+			h.drop("other", "w")
+			h.put("k", payload, "v", "ID1", true)
+			h.relayed("ID1")
+		}, false},
+		{"put again under the same key, then a relay began", func(h *handoff) {
+			h.put("k", payload, "v", "ID1", true)
+			h.put("k", payload, "v", "ID1", true)
+			h.relayed("ID1")
+		}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -87,5 +104,29 @@ func TestHandoffUnbridged(t *testing.T) {
 				t.Errorf("take = %v, %v; want the value and unbridged=%v", v, unbridged, tt.want)
 			}
 		})
+	}
+}
+
+// The per-message count of unbridged items empties with the items, or a long-running portal
+// would grow it by one entry per message.
+func TestHandoffUnbridgedCountEmpties(t *testing.T) {
+	payload := []byte(`{"info":{}}`)
+	h := &handoff{}
+	for i := range 10 {
+		key, id := fmt.Sprint("k", i), fmt.Sprint("ID", i%3)
+		h.put(key, payload, i, id, true)
+		h.put(key, payload, i, id, true)
+	}
+	h.relayed("ID0")
+	for i := range 10 {
+		key := fmt.Sprint("k", i)
+		if i%2 == 0 {
+			h.take(key, payload)
+		} else {
+			h.drop(key, i)
+		}
+	}
+	if len(h.items) != 0 || len(h.unbridged) != 0 {
+		t.Fatalf("left behind: %d items, unbridged counts %v", len(h.items), h.unbridged)
 	}
 }
