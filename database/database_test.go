@@ -48,6 +48,21 @@ func backends(t *testing.T) map[string]config.Database {
 	return map[string]config.Database{"sqlite": sqlite, "postgres": postgres}
 }
 
+// eachBackend runs test on a freshly opened database of each supported backend.
+func eachBackend(t *testing.T, test func(t *testing.T, db *Database)) {
+	t.Helper()
+	for name, cfg := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			db, err := Open(context.Background(), cfg, zerolog.New(zerolog.NewTestWriter(t)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			test(t, db)
+		})
+	}
+}
+
 func TestOpenUpgradeAndReopen(t *testing.T) {
 	ctx := context.Background()
 	for name, cfg := range backends(t) {

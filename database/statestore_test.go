@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/rs/zerolog"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 )
@@ -12,51 +11,44 @@ import (
 func TestStateStoreRemembersMembershipsUntilTheyChange(t *testing.T) {
 	ctx := context.Background()
 	const room, ghost = id.RoomID("!room:example.org"), id.UserID("@whatsapp_1:example.org")
-	for name, cfg := range backends(t) {
-		t.Run(name, func(t *testing.T) {
-			db, err := Open(ctx, cfg, zerolog.New(zerolog.NewTestWriter(t)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			s := db.StateStore
-			steps := []struct {
-				name           string
-				change         func() error
-				joined, invite bool
-			}{
-				{"unknown", nil, false, false},
-				{"invited", func() error { return s.SetMembership(ctx, room, ghost, event.MembershipInvite) }, false, true},
-				{"joined", func() error { return s.SetMembership(ctx, room, ghost, event.MembershipJoin) }, true, true},
-				{"kicked by a member event", func() error {
-					return s.SetMember(ctx, room, ghost, &event.MemberEventContent{Membership: event.MembershipLeave})
-				}, false, false},
-				{"joined again", func() error { return s.SetMembership(ctx, room, ghost, event.MembershipJoin) }, true, true},
-				{"members cleared", func() error { return s.ClearCachedMembers(ctx, room) }, false, false},
-				{"members replaced", func() error {
-					key := ghost.String()
-					return s.ReplaceCachedMembers(ctx, room, []*event.Event{{
-						StateKey: &key, Type: event.StateMember,
-						Content: event.Content{Parsed: &event.MemberEventContent{Membership: event.MembershipJoin}},
-					}})
-				}, true, true},
-			}
-			for _, step := range steps {
-				if step.change != nil {
-					if err := step.change(); err != nil {
-						t.Fatalf("%s: %v", step.name, err)
-					}
-				}
-				// Twice: the first read may come from the table, the second from memory.
-				for range 2 {
-					if got := s.IsInRoom(ctx, room, ghost); got != step.joined {
-						t.Fatalf("%s: IsInRoom = %v, want %v", step.name, got, step.joined)
-					}
-					if got := s.IsInvited(ctx, room, ghost); got != step.invite {
-						t.Fatalf("%s: IsInvited = %v, want %v", step.name, got, step.invite)
-					}
+	eachBackend(t, func(t *testing.T, db *Database) {
+		s := db.StateStore
+		steps := []struct {
+			name           string
+			change         func() error
+			joined, invite bool
+		}{
+			{"unknown", nil, false, false},
+			{"invited", func() error { return s.SetMembership(ctx, room, ghost, event.MembershipInvite) }, false, true},
+			{"joined", func() error { return s.SetMembership(ctx, room, ghost, event.MembershipJoin) }, true, true},
+			{"kicked by a member event", func() error {
+				return s.SetMember(ctx, room, ghost, &event.MemberEventContent{Membership: event.MembershipLeave})
+			}, false, false},
+			{"joined again", func() error { return s.SetMembership(ctx, room, ghost, event.MembershipJoin) }, true, true},
+			{"members cleared", func() error { return s.ClearCachedMembers(ctx, room) }, false, false},
+			{"members replaced", func() error {
+				key := ghost.String()
+				return s.ReplaceCachedMembers(ctx, room, []*event.Event{{
+					StateKey: &key, Type: event.StateMember,
+					Content: event.Content{Parsed: &event.MemberEventContent{Membership: event.MembershipJoin}},
+				}})
+			}, true, true},
+		}
+		for _, step := range steps {
+			if step.change != nil {
+				if err := step.change(); err != nil {
+					t.Fatalf("%s: %v", step.name, err)
 				}
 			}
-		})
-	}
+			// Twice: the first read may come from the table, the second from memory.
+			for range 2 {
+				if got := s.IsInRoom(ctx, room, ghost); got != step.joined {
+					t.Fatalf("%s: IsInRoom = %v, want %v", step.name, got, step.joined)
+				}
+				if got := s.IsInvited(ctx, room, ghost); got != step.invite {
+					t.Fatalf("%s: IsInvited = %v, want %v", step.name, got, step.invite)
+				}
+			}
+		}
+	})
 }

@@ -87,12 +87,13 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 	// A redelivery of something already bridged: WhatsApp resends unacked stanzas, and a
 	// crash between sending to Matrix and removing the queue item replays it. A message
 	// handed off as not bridged yet was checked when it was queued.
-	if settling := p.settling(info.ID); !unbridged || settling {
-		if settling {
-			if err := p.settle(ctx); err != nil {
-				return err
-			}
+	settling := p.settling(info.ID)
+	if settling {
+		if err := p.settle(ctx); err != nil {
+			return err
 		}
+	}
+	if !unbridged || settling {
 		if parts, err := p.m.deps.DB.Messages.GetParts(ctx, key, info.ID); err != nil {
 			return err
 		} else if len(parts) > 0 {
