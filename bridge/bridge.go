@@ -202,9 +202,10 @@ func (b *Bridge) setupAppservice() error {
 	keepHomeserverConnections(as.HTTPClient)
 	b.as = as
 	b.bot = as.BotIntent()
-	b.puppets = puppet.NewManager(b.cfg, as, b.db, b.log.With().Str("component", "puppets").Logger())
+	mx := asMatrix{as}
+	b.puppets = puppet.NewManager(b.cfg, mx, b.db, b.log.With().Str("component", "puppets").Logger())
 	b.portals = portal.NewManager(portal.Deps{
-		Config: b.cfg, DB: b.db, AS: as, Puppets: b.puppets, Logins: b,
+		Config: b.cfg, DB: b.db, Matrix: mx, Ghosts: ghostDirectory{b.puppets}, Logins: b,
 		Log: b.log.With().Str("component", "portals").Logger(), Observer: b.metrics,
 		Convert: b.convertOptions(), RoomCreated: b.portalRoomCreated, LoadHistory: b.loadHistory,
 	})

@@ -12,14 +12,13 @@ import (
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	"google.golang.org/protobuf/proto"
-	"maunium.net/go/mautrix"
-	"maunium.net/go/mautrix/appservice"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"codeberg.org/causeway/causeway/archive"
 	"codeberg.org/causeway/causeway/database"
 	"codeberg.org/causeway/causeway/msgconv"
+	"codeberg.org/causeway/causeway/puppet"
 )
 
 // WAMessage is a WhatsApp message as queued: everything needed to relay it again after a
@@ -144,26 +143,26 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 	if err := p.ensureRoom(ctx); err != nil {
 		return err
 	}
-	intent, err := p.intentFor(ctx, info)
+	sender, err := p.ghostFor(ctx, info)
 	if err != nil {
 		return err
 	}
-	if err := p.uploadMedia(ctx, intent, res, media); err != nil {
+	if err := p.uploadMedia(ctx, sender, res, media); err != nil {
 		return err
 	}
 	for _, r := range res.Redactions {
-		p.removeFromRoom(ctx, intent, res, r)
+		p.removeFromRoom(ctx, sender, res, r)
 	}
 	room := p.RoomID()
 	for i, part := range res.Events {
-		resp, err := intent.SendMessageEvent(ctx, room, part.Type, part.Content, mautrix.ReqSendEvent{
-			Timestamp:     info.Timestamp.UnixMilli(),
+		evtID, err := p.m.matrix.SendMessage(ctx, sender, room, part.Type, part.Content, SendOptions{
+			Timestamp:     info.Timestamp,
 			TransactionID: txnID(key, info.ID, i),
 		})
 		if err != nil {
 			return fmt.Errorf("failed to send part %d of %s to Matrix: %w", i, info.ID, err)
 		}
-		record := func(ctx context.Context) error { return p.recordPart(ctx, info, res, part, i, resp.EventID) }
+		record := func(ctx context.Context) error { return p.recordPart(ctx, info, res, part, i, evtID) }
 		if i == len(res.Events)-1 {
 			// The last write commits with the item's removal from the queue.
 			p.atFinish(record)
@@ -266,15 +265,13 @@ func (p *Portal) fetchMedia(ctx context.Context, wa WhatsApp, res *msgconv.ToMat
 	return out, nil
 }
 
-func (p *Portal) uploadMedia(ctx context.Context, intent *appservice.IntentAPI, res *msgconv.ToMatrixResult, media [][]byte) error {
+func (p *Portal) uploadMedia(ctx context.Context, as id.UserID, res *msgconv.ToMatrixResult, media [][]byte) error {
 	for i, t := range res.Media {
-		resp, err := intent.UploadMedia(ctx, mautrix.ReqUploadMedia{
-			ContentBytes: media[i], ContentLength: int64(len(media[i])), ContentType: t.MimeType, FileName: t.FileName,
-		})
+		uri, err := p.m.matrix.Upload(ctx, as, media[i], t.MimeType, t.FileName)
 		if err != nil {
 			return fmt.Errorf("failed to upload media to Matrix: %w", err)
 		}
-		t.Complete(resp.ContentURI.CUString())
+		t.Complete(uri)
 	}
 	return nil
 }
@@ -282,52 +279,52 @@ func (p *Portal) uploadMedia(ctx context.Context, intent *appservice.IntentAPI, 
 // removeFromRoom carries out a redaction the conversion asked for. A message deleted for
 // everyone is redacted, or, with bridge.deletes: annotate, replaced by a notice saying it
 // was deleted. Replaced reactions are always redacted.
-func (p *Portal) removeFromRoom(ctx context.Context, intent *appservice.IntentAPI, res *msgconv.ToMatrixResult, r msgconv.Redaction) {
+func (p *Portal) removeFromRoom(ctx context.Context, as id.UserID, res *msgconv.ToMatrixResult, r msgconv.Redaction) {
 	if res.Action == msgconv.ActionRevoke && p.m.deps.Config.Bridge.Deletes == "annotate" {
 		notice := &event.MessageEventContent{MsgType: event.MsgNotice, Body: deletedNotice}
 		notice.SetEdit(r.EventID)
 		notice.NewContent = &event.MessageEventContent{MsgType: event.MsgNotice, Body: deletedNotice}
-		if _, err := intent.SendMessageEvent(ctx, p.RoomID(), event.EventMessage, notice); err == nil {
+		if _, err := p.m.matrix.SendMessage(ctx, as, p.RoomID(), event.EventMessage, notice, SendOptions{}); err == nil {
 			return
 		}
 		// Only the author may edit; for an admin's deletion of someone else's message, redact.
 	}
-	p.redact(ctx, intent, r)
+	p.redact(ctx, as, r)
 }
 
 const deletedNotice = "🗑️ This message was deleted by the sender."
 
-func (p *Portal) redact(ctx context.Context, intent *appservice.IntentAPI, r msgconv.Redaction) {
+func (p *Portal) redact(ctx context.Context, as id.UserID, r msgconv.Redaction) {
 	room := p.RoomID()
-	if _, err := intent.RedactEvent(ctx, room, r.EventID, mautrix.ReqRedact{Reason: r.Reason}); err == nil {
+	if err := p.m.matrix.Redact(ctx, as, room, r.EventID, r.Reason); err == nil {
 		return
 	}
 	// The sender's ghost may lack the power (a group admin deleting someone else's message).
-	if _, err := p.m.bot.RedactEvent(ctx, room, r.EventID, mautrix.ReqRedact{Reason: r.Reason}); err != nil {
+	if err := p.m.matrix.Redact(ctx, p.m.matrix.BotMXID(), room, r.EventID, r.Reason); err != nil {
 		p.log.Warn().Err(err).Stringer("event_id", r.EventID).Msg("Failed to redact")
 	}
 }
 
-// intentFor returns the ghost that speaks for the message's sender, joined to the room.
-func (p *Portal) intentFor(ctx context.Context, info *types.MessageInfo) (*appservice.IntentAPI, error) {
-	pup, err := p.m.deps.Puppets.Get(ctx, senderJID(info))
+// ghostFor returns the ghost that speaks for the message's sender, joined to the room.
+func (p *Portal) ghostFor(ctx context.Context, info *types.MessageInfo) (id.UserID, error) {
+	return p.joinedGhost(ctx, senderJID(info))
+}
+
+// joinedGhost returns the ghost of a contact, joined to the room.
+func (p *Portal) joinedGhost(ctx context.Context, jid types.JID) (id.UserID, error) {
+	g, err := p.m.ghosts.Get(ctx, jid)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	intent := p.m.deps.Puppets.Intent(pup)
-	if err := intent.EnsureJoined(ctx, p.RoomID()); err != nil {
-		return nil, fmt.Errorf("failed to join %s to the room: %w", pup.MXID(), err)
+	if err := p.m.matrix.EnsureJoined(ctx, g.MXID, p.RoomID()); err != nil {
+		return "", fmt.Errorf("failed to join %s to the room: %w", g.MXID, err)
 	}
-	return intent, nil
+	return g.MXID, nil
 }
 
 // senderJID is the contact that sent a message, by phone number when WhatsApp told us both.
 func senderJID(info *types.MessageInfo) types.JID {
-	sender := info.Sender
-	if sender.Server == types.HiddenUserServer && info.SenderAlt.Server == types.DefaultUserServer {
-		sender = info.SenderAlt
-	}
-	return sender.ToNonAD()
+	return puppet.PreferPhone(info.Sender, info.SenderAlt)
 }
 
 func senderKey(info *types.MessageInfo) string { return senderJID(info).String() }

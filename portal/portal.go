@@ -17,7 +17,6 @@ import (
 	"github.com/rs/zerolog"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
-	"maunium.net/go/mautrix/appservice"
 	"maunium.net/go/mautrix/id"
 
 	"codeberg.org/causeway/causeway/config"
@@ -58,10 +57,11 @@ type Logins interface {
 
 // Deps is everything portals share.
 type Deps struct {
-	Config  *config.Config
-	DB      *database.Database
-	AS      *appservice.AppService
-	Puppets *puppet.Manager
+	Config *config.Config
+	DB     *database.Database
+	// Matrix is the homeserver; Ghosts the contacts' users on it.
+	Matrix  Matrix
+	Ghosts  Ghosts
 	Logins  Logins
 	Convert msgconv.Options
 	Log     zerolog.Logger
@@ -85,8 +85,9 @@ type Observer interface {
 
 // Manager holds the live portals.
 type Manager struct {
-	deps Deps
-	bot  *appservice.IntentAPI
+	deps   Deps
+	matrix Matrix
+	ghosts Ghosts
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -102,7 +103,7 @@ func NewManager(deps Deps) *Manager {
 	ctx, cancel := context.WithCancel(context.Background())
 	ctx = deps.Log.WithContext(ctx)
 	return &Manager{
-		deps: deps, bot: deps.AS.BotIntent(), ctx: ctx, cancel: cancel,
+		deps: deps, matrix: deps.Matrix, ghosts: deps.Ghosts, ctx: ctx, cancel: cancel,
 		portals: map[database.PortalKey]*Portal{}, byRoom: map[id.RoomID]*Portal{},
 	}
 }
