@@ -137,7 +137,7 @@ func (u *User) queueMessage(ctx context.Context, evt *events.Message) bool {
 		log.Err(err).Msg("Failed to pack a message")
 		return true // it cannot be packed on redelivery either
 	}
-	if err := p.Enqueue(ctx, item); err != nil {
+	if err := p.EnqueueMessage(ctx, item); err != nil {
 		log.Err(err).Msg("Failed to queue a message; WhatsApp will redeliver it")
 		return false
 	}

@@ -31,14 +31,21 @@ type WAMessage struct {
 	Source string `json:"source,omitempty"`
 }
 
-// NewWAMessageItem packs a decrypted WhatsApp message into a queue item.
-func NewWAMessageItem(info *types.MessageInfo, msg *waE2E.Message) (*database.QueueItem, error) {
+// PackedMessage is a WhatsApp message packed for Portal.EnqueueMessage: the queue row, and
+// the message as decoded, which the portal hands to its queue (see inflight).
+type PackedMessage struct {
+	Item *database.QueueItem
+	msg  *WAMessage
+}
+
+// NewWAMessageItem packs a decrypted WhatsApp message for the queue.
+func NewWAMessageItem(info *types.MessageInfo, msg *waE2E.Message) (*PackedMessage, error) {
 	return NewWAMessageItemFrom(info, msg, "")
 }
 
 // NewWAMessageItemFrom is NewWAMessageItem for messages that did not arrive live; source is
 // recorded in the archive ("history_sync").
-func NewWAMessageItemFrom(info *types.MessageInfo, msg *waE2E.Message, source string) (*database.QueueItem, error) {
+func NewWAMessageItemFrom(info *types.MessageInfo, msg *waE2E.Message, source string) (*PackedMessage, error) {
 	raw, err := proto.Marshal(msg)
 	if err != nil {
 		return nil, fmt.Errorf("failed to serialize message %s: %w", info.ID, err)
@@ -54,19 +61,17 @@ func NewWAMessageItemFrom(info *types.MessageInfo, msg *waE2E.Message, source st
 	// ID for a group message that carries a sender key: the key alone, then the content. A
 	// key on the ID alone would drop the content as a duplicate of the key.
 	sum := sha256.Sum256(raw)
-	return &database.QueueItem{
-		Direction:    database.ToMatrix,
-		DedupKey:     "msg:" + info.Sender.ToNonAD().String() + ":" + info.ID + ":" + base64.RawURLEncoding.EncodeToString(sum[:9]),
-		Kind:         KindWAMessage,
-		Payload:      payload,
-		QueuedAt:     info.Timestamp,
-		Unpacked:     wm,
-		NotIfBridged: info.ID,
-	}, nil
+	return &PackedMessage{Item: &database.QueueItem{
+		Direction: database.ToMatrix,
+		DedupKey:  "msg:" + info.Sender.ToNonAD().String() + ":" + info.ID + ":" + base64.RawURLEncoding.EncodeToString(sum[:9]),
+		Kind:      KindWAMessage,
+		Payload:   payload,
+		QueuedAt:  info.Timestamp,
+	}, msg: wm}, nil
 }
 
 func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) error {
-	v, unbridged := p.handoff.take(item.DedupKey, item.Payload)
+	v, unbridged := p.inflight.take(item.DedupKey, item.Payload)
 	wm, ok := v.(*WAMessage)
 	if !ok {
 		wm = &WAMessage{}
@@ -80,13 +85,12 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 	}
 	info := &wm.Info
 	key := p.row.PortalKey
-	p.finishWAID = info.ID
-	p.startRelay(info.ID)
+	p.inflight.begin(info.ID)
 
 	// A redelivery of something already bridged: WhatsApp resends unacked stanzas, and a
 	// crash between sending to Matrix and removing the queue item replays it. A message
 	// handed off as not bridged yet was checked when it was queued.
-	settling := p.settling(info.ID)
+	settling := p.inflight.settling(info.ID)
 	if settling {
 		if err := p.settle(ctx); err != nil {
 			return err
@@ -165,20 +169,20 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 		record := func(ctx context.Context) error { return p.recordPart(ctx, info, res, part, i, evtID) }
 		if i == len(res.Events)-1 {
 			// The last write commits with the item's removal from the queue.
-			p.atFinish(record)
+			p.inflight.atCommit(record)
 		} else if err := record(ctx); err != nil {
 			return err
 		}
 	}
 	if lazyMedia {
 		fill := newMediaFillItem(wm, item)
-		p.atFinish(func(ctx context.Context) error {
-			_, err := p.m.deps.DB.Queue.Add(ctx, fill)
+		p.inflight.atCommit(func(ctx context.Context) error {
+			_, err := p.m.deps.DB.Queue.Add(ctx, fill, database.AddOptions{})
 			return err
 		})
 	}
 	if res.Action == msgconv.ActionReactionRemove {
-		p.atFinish(func(ctx context.Context) error {
+		p.inflight.atCommit(func(ctx context.Context) error {
 			return p.m.deps.DB.Reactions.Delete(ctx, key, string(res.Target), senderKey(info))
 		})
 	}
