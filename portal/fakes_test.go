@@ -112,7 +112,9 @@ func (f *fakeMatrix) Redact(context.Context, id.UserID, id.RoomID, id.EventID, s
 func (f *fakeMatrix) Upload(context.Context, id.UserID, []byte, string, string) (id.ContentURIString, error) {
 	return "mxc://test/media", nil
 }
-func (f *fakeMatrix) Download(context.Context, id.ContentURI) ([]byte, error) { return []byte("x"), nil }
+func (f *fakeMatrix) Download(context.Context, id.ContentURI) ([]byte, error) {
+	return []byte("x"), nil
+}
 func (f *fakeMatrix) CreateRoom(context.Context, id.UserID, *mautrix.ReqCreateRoom) (id.RoomID, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -259,6 +259,9 @@ func (f *inflight) settle(ctx context.Context, log zerolog.Logger) error {
 		return nil
 	}
 	f.batch = nil
+	// A shutdown must not cut the commit off: what was relayed would be relayed again after
+	// the restart. The commit is short, and the database's own timeouts bound it.
+	ctx = context.WithoutCancel(ctx)
 	err := f.db.DoTxn(ctx, nil, func(ctx context.Context) error {
 		for _, s := range items {
 			if err := f.settleOne(ctx, s); err != nil {
