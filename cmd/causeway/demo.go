@@ -10,7 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"codeberg.org/causeway/causeway/internal/demo"
+	"codeberg.org/causeway/causeway/internal/harness/demo"
 )
 
 const demoUsageText = `Usage: causeway demo [--once] [--data DIR]

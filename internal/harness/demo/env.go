@@ -1,7 +1,7 @@
 // Package demo runs Causeway end to end on one machine with nothing installed beforehand: a
-// simulated WhatsApp network (wasim), a local Dendrite (internal/devserver, the same code the
-// integration tests use) and the bridge, then plays a scripted conversation and checks every
-// step on the other side. `causeway demo` is its only caller; the simulator wiring it passes
+// simulated WhatsApp network (wasim), a local Dendrite (internal/harness/devserver, the same
+// code the integration tests use) and the bridge, then plays a scripted conversation and
+// checks every step on the other side. `causeway demo` is its only caller; the simulator wiring it passes
 // to the bridge is reachable from nowhere else, in particular not from a config file or the
 // environment.
 package demo
@@ -18,7 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"codeberg.org/causeway/causeway/config"
-	"codeberg.org/causeway/causeway/internal/devserver"
+	"codeberg.org/causeway/causeway/internal/harness/devserver"
 	"codeberg.org/causeway/causeway/wasim"
 )
 
