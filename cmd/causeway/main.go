@@ -14,12 +14,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"codeberg.org/causeway/causeway/bridge"
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/internal/buildinfo"
+	"codeberg.org/causeway/causeway/internal/gcdefault"
 	"codeberg.org/causeway/causeway/internal/importcmd"
 )
 
@@ -40,20 +40,8 @@ var subcommands = map[string]struct {
 }
 
 func main() {
-	setGCDefault(os.Getenv)
+	gcdefault.Set(os.Getenv)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-// defaultGCPercent is GOGC unless the environment sets it. The relay's live heap is small
-// (tens of MB) and nearly all of its garbage lives for one message, so collecting half as
-// often costs little memory and saves most of the collector's few percent of the relay's
-// CPU. GOGC and GOMEMLIMIT in the environment still win.
-const defaultGCPercent = 200
-
-func setGCDefault(getenv func(string) string) {
-	if getenv("GOGC") == "" {
-		debug.SetGCPercent(defaultGCPercent)
-	}
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

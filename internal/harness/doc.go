@@ -6,6 +6,6 @@
 // fails if it does.
 //
 // Everything else directly under internal/ is a library the daemon does link, named for what it
-// is (chatexport, buildinfo, cliflags, importapi) or for the command it implements (archivecmd,
+// is (chatexport, buildinfo, cliflags, gcdefault, importapi) or for the command it implements (archivecmd,
 // importcmd).
 package harness
