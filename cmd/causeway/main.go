@@ -35,7 +35,6 @@ var subcommands = map[string]struct {
 	run     func(args []string, stdout, stderr io.Writer) int
 }{
 	"archive": {"inspect, verify, export and manage the records archive", runArchive},
-	"demo":    {"try Causeway locally: simulated WhatsApp, a local Dendrite, a scripted conversation", runDemo},
 	"import":  {importcmd.Summary, importcmd.Run},
 }
 
@@ -48,6 +47,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		if sub, ok := subcommands[args[0]]; ok {
 			return sub.run(args[1:], stdout, stderr)
+		}
+		if args[0] == "demo" {
+			// Its own program now, so that this binary links no simulator; people who learnt
+			// `causeway demo` are told where it went rather than "unknown command".
+			fmt.Fprintln(stderr, "causeway: the demo is its own program: go run ./cmd/causeway-demo (in a source checkout)")
+			return exitUsage
 		}
 	}
 	fs := flag.NewFlagSet("causeway", flag.ContinueOnError)
