@@ -16,7 +16,7 @@ import (
 
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/internal/chatexport"
-	"codeberg.org/causeway/causeway/internal/importcmd"
+	"codeberg.org/causeway/causeway/internal/importapi"
 	"codeberg.org/causeway/causeway/portal"
 )
 
@@ -34,7 +34,7 @@ func (b *Bridge) cmdImport(ctx context.Context, ce *commandEvent) string {
 	if err != nil || p == nil || p.Key().Receiver != ce.sender {
 		return fmt.Sprintf("Send the exported zip to one of your WhatsApp chats' rooms, then `%s import` there.", commandPrefix)
 	}
-	loc, err := importcmd.Location(strings.Join(ce.args, ""))
+	loc, err := importapi.Location(strings.Join(ce.args, ""))
 	if err != nil {
 		return "Sorry: " + err.Error()
 	}
@@ -88,7 +88,7 @@ var errNotAnExport = errors.New("that is not a WhatsApp chat export")
 
 // importExport imports the export zip in r into p's room for user. It is the one code path of
 // the bot's import command and the provisioning endpoint.
-func (b *Bridge) importExport(ctx context.Context, user id.UserID, p *portal.Portal, r io.ReaderAt, size int64, loc *time.Location) (*importcmd.Report, error) {
+func (b *Bridge) importExport(ctx context.Context, user id.UserID, p *portal.Portal, r io.ReaderAt, size int64, loc *time.Location) (*importapi.Report, error) {
 	log := zerolog.Ctx(ctx).With().Stringer("user_id", user).Str("chat_jid", p.Key().ChatJID).Logger()
 	res, err := chatexport.Read(r, size, loc)
 	if err != nil {
@@ -99,9 +99,9 @@ func (b *Bridge) importExport(ctx context.Context, user id.UserID, p *portal.Por
 		abbr, _ := time.Now().Zone()
 		zone = "the bridge's local time (" + abbr + ")"
 	}
-	rep := &importcmd.Report{User: string(user), Chat: p.Key().ChatJID, RoomID: string(p.RoomID()), Format: res.Format, TimeZone: zone}
+	rep := &importapi.Report{User: string(user), Chat: p.Key().ChatJID, RoomID: string(p.RoomID()), Format: res.Format, TimeZone: zone}
 	for _, u := range res.Unparsed {
-		rep.Unparsed = append(rep.Unparsed, importcmd.Unparsed{Line: u.Line, Text: u.Text, Reason: u.Reason})
+		rep.Unparsed = append(rep.Unparsed, importapi.Unparsed{Line: u.Line, Text: u.Text, Reason: u.Reason})
 	}
 	msgs := exportMessages(res, rep)
 	var ownNames []string
@@ -125,7 +125,7 @@ func (b *Bridge) importExport(ctx context.Context, user id.UserID, p *portal.Por
 
 // exportMessages turns the parsed export into what a portal imports, leaving out system
 // lines, and notes in rep the attachments the zip lacks.
-func exportMessages(res *chatexport.Result, rep *importcmd.Report) []portal.ExportMessage {
+func exportMessages(res *chatexport.Result, rep *importapi.Report) []portal.ExportMessage {
 	msgs := make([]portal.ExportMessage, 0, len(res.Messages))
 	for _, m := range res.Messages {
 		if m.System {

@@ -1,8 +1,8 @@
-// Package importcmd is what `causeway import` and the bridge share for importing WhatsApp chat
-// exports: the provisioning endpoint's path and JSON, the report's wording (the bot command and
-// the CLI print the same words), and the CLI itself, which posts the zip to the running bridge
-// because only the bridge may write to the archive.
-package importcmd
+// Package importapi is the contract between the bridge's import endpoint and `causeway import`:
+// the endpoint's path and query, the JSON of its report and of its errors, the report's wording
+// (the bot command prints the same words) and how both sides read a time zone. It is its own
+// package so that the daemon links the contract and not the command line that uses it.
+package importapi
 
 import (
 	"fmt"
