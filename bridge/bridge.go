@@ -30,7 +30,7 @@ import (
 )
 
 // Options are the bridge's settings that do not come from the config file: they are for
-// the programs that embed the bridge (tests and `causeway demo`), never for operators.
+// the programs that embed the bridge (tests and cmd/causeway-demo), never for operators.
 type Options struct {
 	// ConfigureWhatsApp is called on every new whatsmeow client; the simulator's wiring
 	// goes here. Nothing in the config file can set it.
