@@ -18,6 +18,7 @@ import (
 
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/database"
+	"codeberg.org/causeway/causeway/database/dbtest"
 	"codeberg.org/causeway/causeway/msgconv"
 	"codeberg.org/causeway/causeway/puppet"
 )
@@ -222,24 +223,8 @@ type harness struct {
 	mgr *Manager
 }
 
-// openTestDB opens an in-memory SQLite database on one connection (each connection to
-// ":memory:" would be a database of its own).
-func openTestDB(t *testing.T) *database.Database {
-	t.Helper()
-	cfg := config.Default().Database
-	cfg.Type, cfg.URI = "sqlite", ":memory:"
-	cfg.MaxOpenConns, cfg.MaxIdleConns = 1, 1
-	cfg.ConnMaxIdleTime, cfg.ConnMaxLifetime = "", ""
-	db, err := database.Open(context.Background(), cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	return db
-}
-
 func newHarness(t *testing.T) *harness {
-	h := &harness{t: t, db: openTestDB(t), mx: &fakeMatrix{}, wa: &fakeWhatsApp{}}
+	h := &harness{t: t, db: dbtest.InMemory(t), mx: &fakeMatrix{}, wa: &fakeWhatsApp{}}
 	if err := h.db.Users.Put(context.Background(), &database.User{MXID: testReceiver}); err != nil {
 		t.Fatal(err)
 	}

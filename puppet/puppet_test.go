@@ -11,7 +11,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"codeberg.org/causeway/causeway/config"
-	"codeberg.org/causeway/causeway/database"
+	"codeberg.org/causeway/causeway/database/dbtest"
 )
 
 // fakeMatrix records what the puppets asked of the homeserver.
@@ -61,21 +61,6 @@ func (f *fakeMatrix) namesOf(ghost id.UserID) []string {
 	return append([]string(nil), f.names[ghost]...)
 }
 
-// openTestDB opens an in-memory SQLite database on one connection.
-func openTestDB(t *testing.T) *database.Database {
-	t.Helper()
-	cfg := config.Default().Database
-	cfg.Type, cfg.URI = "sqlite", ":memory:"
-	cfg.MaxOpenConns, cfg.MaxIdleConns = 1, 1
-	cfg.ConnMaxIdleTime, cfg.ConnMaxLifetime = "", ""
-	db, err := database.Open(context.Background(), cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	return db
-}
-
 var (
 	bobPN  = types.NewJID("4915550002", types.DefaultUserServer)
 	bobLID = types.NewJID("123456789012345", types.HiddenUserServer)
@@ -99,7 +84,7 @@ func names(n config.ContactNames) func(context.Context) config.ContactNames {
 
 func TestNameChanges(t *testing.T) {
 	ctx := context.Background()
-	cfg, db, mx := testConfig(t), openTestDB(t), newFakeMatrix()
+	cfg, db, mx := testConfig(t), dbtest.InMemory(t), newFakeMatrix()
 	m := NewManager(cfg, mx, db, zerolog.Nop())
 	p, err := m.Get(ctx, bobPN)
 	if err != nil {
@@ -149,7 +134,7 @@ func TestConcurrentCreation(t *testing.T) {
 	ctx := context.Background()
 	mx := newFakeMatrix()
 	mx.slow = 5 * time.Millisecond
-	m := NewManager(testConfig(t), mx, openTestDB(t), zerolog.Nop())
+	m := NewManager(testConfig(t), mx, dbtest.InMemory(t), zerolog.Nop())
 	const n = 20
 	got := make([]*Puppet, n)
 	var wg sync.WaitGroup
@@ -214,7 +199,7 @@ func TestIdentities(t *testing.T) {
 	// A LID without a known number is a ghost of its own; by MXID each ghost is found again.
 	ctx := context.Background()
 	cfg := testConfig(t)
-	m := NewManager(cfg, newFakeMatrix(), openTestDB(t), zerolog.Nop())
+	m := NewManager(cfg, newFakeMatrix(), dbtest.InMemory(t), zerolog.Nop())
 	byPN, err := m.Get(ctx, bobPN)
 	if err != nil {
 		t.Fatal(err)
