@@ -55,6 +55,7 @@ type Bridge struct {
 	archive  *archive.Archive
 	puppets  *puppet.Manager
 	portals  *portal.Manager
+	imports  importRuns
 
 	usersMu sync.Mutex
 	users   map[id.UserID]*User

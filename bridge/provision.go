@@ -73,6 +73,8 @@ func (b *Bridge) handleProvisionImport(w http.ResponseWriter, r *http.Request) {
 		mautrix.MInvalidParam.WithMessage("%s", bad.msg).Write(w)
 	case errors.Is(err, errNotAnExport):
 		mautrix.MInvalidParam.WithMessage("%s", err.Error()).Write(w)
+	case errors.Is(err, errTooLarge):
+		mautrix.MTooLarge.WithMessage("%s", err.Error()).Write(w)
 	case errors.Is(err, errStopping):
 		mautrix.RespError{ErrCode: "M_UNAVAILABLE", Err: err.Error(), StatusCode: http.StatusServiceUnavailable}.Write(w)
 	case err != nil:

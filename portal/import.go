@@ -55,6 +55,9 @@ func (p *Portal) ImportExport(ctx context.Context, msgs []ExportMessage, ownName
 	wa, _ := p.m.deps.Logins.WhatsApp(p.row.Receiver)
 	seen := map[string]int{}
 	for i, m := range msgs {
+		if err := ctx.Err(); err != nil {
+			return report, err
+		}
 		if !m.Time.Before(cutoff) {
 			report.Newer++
 			continue
