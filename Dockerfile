@@ -12,7 +12,8 @@ ARG COMMIT=unknown
 RUN CGO_ENABLED=0 go build -trimpath \
       -ldflags "-s -w -X codeberg.org/causeway/causeway/internal/buildinfo.Version=${VERSION} -X codeberg.org/causeway/causeway/internal/buildinfo.Commit=${COMMIT}" \
       -o /out/causeway ./cmd/causeway \
- && mkdir -p /out/data /out/config
+ && mkdir -p /out/data /out/config \
+ && chmod 0700 /out/data
 
 FROM scratch
 COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
@@ -22,7 +23,9 @@ COPY --from=build --chown=65532:65532 /out/config /config
 # Not root: the bridge needs no privileges, only its config and data directories.
 USER 65532:65532
 # The config (and the registration -g writes) live in /config; the SQLite database, the
-# archive and its signing key live in /data, the working directory.
+# archive and its signing key live in /data, the working directory. /data is 0700 (COPY
+# keeps the build stage's mode, and a new named volume takes it from the image): it holds
+# the WhatsApp private keys.
 VOLUME ["/config", "/data"]
 WORKDIR /data
 EXPOSE 29318

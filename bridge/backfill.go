@@ -94,7 +94,7 @@ func (u *User) requestOnDemand(ctx context.Context, p *portal.Portal, oldest *da
 		ID:            oldest.WAID, Timestamp: oldest.Timestamp,
 	}
 	if _, err := cli.SendMessage(ctx, u.ownJID(), cli.BuildHistorySyncRequest(info, count), whatsmeow.SendRequestExtra{Peer: true}); err != nil {
-		u.log.Err(err).Str("chat_jid", chat).Msg("Failed to send an on-demand history request")
+		u.log.Err(err).Str("chat_jid", u.b.logJID(chat)).Msg("Failed to send an on-demand history request")
 		return "Sorry, I could not ask your phone: " + err.Error()
 	}
 	timeout := u.b.cfg.Bridge.History.OnDemandTimeoutDuration()
@@ -106,7 +106,7 @@ func (u *User) requestOnDemand(ctx context.Context, p *portal.Portal, oldest *da
 	h.onDemand[chat] = r
 	r.timer = time.AfterFunc(timeout, func() { u.onDemandTimedOut(chat, r, timeout) })
 	h.mu.Unlock()
-	u.log.Info().Str("chat_jid", chat).Int("count", count).Time("before", oldest.Timestamp).Msg("Asked the phone for older history")
+	u.log.Info().Str("chat_jid", u.b.logJID(chat)).Int("count", count).Time("before", oldest.Timestamp).Msg("Asked the phone for older history")
 	return fmt.Sprintf("Asked your phone for up to %d messages from before %s. I will say here how many arrived. "+
 		"This homeserver cannot insert messages into the past, so they will appear at the end of the timeline, "+
 		"each with its original time and sender.", count, oldest.Timestamp.Format(time.DateTime))
@@ -125,7 +125,7 @@ func (u *User) onDemandTimedOut(chat string, r *onDemandRequest, timeout time.Du
 	if !pending {
 		return
 	}
-	u.log.Warn().Str("chat_jid", chat).Dur("timeout", timeout).Msg("The phone did not answer an on-demand history request")
+	u.log.Warn().Str("chat_jid", u.b.logJID(chat)).Dur("timeout", timeout).Msg("The phone did not answer an on-demand history request")
 	u.b.reply(context.Background(), r.room, fmt.Sprintf("Your phone did not answer the backfill request within %s. "+
 		"WhatsApp must be open on the phone and online; send `%s backfill` again to retry.", timeout, commandPrefix))
 }
@@ -158,7 +158,7 @@ func (u *User) handleOnDemandSync(ctx context.Context, cli *whatsmeow.Client, da
 		msgs := u.parseHistory(cli, chat, conv)
 		p, err := u.b.portals.Get(ctx, key, chat.Server == types.GroupServer)
 		if err != nil {
-			u.log.Err(err).Str("chat_jid", chat.String()).Msg("Failed to load a portal for on-demand history")
+			u.log.Err(err).Str("chat_jid", u.b.logJID(chat.String())).Msg("Failed to load a portal for on-demand history")
 			return false
 		}
 		var added, already int
@@ -189,7 +189,7 @@ func (u *User) handleOnDemandSync(ctx context.Context, cli *whatsmeow.Client, da
 			}
 			to = hm.evt.Info.Timestamp
 		}
-		u.log.Info().Str("chat_jid", chat.String()).Int("added", added).Int("already_bridged", already).
+		u.log.Info().Str("chat_jid", u.b.logJID(chat.String())).Int("added", added).Int("already_bridged", already).
 			Bool("requested", req != nil).Msg("Received on-demand history")
 		if added > 0 {
 			reason := fmt.Sprintf("on-demand backfill: %d messages", added)

@@ -88,7 +88,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Bridge, error) 
 		txns:     newTxnDedup(256),
 		stopping: make(chan struct{}),
 		users:    map[id.UserID]*User{},
-		metrics:  newMetrics(),
+		metrics:  newMetrics(cfg.Metrics),
 	}
 	dir, err := loadDirectory(cfg.Migration.DirectoryFile)
 	if err != nil {

@@ -70,7 +70,7 @@ func (f *colleagueFinder) find(ctx context.Context, u *User, jid types.JID) (mat
 	}
 	acct, found, err := f.search(ctx, u, fullName)
 	if err != nil {
-		f.b.log.Warn().Err(err).Str("contact_jid", jid.String()).Msg("User directory search failed")
+		f.b.log.Warn().Err(err).Str("contact_jid", f.b.logJID(jid.String())).Msg("User directory search failed")
 		return matrixAccount{}, false
 	}
 	f.mu.Lock()

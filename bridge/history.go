@@ -141,7 +141,7 @@ func (u *User) parseHistory(cli *whatsmeow.Client, chat types.JID, conv *waHisto
 	for _, hm := range conv.GetMessages() {
 		parsed, err := cli.ParseWebMessage(chat, hm.GetMessage())
 		if err != nil {
-			u.log.Warn().Err(err).Str("chat_jid", chat.String()).Msg("Skipping an unparseable history message")
+			u.log.Warn().Err(err).Str("chat_jid", u.b.logJID(chat.String())).Msg("Skipping an unparseable history message")
 			continue
 		}
 		out = append(out, historyMsg{parsed, hm.GetMessage()})
@@ -174,7 +174,7 @@ func (u *User) admitChat(chat string) bool {
 // archive must say the history was cut, not be silently short.
 func (u *User) recordSkippedChat(ctx context.Context, chat types.JID, msgs []historyMsg, syncType string) bool {
 	limit := u.b.cfg.Bridge.History.MaxChats
-	u.log.Info().Str("chat_jid", chat.String()).Int("messages", len(msgs)).Int("max_chats", limit).Msg("Not backfilling a chat beyond the chat limit")
+	u.log.Info().Str("chat_jid", u.b.logJID(chat.String())).Int("messages", len(msgs)).Int("max_chats", limit).Msg("Not backfilling a chat beyond the chat limit")
 	if len(msgs) == 0 {
 		return true
 	}
@@ -240,7 +240,7 @@ func (u *User) backfillConversation(ctx context.Context, chat types.JID, msgs []
 	}
 	p, err := u.b.portals.Get(ctx, key, chat.Server == types.GroupServer)
 	if err != nil {
-		u.log.Err(err).Str("chat_jid", chat.String()).Msg("Failed to load a portal for history")
+		u.log.Err(err).Str("chat_jid", u.b.logJID(chat.String())).Msg("Failed to load a portal for history")
 		return false
 	}
 	for _, hm := range kept {
@@ -267,7 +267,7 @@ func (u *User) backfillConversation(ctx context.Context, chat types.JID, msgs []
 	if !u.record(ctx, &archive.Entry{Kind: archive.KindHistorySync, Chat: chatKey(chat), Completeness: span}) {
 		return false
 	}
-	u.log.Info().Str("chat_jid", chat.String()).Int("messages", len(kept)).Int("received", len(msgs)).
+	u.log.Info().Str("chat_jid", u.b.logJID(chat.String())).Int("messages", len(kept)).Int("received", len(msgs)).
 		Str("sync_type", syncType).Msg("Queued history")
 	return true
 }

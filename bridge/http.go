@@ -35,7 +35,7 @@ func (b *Bridge) router() http.Handler {
 	b.mountProvisioning(mux)
 	// User and alias queries, ping and liveness stay mautrix's.
 	mux.Handle("/_matrix/", b.as.Router)
-	return mux
+	return defaultBodyPace().guard(mux)
 }
 
 func (b *Bridge) handleTransaction(w http.ResponseWriter, r *http.Request) {
@@ -52,6 +52,11 @@ func (b *Bridge) handleTransaction(w http.ResponseWriter, r *http.Request) {
 	}
 	txnID := r.PathValue("txnID")
 	body, err := io.ReadAll(io.LimitReader(r.Body, maxTransactionSize+1))
+	if errors.Is(err, errSlowBody) {
+		b.log.Warn().Err(err).Str("remote", r.RemoteAddr).Str("txn_id", txnID).Msg("Gave up on a transaction whose body arrived too slowly")
+		writeSlowBody(w)
+		return
+	}
 	if err != nil || len(body) > maxTransactionSize {
 		mautrix.MNotJSON.WithMessage("Failed to read the transaction body").Write(w)
 		return

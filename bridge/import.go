@@ -97,7 +97,7 @@ var errNotAnExport = errors.New("that is not a WhatsApp chat export")
 // importExport imports the export zip in r into p's room for user. It is the one code path of
 // the bot's import command and the provisioning endpoint.
 func (b *Bridge) importExport(ctx context.Context, user id.UserID, p *portal.Portal, r io.ReaderAt, size int64, loc *time.Location) (*importapi.Report, error) {
-	log := zerolog.Ctx(ctx).With().Stringer("user_id", user).Str("chat_jid", p.Key().ChatJID).Logger()
+	log := zerolog.Ctx(ctx).With().Stringer("user_id", user).Str("chat_jid", b.logJID(p.Key().ChatJID)).Logger()
 	ctx, done := b.imports.start(ctx, p.Key())
 	defer done()
 	maxMessages := b.cfg.Bridge.Import.MaxMessages

@@ -2,30 +2,43 @@ package bridge
 
 import (
 	"context"
+	"crypto/subtle"
 	"net/http"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"maunium.net/go/mautrix/id"
 
+	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/database"
 )
 
 // metrics is the bridge's Prometheus registry. It is per bridge, not global, so tests can
 // run several bridges in one process.
 type metrics struct {
-	registry  *prometheus.Registry
-	relayed   *prometheus.CounterVec
-	failures  *prometheus.CounterVec
-	latency   *prometheus.HistogramVec
+	registry *prometheus.Registry
+	relayed  *prometheus.CounterVec
+	failures *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	// connected has a series per user, labelled with their Matrix ID: nil unless the
+	// operator opted in with metrics.per_user_labels.
 	connected *prometheus.GaugeVec
+	loginsUp  prometheus.Gauge
 	queue     *prometheus.GaugeVec
 	depth     func(context.Context) (map[database.Direction]int, error)
+	token     string
+
+	upMu sync.Mutex
+	up   map[id.UserID]bool
 }
 
-func newMetrics() *metrics {
+func newMetrics(cfg config.Metrics) *metrics {
 	m := &metrics{
+		token:    cfg.Token,
+		up:       map[id.UserID]bool{},
 		registry: prometheus.NewRegistry(),
 		relayed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "causeway_messages_relayed_total", Help: "Events relayed, by direction and kind.",
@@ -37,15 +50,21 @@ func newMetrics() *metrics {
 			Name: "causeway_relay_latency_seconds", Help: "Time from receiving an event to relaying it.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"direction"}),
-		connected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "causeway_whatsapp_connected", Help: "1 while a login's WhatsApp connection is up.",
-		}, []string{"user"}),
+		loginsUp: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "causeway_whatsapp_logins_connected", Help: "Logins whose WhatsApp connection is up.",
+		}),
 		queue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "causeway_relay_queue_depth", Help: "Events received durably and not yet relayed.",
 		}, []string{"direction"}),
 	}
-	m.registry.MustRegister(m.relayed, m.failures, m.latency, m.connected, m.queue,
+	m.registry.MustRegister(m.relayed, m.failures, m.latency, m.loginsUp, m.queue,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
+	if cfg.PerUserLabels {
+		m.connected = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "causeway_whatsapp_connected", Help: "1 while a login's WhatsApp connection is up.",
+		}, []string{"user"})
+		m.registry.MustRegister(m.connected)
+	}
 	return m
 }
 
@@ -61,17 +80,32 @@ func (m *metrics) RelayFailed(direction database.Direction, kind string, _ error
 }
 
 func (m *metrics) setConnected(user id.UserID, connected bool) {
-	v := 0.0
+	m.upMu.Lock()
 	if connected {
-		v = 1
+		m.up[user] = true
+	} else {
+		delete(m.up, user)
 	}
-	m.connected.WithLabelValues(string(user)).Set(v)
+	m.loginsUp.Set(float64(len(m.up)))
+	m.upMu.Unlock()
+	if m.connected != nil {
+		v := 0.0
+		if connected {
+			v = 1
+		}
+		m.connected.WithLabelValues(string(user)).Set(v)
+	}
 }
 
 // handler serves /metrics, reading the queue depth at scrape time.
 func (m *metrics) handler() http.Handler {
 	inner := promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !m.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="causeway metrics"`)
+			http.Error(w, "metrics.token is set: send it as Authorization: Bearer", http.StatusUnauthorized)
+			return
+		}
 		if m.depth != nil {
 			if depth, err := m.depth(r.Context()); err == nil {
 				for _, d := range []database.Direction{database.ToMatrix, database.ToWhatsApp} {
@@ -81,4 +115,13 @@ func (m *metrics) handler() http.Handler {
 		}
 		inner.ServeHTTP(w, r)
 	})
+}
+
+// authorized checks metrics.token; with none set, everyone who reaches the listener may scrape.
+func (m *metrics) authorized(r *http.Request) bool {
+	if m.token == "" {
+		return true
+	}
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(token), []byte(m.token)) == 1
 }

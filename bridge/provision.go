@@ -75,6 +75,9 @@ func (b *Bridge) handleProvisionImport(w http.ResponseWriter, r *http.Request) {
 		mautrix.MInvalidParam.WithMessage("%s", err.Error()).Write(w)
 	case errors.Is(err, errTooLarge):
 		mautrix.MTooLarge.WithMessage("%s", err.Error()).Write(w)
+	case errors.Is(err, errSlowBody):
+		log.Warn().Err(err).Msg("Gave up on an import whose upload arrived too slowly")
+		writeSlowBody(w)
 	case errors.Is(err, errStopping):
 		mautrix.RespError{ErrCode: "M_UNAVAILABLE", Err: err.Error(), StatusCode: http.StatusServiceUnavailable}.Write(w)
 	case err != nil:

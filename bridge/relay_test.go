@@ -216,13 +216,17 @@ func TestQRLoginAndDirectMessage(t *testing.T) {
 	for _, want := range []string{
 		`causeway_messages_relayed_total{direction="to_matrix",kind="wa_message"}`,
 		`causeway_messages_relayed_total{direction="to_whatsapp",kind="matrix_event"}`,
-		`causeway_whatsapp_connected{user="@alice_qr:localhost"} 1`,
+		`causeway_whatsapp_logins_connected 1`,
 		`causeway_relay_queue_depth{direction="to_matrix"}`,
 		`causeway_relay_latency_seconds_bucket`,
 	} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+	// Without metrics.per_user_labels, who is logged in stays out of /metrics.
+	if strings.Contains(metrics, "@alice_qr:localhost") {
+		t.Errorf("/metrics names a user without per_user_labels")
 	}
 	if health := httpGet(t, cfg.Appservice.Address+"/health"); !strings.Contains(health, `"ok"`) {
 		t.Errorf("/health = %q", health)

@@ -119,7 +119,7 @@ func (u *User) connect(ctx context.Context) error {
 		return err
 	}
 	if device == nil {
-		u.log.Warn().Str("device", deviceJID).Msg("The WhatsApp session is gone from the store; the user must log in again")
+		u.log.Warn().Str("device", u.b.logJID(deviceJID)).Msg("The WhatsApp session is gone from the store; the user must log in again")
 		return u.forgetDevice(ctx)
 	}
 	cli := u.newClient(device)

@@ -66,7 +66,7 @@ func (u *User) handleWAEvent(rawEvt any) bool {
 	case *events.PairSuccess:
 		u.handlePairSuccess(ctx, evt)
 	case *events.UndecryptableMessage:
-		u.log.Warn().Str("message_id", evt.Info.ID).Str("chat_jid", evt.Info.Chat.String()).
+		u.log.Warn().Str("message_id", evt.Info.ID).Str("chat_jid", u.b.logJID(evt.Info.Chat.String())).
 			Bool("unavailable", evt.IsUnavailable).Msg("Received a message that could not be decrypted")
 	}
 	return true
@@ -96,7 +96,7 @@ func (u *User) portalKey(ctx context.Context, chat types.JID) database.PortalKey
 }
 
 func (u *User) queueMessage(ctx context.Context, evt *events.Message) bool {
-	log := u.log.With().Str("message_id", evt.Info.ID).Str("chat_jid", evt.Info.Chat.String()).Logger()
+	log := u.log.With().Str("message_id", evt.Info.ID).Str("chat_jid", u.b.logJID(evt.Info.Chat.String())).Logger()
 	chat := evt.Info.Chat
 	if chat.Server == types.BroadcastServer {
 		return true // status updates and broadcast lists have no room
@@ -249,7 +249,7 @@ func (u *User) updatePuppetName(ctx context.Context, jid types.JID) {
 		err = u.b.puppets.UpdateName(ctx, pup, func(ctx context.Context) config.ContactNames { return wa.ContactNames(ctx, jid) })
 	}
 	if err != nil {
-		u.log.Warn().Err(err).Str("jid", jid.String()).Msg("Failed to update a contact's name")
+		u.log.Warn().Err(err).Str("jid", u.b.logJID(jid.String())).Msg("Failed to update a contact's name")
 	}
 }
 
@@ -295,7 +295,7 @@ func (u *User) updatePuppetAvatar(ctx context.Context, jid types.JID) {
 		err = u.b.puppets.UpdateAvatar(ctx, pup, picID, puppet.AvatarFetcher(fetch))
 	}
 	if err != nil {
-		u.log.Warn().Err(err).Str("jid", jid.String()).Msg("Failed to update a contact's avatar")
+		u.log.Warn().Err(err).Str("jid", u.b.logJID(jid.String())).Msg("Failed to update a contact's avatar")
 	}
 }
 

@@ -28,6 +28,7 @@ type Config struct {
 	Migration   Migration       `yaml:"migration"`
 	Archive     Archive         `yaml:"archive"`
 	Permissions Permissions     `yaml:"permissions"`
+	Metrics     Metrics         `yaml:"metrics"`
 	Logging     Logging         `yaml:"logging"`
 }
 
@@ -137,10 +138,19 @@ func (a Archive) CheckpointIntervalDuration() time.Duration {
 	return d
 }
 
+// Metrics configures GET /metrics on the appservice listener.
+type Metrics struct {
+	// PerUserLabels labels per-login series with the user's Matrix ID, which tells anyone
+	// who can scrape who uses the bridge.
+	PerUserLabels bool   `yaml:"per_user_labels"`
+	Token         string `yaml:"token"`
+}
+
 // Logging configures the process log.
 type Logging struct {
-	Level  string `yaml:"level"`
-	Format string `yaml:"format"`
+	Level         string `yaml:"level"`
+	Format        string `yaml:"format"`
+	RedactNumbers bool   `yaml:"redact_numbers"`
 }
 
 // Default returns the documented defaults, with no homeserver and no permissions set.

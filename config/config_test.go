@@ -239,8 +239,9 @@ func TestGenerateRegistration(t *testing.T) {
 	if !strings.Contains(string(written), "# Who may use the bridge.") || !strings.Contains(string(written), "https://matrix.gov.example") {
 		t.Errorf("write-back lost comments or values:\n%s", written)
 	}
-	if st, _ := os.Stat(path); st.Mode().Perm() != 0o640 {
-		t.Errorf("config mode changed to %v", st.Mode().Perm())
+	// Once it holds the tokens, the config is the owner's only, whatever it was before.
+	if st, _ := os.Stat(path); st.Mode().Perm() != 0o600 {
+		t.Errorf("config with tokens has mode %v, want 0600", st.Mode().Perm())
 	}
 	// A second -g keeps the tokens, so an installed registration stays valid.
 	again := reloaded.Registration()

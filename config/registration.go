@@ -10,6 +10,8 @@ import (
 	"go.mau.fi/util/random"
 	"gopkg.in/yaml.v3"
 	"maunium.net/go/mautrix/appservice"
+
+	"codeberg.org/causeway/causeway/internal/secretfile"
 )
 
 // Registration builds the appservice registration the homeserver needs from this config.
@@ -62,7 +64,9 @@ func (c *Config) WriteTokens(path string) error {
 	if err := enc.Encode(&root); err != nil {
 		return fmt.Errorf("failed to encode config: %w", err)
 	}
-	return writeFileAtomic(path, buf.Bytes())
+	// 0600 whatever the copied example's mode was (0644 after `cp` under umask 022): the
+	// file now holds both tokens, and either one lets its holder act as the bridge.
+	return writeFileAtomic(path, buf.Bytes(), secretfile.FileMode)
 }
 
 // mappingChild returns the mapping under key, creating it when missing.
@@ -92,11 +96,13 @@ func setScalar(m *yaml.Node, key, value string) {
 }
 
 // writeFileAtomic replaces path so that a crash leaves either the old or the new file,
-// never half of one. The file keeps its mode: it holds secrets.
-func writeFileAtomic(path string, data []byte) error {
-	mode := os.FileMode(0o600)
-	if st, err := os.Stat(path); err == nil {
-		mode = st.Mode().Perm()
+// never half of one. Mode 0 keeps an existing file's mode (0600 for a new one).
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	if mode == 0 {
+		mode = secretfile.FileMode
+		if st, err := os.Stat(path); err == nil {
+			mode = st.Mode().Perm()
+		}
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -124,11 +130,13 @@ func writeFileAtomic(path string, data []byte) error {
 	return nil
 }
 
-// SaveRegistration writes reg as YAML to path with mode 0600 (it holds both tokens).
+// SaveRegistration writes reg as YAML to path with mode 0600 (it holds both tokens). An
+// existing registration keeps its mode: the homeserver, often another user, must read it,
+// and the operator may have granted that through its group.
 func SaveRegistration(reg *appservice.Registration, path string) error {
 	data, err := yaml.Marshal(reg)
 	if err != nil {
 		return fmt.Errorf("failed to encode registration: %w", err)
 	}
-	return writeFileAtomic(path, data)
+	return writeFileAtomic(path, data, 0)
 }

@@ -167,6 +167,10 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	if t := c.Metrics.Token; t != "" && (len(t) < 16 || strings.ContainsAny(t, " \t\r\n")) {
+		bad("metrics.token", "must be empty (no authentication) or at least 16 characters without white space")
+	}
+
 	oneOf("logging.level", c.Logging.Level, "trace", "debug", "info", "warn", "error")
 	oneOf("logging.format", c.Logging.Format, "auto", "pretty", "json")
 

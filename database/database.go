@@ -58,6 +58,14 @@ func Open(ctx context.Context, cfg config.Database, log zerolog.Logger) (*Databa
 	if err != nil {
 		return nil, err
 	}
+	file := ""
+	if driver == "sqlite" {
+		if file = sqliteFile(cfg.URI); file != "" {
+			if err := prepareSQLiteFile(file, log); err != nil {
+				return nil, err
+			}
+		}
+	}
 	raw, err := openDB(driver, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("failed to open %s database: %w", cfg.Type, err)
@@ -88,6 +96,13 @@ func Open(ctx context.Context, cfg config.Database, log zerolog.Logger) (*Databa
 	if err := raw.RawDB.PingContext(pingCtx); err != nil {
 		raw.Close()
 		return nil, fmt.Errorf("failed to connect to %s database: %w", cfg.Type, err)
+	}
+	if file != "" {
+		// The ping opened a connection, and with it the WAL files.
+		if err := restrictSidecars(file); err != nil {
+			raw.Close()
+			return nil, err
+		}
 	}
 
 	db := &Database{Database: raw, log: log}

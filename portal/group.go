@@ -11,6 +11,7 @@ import (
 
 	"codeberg.org/causeway/causeway/archive"
 	"codeberg.org/causeway/causeway/database"
+	"codeberg.org/causeway/causeway/internal/redact"
 )
 
 // GroupChange is a change to a WhatsApp group, as queued.
@@ -100,7 +101,7 @@ func (p *Portal) handleWAGroupEvent(ctx context.Context, item *database.QueueIte
 			}
 		}
 		if err != nil {
-			p.log.Warn().Err(err).Str("member", jid.String()).Msg("Failed to remove a member from the room")
+			p.log.Warn().Err(err).Str("member", redact.ForConfig(p.m.deps.Config).JID(jid.String())).Msg("Failed to remove a member from the room")
 		}
 	}
 	for _, change := range []struct {

@@ -21,6 +21,7 @@ import (
 
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/database"
+	"codeberg.org/causeway/causeway/internal/redact"
 	"codeberg.org/causeway/causeway/msgconv"
 	"codeberg.org/causeway/causeway/puppet"
 )
@@ -172,7 +173,7 @@ func (m *Manager) newPortal(row *database.Portal) (*Portal, error) {
 		m: m, row: row, chat: jid,
 		wake:     make(chan struct{}, 1),
 		inflight: newInflight(m.deps.DB),
-		log:      m.deps.Log.With().Str("chat_jid", row.ChatJID).Stringer("receiver", row.Receiver).Logger(),
+		log:      m.deps.Log.With().Str("chat_jid", redact.ForConfig(m.deps.Config).JID(row.ChatJID)).Stringer("receiver", row.Receiver).Logger(),
 	}, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"codeberg.org/causeway/causeway/config"
+	"codeberg.org/causeway/causeway/internal/redact"
 	"codeberg.org/causeway/causeway/puppet"
 )
 
@@ -95,7 +96,7 @@ func (p *Portal) ensureRoom(ctx context.Context) error {
 	}
 	for _, jid := range members {
 		if err := p.joinMember(ctx, jid, admins[jid]); err != nil {
-			p.log.Warn().Err(err).Str("member", jid.String()).Msg("Failed to add a group member")
+			p.log.Warn().Err(err).Str("member", redact.ForConfig(p.m.deps.Config).JID(jid.String())).Msg("Failed to add a group member")
 		}
 	}
 	// The hook runs once the room is complete: it may have the bot speak in it.
@@ -113,7 +114,7 @@ func (p *Portal) updateGhostName(ctx context.Context, jid types.JID) {
 		return
 	}
 	if err := p.m.ghosts.UpdateName(ctx, jid, func(ctx context.Context) config.ContactNames { return wa.ContactNames(ctx, jid) }); err != nil {
-		p.log.Warn().Err(err).Str("jid", jid.String()).Msg("Failed to update a contact's name")
+		p.log.Warn().Err(err).Str("jid", redact.ForConfig(p.m.deps.Config).JID(jid.String())).Msg("Failed to update a contact's name")
 	}
 }
 

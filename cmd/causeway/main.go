@@ -21,6 +21,7 @@ import (
 	"codeberg.org/causeway/causeway/internal/buildinfo"
 	"codeberg.org/causeway/causeway/internal/gcdefault"
 	"codeberg.org/causeway/causeway/internal/importcmd"
+	"codeberg.org/causeway/causeway/internal/secretfile"
 )
 
 // Exit codes: 1 when running failed, 2 when the command line or the config is wrong.
@@ -85,7 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *generate {
 		return generateRegistration(cfg, *configPath, *regPath, stdout, stderr)
 	}
-	return runBridge(cfg, stderr)
+	return runBridge(cfg, *configPath, stderr)
 }
 
 func usage(fs *flag.FlagSet, w io.Writer) {
@@ -110,13 +111,14 @@ func generateRegistration(cfg *config.Config, configPath, regPath string, stdout
 		fmt.Fprintf(stderr, "causeway: registration written, but the tokens could not be saved in the config: %v\n", err)
 		return exitFailure
 	}
-	fmt.Fprintf(stdout, "Wrote %s and saved its tokens in %s.\n"+
+	fmt.Fprintf(stdout, "Wrote %s and saved its tokens in %s (now mode 0600: only you may read it).\n"+
 		"Add %s to your homeserver's appservice config files and restart the homeserver.\n", regPath, configPath, regPath)
 	return 0
 }
 
-func runBridge(cfg *config.Config, stderr io.Writer) int {
+func runBridge(cfg *config.Config, configPath string, stderr io.Writer) int {
 	log := newLogger(cfg.Logging, stderr)
+	secretfile.WarnIfExposed(log, configPath, "the appservice tokens")
 	br, err := bridge.New(cfg, log, bridge.Options{})
 	if err != nil {
 		log.Error().Err(err).Msg("Cannot start")
