@@ -28,7 +28,7 @@ const maxImportGrowth = 300 << 20
 // second is refused naming the cap before anything is imported.
 func TestImportHostileZips(t *testing.T) {
 	const contact = "4915551491"
-	f := newImportFixture(t, []string{contact})
+	f := newImportFixtureFor(t, "hostile_alice", "4915551490", []string{contact})
 	chat := f.chats[contact]
 
 	bombName := "VID-20240102-WA0001.mp4"

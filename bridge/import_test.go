@@ -47,12 +47,17 @@ type importChat struct {
 }
 
 func newImportFixture(t *testing.T, contacts []string) *importFixture {
+	return newImportFixtureFor(t, "import_alice", "4915551400", contacts)
+}
+
+// newImportFixtureFor is newImportFixture with the importing user's localpart and number.
+func newImportFixtureFor(t *testing.T, localpart, number string, contacts []string) *importFixture {
 	t.Helper()
 	cfg := configFor(t, "sqlite")
-	permit(cfg, "user", "import_alice", "import_bob")
+	permit(cfg, "user", localpart, "import_bob")
 	startRelayBridge(t, cfg)
-	f := &importFixture{cfg: cfg, ownName: "Alice Import", ownGhost: cfg.PuppetUserID("4915551400"), chats: map[string]*importChat{}}
-	f.alice = loginWithQR(t, cfg, "import_alice", "4915551400", f.ownName)
+	f := &importFixture{cfg: cfg, ownName: "Alice Import", ownGhost: cfg.PuppetUserID(number), chats: map[string]*importChat{}}
+	f.alice = loginWithQR(t, cfg, localpart, number, f.ownName)
 	inviters := map[id.UserID]string{}
 	for _, number := range contacts {
 		c := &importChat{phone: newPhone(t, number, "Contact "+number), ghost: cfg.PuppetUserID(number)}
