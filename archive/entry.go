@@ -144,9 +144,12 @@ type Outbound struct {
 
 // Completeness qualifies a completeness entry: why, and for history syncs the window received.
 type Completeness struct {
-	From   time.Time `json:"from,omitzero"`
-	Reason string    `json:"reason,omitempty"`
-	To     time.Time `json:"to,omitzero"`
+	// Checkpoint, on archive_started, is the size of the checkpoint this start signed for entries the
+	// previous run left unsigned because it ended without Close.
+	Checkpoint uint64    `json:"checkpoint,omitempty"`
+	From       time.Time `json:"from,omitzero"`
+	Reason     string    `json:"reason,omitempty"`
+	To         time.Time `json:"to,omitzero"`
 }
 
 // HoldRecord is the body of hold_added and hold_removed entries.

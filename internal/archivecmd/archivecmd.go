@@ -99,6 +99,17 @@ func WriteVerify(w io.Writer, origin string, rep *archive.VerifyReport) {
 	if cp := rep.ExternalCheckpoint; cp != nil {
 		fmt.Fprintf(w, "Outside checkpoint: size %d, root %s\n", cp.Size, root(cp.Root))
 	}
+	if rep.KeyPinned {
+		fmt.Fprintln(w, "Trust: checkpoints checked with the key given by --key.")
+	} else {
+		fmt.Fprintln(w, "Trust: checkpoints checked with the key stored next to the archive. Whoever can replace that file and")
+		fmt.Fprintln(w, "       the database together can forge all of this; pass --key with the key your records office holds.")
+	}
+	if rep.Unsigned > 0 {
+		fmt.Fprintf(w, "Signed: entries 0..%d; the last %s, of the run that began at entry %d, not yet\n", rep.Signed-1,
+			plural(rep.Unsigned, "entry", "entries"), rep.RunStart)
+		fmt.Fprintln(w, "        (the bridge is running, or stopped without a clean shutdown and its next start signs them)")
+	}
 	fmt.Fprintf(w, "Disposed bodies: %d, by %s\n", rep.Disposed, plural(uint64(len(rep.Disposals)), "disposal", "disposals"))
 	for _, d := range rep.Disposals {
 		fmt.Fprintf(w, "  entry %d, %s, by %s: %s and %s from before %s%s\n", d.Index, stamp(d.Time), d.Actor,
