@@ -432,49 +432,84 @@ func (s *logScan) checkRoots() {
 // mediaRefs are the first and last entries whose verified body names a media blob.
 type mediaRefs struct{ first, last uint64 }
 
+// verifyMedia checks every blob that a verified body names or the inventory lists. The bodies are what
+// matter: they are signed, the inventory is not, so a blob whose row was deleted with its file is still
+// missed. A blob is excused only when the inventory marks it disposed and a disposal entry lists it;
+// entries whose body a disposal removed name nothing here.
 func (a *Archive) verifyMedia(ctx context.Context, rep *VerifyReport, disposed *disposalIndex, refs map[string]mediaRefs) error {
-	_ = refs
-	rows, err := a.db.Query(ctx, `SELECT sha256, size, disposed_ts FROM archive_media ORDER BY sha256`)
+	inventory, err := a.mediaInventory(ctx)
 	if err != nil {
-		return fmt.Errorf("read media inventory: %w", err)
+		return err
 	}
-	type mediaRow struct {
-		sha      string
-		size     int64
-		disposed bool
+	shas := make([]string, 0, len(inventory)+len(refs))
+	for sha := range inventory {
+		shas = append(shas, sha)
 	}
-	var media []mediaRow
-	for rows.Next() {
-		var m mediaRow
-		var disposedTs *int64
-		if err = rows.Scan(&m.sha, &m.size, &disposedTs); err != nil {
-			rows.Close()
-			return fmt.Errorf("read media inventory: %w", err)
+	for sha := range refs {
+		// An import without the file names media with no hash; nothing was stored for it.
+		if _, listed := inventory[sha]; !listed && validSHA256Hex(sha) {
+			shas = append(shas, sha)
 		}
-		m.disposed = disposedTs != nil
-		media = append(media, m)
 	}
-	rows.Close()
-	if err = rows.Err(); err != nil {
-		return fmt.Errorf("read media inventory: %w", err)
-	}
-	for _, m := range media {
-		if m.disposed {
-			if _, ok := disposed.media[m.sha]; !ok {
-				rep.add(a.firstReference(ctx, m.sha), ProblemMediaDisposedUnlogged, "media %s is marked disposed but no disposal entry lists it", m.sha)
+	sort.Strings(shas)
+	for _, sha := range shas {
+		m, listed := inventory[sha]
+		at := func() int64 {
+			if r, ok := refs[sha]; ok {
+				return int64(r.first)
+			}
+			return a.firstReference(ctx, sha)
+		}
+		if listed && m.disposed {
+			if _, ok := disposed.media[sha]; !ok {
+				rep.add(at(), ProblemMediaDisposedUnlogged, "media %s is marked disposed but no disposal entry lists it", sha)
 			}
 			continue
 		}
 		rep.MediaChecked++
-		sum, n, err := hashFile(a.mediaPath(m.sha))
+		if !validSHA256Hex(sha) {
+			rep.add(at(), ProblemMediaAltered, "the inventory lists media %q, which is not a hex SHA-256", sha)
+			continue
+		}
+		sum, n, err := hashFile(a.mediaPath(sha))
 		switch {
+		case err != nil && !listed:
+			rep.add(at(), ProblemMediaMissing, "media %s, which the entry names, is gone, and so is its inventory row: %v", sha, err)
 		case err != nil:
-			rep.add(a.firstReference(ctx, m.sha), ProblemMediaMissing, "media %s: %v", m.sha, err)
-		case hex.EncodeToString(sum) != m.sha || n != m.size:
-			rep.add(a.firstReference(ctx, m.sha), ProblemMediaAltered, "media %s no longer has that hash", m.sha)
+			rep.add(at(), ProblemMediaMissing, "media %s: %v", sha, err)
+		case hex.EncodeToString(sum) != sha || (listed && n != m.size):
+			rep.add(at(), ProblemMediaAltered, "media %s no longer has that hash", sha)
 		}
 	}
 	return nil
+}
+
+type mediaRow struct {
+	size     int64
+	disposed bool
+}
+
+func (a *Archive) mediaInventory(ctx context.Context) (map[string]mediaRow, error) {
+	rows, err := a.db.Query(ctx, `SELECT sha256, size, disposed_ts FROM archive_media`)
+	if err != nil {
+		return nil, fmt.Errorf("read media inventory: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]mediaRow{}
+	for rows.Next() {
+		var sha string
+		var m mediaRow
+		var disposedTs *int64
+		if err = rows.Scan(&sha, &m.size, &disposedTs); err != nil {
+			return nil, fmt.Errorf("read media inventory: %w", err)
+		}
+		m.disposed = disposedTs != nil
+		out[sha] = m
+	}
+	if err = rows.Err(); err != nil {
+		return nil, fmt.Errorf("read media inventory: %w", err)
+	}
+	return out, nil
 }
 
 // firstReference names the first entry referencing a media blob, so a media problem points at an entry.

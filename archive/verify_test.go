@@ -203,3 +203,75 @@ func hasCode(ps []Problem, code string) bool {
 	}
 	return false
 }
+
+// TestVerifyCatchesDeletedMedia: verify checks every media blob an entry names, not only those the
+// inventory table lists, so deleting a photo's row and file together does not hide its loss. Blobs a
+// recorded disposal removed are the exception.
+func TestVerifyCatchesDeletedMedia(t *testing.T) {
+	cases := []struct {
+		name    string
+		dispose bool // the photo's entry is disposed of by retention first
+		tamper  func(env *testEnv, sha string)
+		wantOK  bool
+		code    string // the problem naming the photo's entry; media_missing when empty
+	}{
+		{name: "intact", wantOK: true},
+		{name: "disposed by a recorded disposal", dispose: true, wantOK: true},
+		{name: "row and file gone", tamper: func(env *testEnv, sha string) {
+			env.tamper(`DELETE FROM archive_media WHERE sha256=$1`, sha)
+			removeMediaFile(env, sha)
+		}},
+		{name: "row, file and references gone", tamper: func(env *testEnv, sha string) {
+			env.tamper(`DELETE FROM archive_media WHERE sha256=$1`, sha)
+			env.tamper(`DELETE FROM archive_entry_media WHERE sha256=$1`, sha)
+			removeMediaFile(env, sha)
+		}},
+		{name: "marked disposed, file gone", tamper: func(env *testEnv, sha string) {
+			env.tamper(`UPDATE archive_media SET disposed_ts=1 WHERE sha256=$1`, sha)
+			removeMediaFile(env, sha)
+		}, code: ProblemMediaDisposedUnlogged},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newEnv(t)
+			sha := putMedia(t, env, "\x89PNG\r\n\x1a\n the site photo")
+			for _, en := range conversation(t0) {
+				env.append(en)
+			}
+			pic := textMessage(group, alice, "Alice", "3EB0C1", "Site photo", t0.Add(30*time.Minute))
+			pic.Message.Type = "image"
+			pic.Message.Media = []MediaRef{{SHA256: sha, MimeType: "image/png", FileName: "site.png"}}
+			photo := env.append(pic)
+			if tc.dispose {
+				env.clock.Set(t0.Add(11 * year))
+				if _, err := env.a.Dispose(context.Background(), t0.Add(time.Hour), "records@gov.example"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			env.shutdown()
+			if tc.tamper != nil {
+				tc.tamper(env, sha)
+			}
+			env.open(true)
+			rep := env.verify(VerifyOptions{})
+			if rep.OK() != tc.wantOK {
+				t.Fatalf("verify OK=%v, want %v:%s", rep.OK(), tc.wantOK, problemList(rep.Problems))
+			}
+			code := tc.code
+			if code == "" {
+				code = ProblemMediaMissing
+			}
+			if !tc.wantOK && !hasProblem(rep, code, int64(photo.Index)) {
+				t.Fatalf("want %s naming entry %d, got:%s", code, photo.Index, problemList(rep.Problems))
+			}
+			t.Logf("reported:%s", problemList(rep.Problems))
+		})
+	}
+}
+
+func removeMediaFile(env *testEnv, sha string) {
+	env.t.Helper()
+	if err := os.Remove(filepath.Join(env.opts.MediaDir, sha[:2], sha)); err != nil {
+		env.t.Fatal(err)
+	}
+}
