@@ -37,6 +37,8 @@ const (
 	ProblemInclusionFailed       = "inclusion_failed" // bundle: the proof does not lead to the checkpoint root
 	ProblemBundleMalformed       = "bundle_malformed" // bundle: a file or line is not what the format says
 	ProblemTranscriptMismatch    = "transcript_mismatch"
+	ProblemExportSetMismatch     = "export_set_mismatch" // bundle: its entries or media are not the set the export entry records
+	ProblemExportUnpinned        = "export_unpinned"     // bundle: the export entry records no exported set
 )
 
 // Problem is one thing verification found wrong.

@@ -4,7 +4,7 @@
 package archivecmd
 
 import (
-	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -61,7 +61,9 @@ func stamp(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-func root(h []byte) string { return base64.StdEncoding.EncodeToString(h) }
+// root prints a hash in hex, as entries.jsonl and media file names have them, so an officer can compare
+// what the reports print with what the files hold.
+func root(h []byte) string { return hex.EncodeToString(h) }
 
 func plural(n uint64, one, many string) string {
 	if n == 1 {
