@@ -101,7 +101,8 @@ type treeState struct {
 
 // Open upgrades the archive's tables in db, loads or creates the signing key, resumes the tree and starts
 // the commit loop. Unless read-only it appends an archive_started entry, which tells the completeness
-// ledger when the archive was not running.
+// ledger when the archive was not running, and signs a checkpoint covering it (first signing what a
+// crashed previous run left unsigned).
 func Open(ctx context.Context, db *dbutil.Database, opts Options) (*Archive, error) {
 	if opts.KeyDir == "" {
 		return nil, errors.New("archive: KeyDir is required")
@@ -165,7 +166,16 @@ func Open(ctx context.Context, db *dbutil.Database, opts Options) (*Archive, err
 	if err = a.loadState(ctx); err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
-	started, err := a.startedEntry(ctx)
+	// A run that ended without Close left entries no checkpoint covers. Sign them before anything else
+	// is appended, so that only the tail of the run still going is ever unsigned (Verify requires it).
+	var recovered uint64
+	if a.state.size > a.state.cpSize {
+		if _, err = a.issueCheckpoint(); err != nil {
+			return nil, fmt.Errorf("archive: sign what the previous run left unsigned: %w", err)
+		}
+		recovered = a.state.size
+	}
+	started, err := a.startedEntry(ctx, recovered)
 	if err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
@@ -173,6 +183,12 @@ func Open(ctx context.Context, db *dbutil.Database, opts Options) (*Archive, err
 	if _, err = a.Append(ctx, started); err != nil {
 		_ = a.Close()
 		return nil, fmt.Errorf("archive: record start: %w", err)
+	}
+	// The start is signed at once: a log whose every checkpoint was deleted then lacks one that covers
+	// its last archive_started entry, which Verify reports, even if the log has only ever had one run.
+	if _, err = a.Checkpoint(ctx); err != nil {
+		_ = a.Close()
+		return nil, fmt.Errorf("archive: sign the start: %w", err)
 	}
 	a.log.Info().Uint64("size", a.size.Load()).Str("origin", a.origin).Msg("Archive opened")
 	return a, nil
@@ -322,10 +338,11 @@ func (a *Archive) scanLeaves(ctx context.Context, from, to uint64, fn func(idx u
 	return nil
 }
 
-// startedEntry records the start, noting when the previous run ended without archive_stopped: the
-// window from its last entry to now was not captured.
-func (a *Archive) startedEntry(ctx context.Context) (*Entry, error) {
-	e := &Entry{Kind: KindArchiveStarted, Time: a.now(), Completeness: &Completeness{}}
+// startedEntry records the start, noting when the previous run ended without archive_stopped (the
+// window from its last entry to now was not captured) and the size of the checkpoint this start signed
+// for what that run left unsigned, if any.
+func (a *Archive) startedEntry(ctx context.Context, recovered uint64) (*Entry, error) {
+	e := &Entry{Kind: KindArchiveStarted, Time: a.now(), Completeness: &Completeness{Checkpoint: recovered}}
 	if a.state.size == 0 {
 		e.Completeness.Reason = "first start"
 		return e, nil

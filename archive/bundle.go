@@ -103,6 +103,9 @@ func VerifyBundle(r io.ReaderAt, size int64, opts BundleOptions) (*BundleReport,
 	views, refs := verifyBundleEntries(rep, read(bundleEntries), cp)
 	present := verifyBundleMedia(rep, files, refs)
 	verifyManifest(rep, read(bundleManifest), cp, views)
+	if rep.OK() {
+		verifyExportSet(rep, views, present, refs)
+	}
 
 	transcript := read(bundleTranscript)
 	if transcript != nil && rep.OK() {
@@ -166,9 +169,9 @@ func bundleVerifier(rep *BundleReport, keyData []byte, trusted string) (note.Ver
 }
 
 // verifyBundleEntries checks each line of entries.jsonl and returns the verified entries and the media
-// they reference.
-func verifyBundleEntries(rep *BundleReport, data []byte, cp *Checkpoint) ([]transcriptEntry, map[string]bool) {
-	refs := map[string]bool{}
+// they reference, each with the first entry referencing it.
+func verifyBundleEntries(rep *BundleReport, data []byte, cp *Checkpoint) ([]transcriptEntry, map[string]uint64) {
+	refs := map[string]uint64{}
 	if data == nil {
 		return nil, refs
 	}
@@ -241,7 +244,9 @@ func verifyBundleEntries(rep *BundleReport, data []byte, cp *Checkpoint) ([]tran
 		if dec != nil {
 			v.Entry, v.Captured = &dec.Entry, dec.Captured
 			for _, sha := range dec.Entry.mediaHashes() {
-				refs[sha] = true
+				if _, seen := refs[sha]; !seen {
+					refs[sha] = line.Index
+				}
 			}
 		}
 		views = append(views, v)
@@ -279,7 +284,7 @@ func strictHex(s string, n int) ([]byte, bool) {
 	return b, true
 }
 
-func verifyBundleMedia(rep *BundleReport, files map[string]*zip.File, refs map[string]bool) map[string]bool {
+func verifyBundleMedia(rep *BundleReport, files map[string]*zip.File, refs map[string]uint64) map[string]bool {
 	present := map[string]bool{}
 	for name, f := range files {
 		sha, ok := strings.CutPrefix(name, bundleMediaPrefix)
@@ -295,7 +300,7 @@ func verifyBundleMedia(rep *BundleReport, files map[string]*zip.File, refs map[s
 		switch {
 		case hex.EncodeToString(sum[:]) != sha:
 			rep.add(-1, ProblemMediaAltered, "%s does not have that hash", name)
-		case !refs[sha]:
+		case !isRef(refs, sha):
 			rep.add(-1, ProblemBundleMalformed, "%s is referenced by no entry", name)
 		default:
 			present[sha] = true
@@ -348,4 +353,9 @@ func verifyManifest(rep *BundleReport, data []byte, cp *Checkpoint, views []tran
 		return
 	}
 	rep.add(int64(m.ExportIndex), ProblemBundleMalformed, "the export entry the manifest names is not in the bundle")
+}
+
+func isRef(refs map[string]uint64, sha string) bool {
+	_, ok := refs[sha]
+	return ok
 }

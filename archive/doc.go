@@ -26,9 +26,12 @@
 // # Checkpoints
 //
 // C2SP tlog-checkpoint signed notes (golang.org/x/mod/sumdb/note, Ed25519), issued every
-// Options.CheckpointEvery entries, every Options.CheckpointInterval while entries arrive, and at Close.
-// They are stored in the database and served by CheckpointHandler so witnesses outside the host can keep
-// them; Verify with an outside checkpoint catches a database rolled back to an earlier copy.
+// Options.CheckpointEvery entries, every Options.CheckpointInterval while entries arrive, when a run
+// starts (and, after a crash, for what the crashed run left unsigned) and at Close. Verify requires them
+// to cover the log but for the tail of the last run (coverage.go), because they are the one thing
+// someone who can write the database but lacks the signing key cannot make. They are stored in the
+// database and served by CheckpointHandler so witnesses outside the host can keep them; Verify with an
+// outside checkpoint catches a database rolled back to an earlier copy.
 //
 // # Durability
 //

@@ -144,9 +144,12 @@ type Outbound struct {
 
 // Completeness qualifies a completeness entry: why, and for history syncs the window received.
 type Completeness struct {
-	From   time.Time `json:"from,omitzero"`
-	Reason string    `json:"reason,omitempty"`
-	To     time.Time `json:"to,omitzero"`
+	// Checkpoint, on archive_started, is the size of the checkpoint this start signed for entries the
+	// previous run left unsigned because it ended without Close.
+	Checkpoint uint64    `json:"checkpoint,omitempty"`
+	From       time.Time `json:"from,omitzero"`
+	Reason     string    `json:"reason,omitempty"`
+	To         time.Time `json:"to,omitzero"`
 }
 
 // HoldRecord is the body of hold_added and hold_removed entries.
@@ -178,12 +181,23 @@ type RuleCount struct {
 	Rule    string `json:"rule"`
 }
 
-// ExportRecord is the body of an export entry: the filter the export was made with.
+// ExportRecord is the body of an export entry: the filter the export was made with, and the set it
+// exported, so that the checkpoint signing the entry pins what the bundle must hold (see exportset.go).
 type ExportRecord struct {
-	Chat string    `json:"chat,omitempty"`
-	From time.Time `json:"from,omitzero"`
-	To   time.Time `json:"to,omitzero"`
-	User string    `json:"user,omitempty"`
+	Chat string `json:"chat,omitempty"`
+	// Entries is how many entries the bundle holds besides the export entry, and EntriesSHA256 the
+	// digest of their indices.
+	Entries       int       `json:"entries,omitempty"`
+	EntriesSHA256 string    `json:"entries_sha256,omitempty"`
+	From          time.Time `json:"from,omitzero"`
+	// Media is how many media files the bundle holds, and MediaSHA256 the digest of their hashes.
+	Media       int    `json:"media,omitempty"`
+	MediaSHA256 string `json:"media_sha256,omitempty"`
+	// Through is the log size the selection was made at: every exported entry but the export entry
+	// is below it, and an unfiltered export holds all of them.
+	Through uint64    `json:"through,omitempty"`
+	To      time.Time `json:"to,omitzero"`
+	User    string    `json:"user,omitempty"`
 }
 
 // bodyVersion is the envelope format version; a reader refuses versions it does not know.

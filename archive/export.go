@@ -23,7 +23,7 @@ import (
 // entries.jsonl is an entry whose leaf SHA-256(salt || body) has an inclusion proof to the root in
 // checkpoint.txt, which key.txt signed.
 const (
-	bundleFormat      = "causeway-archive-bundle/1"
+	bundleFormat      = "causeway-archive-bundle/2" // 2: the export entry records the exported set
 	bundleManifest    = "manifest.json"
 	bundleCheckpoint  = "checkpoint.txt"
 	bundleKey         = "key.txt"
@@ -41,7 +41,13 @@ key.txt          the note verifier key (Ed25519) the checkpoint is signed with. 
                  your records office holds, or with checkpoints kept by a witness.
 media/<sha256>   media files, named by the SHA-256 of their content.
 transcript.html  a readable rendering of the entries; regenerated and compared by verify-bundle.
-manifest.json    what was exported, with which filter.
+manifest.json    what was exported, with which filter; the same record as the export entry's.
+
+The export entry (manifest.json's export_index, the last line of entries.jsonl) records what this bundle
+must hold, and the checkpoint signs it: "entries" and "entries_sha256", the count and SHA-256 of the
+exported entries' indices other than its own, one decimal line each, ascending; "media" and
+"media_sha256", the same for the hex hashes of the files under media/; "through", the log size the
+selection was made at. An export without a filter holds every entry below "through".
 
 Verify with: causeway archive verify-bundle THIS.zip
 `
@@ -116,14 +122,33 @@ func encodeLine(l *bundleLine) []byte {
 	return b.Bytes()
 }
 
-// Export writes a self-verifying bundle (zip) of the entries the filter selects to w. It first appends an
-// export entry (who, which filter) and issues a checkpoint covering it; every exported entry gets an
-// inclusion proof against that checkpoint, and the export entry itself is always in the bundle.
+// Export writes a self-verifying bundle (zip) of the entries the filter selects to w. It first selects
+// them, then appends an export entry (who, which filter, and the exported set: see exportset.go) and
+// issues a checkpoint covering it; every exported entry gets an inclusion proof against that checkpoint,
+// and the export entry itself is always in the bundle.
 func (a *Archive) Export(ctx context.Context, f ExportFilter, actor string, w io.Writer) (*ExportReport, error) {
 	if actor == "" {
 		return nil, errors.New("archive: an export needs who made it")
 	}
-	rec := ExportRecord{Chat: f.Chat, User: f.User, From: utc(f.From), To: utc(f.To)}
+	// Disposal waits: the set recorded in the export entry must be what the bundle gets, bodies and
+	// media files included.
+	a.adminMu.Lock()
+	defer a.adminMu.Unlock()
+	rec := ExportRecord{Chat: f.Chat, User: f.User, From: utc(f.From), To: utc(f.To), Through: a.size.Load()}
+	entries, err := a.selectForExport(ctx, f, rec.Through)
+	if err != nil {
+		return nil, err
+	}
+	idxs := make([]uint64, len(entries))
+	for i, e := range entries {
+		idxs[i] = e.idx
+	}
+	mediaOrder, err := a.exportableMedia(entries)
+	if err != nil {
+		return nil, err
+	}
+	rec.Entries, rec.EntriesSHA256 = len(entries), entriesDigest(idxs)
+	rec.Media, rec.MediaSHA256 = len(mediaOrder), mediaDigest(mediaOrder)
 	app, err := a.appendEntry(ctx, &Entry{Kind: KindExport, Actor: actor, Time: a.now(), Export: &rec}, nil)
 	if err != nil {
 		return nil, err
@@ -133,14 +158,11 @@ func (a *Archive) Export(ctx context.Context, f ExportFilter, actor string, w io
 		return nil, err
 	}
 	rep := &ExportReport{Index: app.Index, Checkpoint: cp}
-	entries, err := a.selectForExport(ctx, f, app.Index, cp.Size)
+	exportEntry, err := a.storedEntry(ctx, app.Index)
 	if err != nil {
 		return nil, err
 	}
-	idxs := make([]uint64, len(entries))
-	for i, e := range entries {
-		idxs[i] = e.idx
-	}
+	entries, idxs = append(entries, exportEntry), append(idxs, app.Index)
 	proofs, err := a.inclusionProofs(ctx, idxs, cp.Size)
 	if err != nil {
 		return nil, fmt.Errorf("archive: export proofs: %w", err)
@@ -169,8 +191,6 @@ func (a *Archive) Export(ctx context.Context, f ExportFilter, actor string, w io
 		return nil, fmt.Errorf("archive: export: %w", err)
 	}
 	var views []transcriptEntry
-	mediaWanted := map[string]bool{}
-	var mediaOrder []string
 	for i, e := range entries {
 		line := &bundleLine{Commitment: hex.EncodeToString(e.commitment), Index: e.idx, Proof: hexList(proofs[i])}
 		if e.body == nil {
@@ -184,12 +204,6 @@ func (a *Archive) Export(ctx context.Context, f ExportFilter, actor string, w io
 				return nil, fmt.Errorf("archive: export entry %d: %w", e.idx, err)
 			}
 			views = append(views, transcriptEntry{Index: e.idx, Entry: &dec.Entry, Captured: dec.Captured})
-			for _, sha := range dec.Entry.mediaHashes() {
-				if !mediaWanted[sha] && validSHA256Hex(sha) {
-					mediaWanted[sha] = true
-					mediaOrder = append(mediaOrder, sha)
-				}
-			}
 		}
 		if _, err = ew.Write(encodeLine(line)); err != nil {
 			return nil, fmt.Errorf("archive: export: %w", err)
@@ -198,17 +212,12 @@ func (a *Archive) Export(ctx context.Context, f ExportFilter, actor string, w io
 	rep.Entries = len(entries)
 	present := map[string]bool{}
 	for _, sha := range mediaOrder {
-		ok, err := a.exportMedia(zw, sha)
-		if err != nil {
+		if err = a.exportMedia(zw, sha); err != nil {
 			return nil, err
 		}
-		present[sha] = ok
-		if ok {
-			rep.Media++
-		} else {
-			rep.MissingMedia++
-		}
+		present[sha] = true
 	}
+	rep.Media, rep.MissingMedia = len(mediaOrder), countMissing(entries, present)
 	html, err := renderTranscript(transcriptHeader{Origin: a.origin, Checkpoint: cp, Filter: rec}, views, present)
 	if err != nil {
 		return nil, fmt.Errorf("archive: export transcript: %w", err)
@@ -235,28 +244,70 @@ func writeZipFile(zw *zip.Writer, name string, data []byte) error {
 	return nil
 }
 
-// exportMedia copies a blob into the bundle, reporting false if the archive does not have it.
-func (a *Archive) exportMedia(zw *zip.Writer, sha string) (bool, error) {
+// exportableMedia lists, in order of first mention, the media the entries name that the archive has.
+// The export entry records this list, so a file that vanishes before it is copied fails the export.
+func (a *Archive) exportableMedia(entries []*storedEntry) ([]string, error) {
+	seen := map[string]bool{}
+	var out []string
+	for _, e := range entries {
+		if e.body == nil {
+			continue
+		}
+		dec, err := decodeBody(e.body)
+		if err != nil {
+			return nil, fmt.Errorf("archive: export entry %d: %w", e.idx, err)
+		}
+		for _, sha := range dec.Entry.mediaHashes() {
+			if seen[sha] || !validSHA256Hex(sha) {
+				continue
+			}
+			seen[sha] = true
+			if _, err = os.Stat(a.mediaPath(sha)); errors.Is(err, fs.ErrNotExist) {
+				continue
+			} else if err != nil {
+				return nil, fmt.Errorf("archive: export media %s: %w", sha, err)
+			}
+			out = append(out, sha)
+		}
+	}
+	return out, nil
+}
+
+// countMissing counts the media the entries name that are not in the bundle.
+func countMissing(entries []*storedEntry, present map[string]bool) int {
+	missing := map[string]bool{}
+	for _, e := range entries {
+		if dec, err := decodeBody(e.body); e.body != nil && err == nil {
+			for _, sha := range dec.Entry.mediaHashes() {
+				if validSHA256Hex(sha) && !present[sha] {
+					missing[sha] = true
+				}
+			}
+		}
+	}
+	return len(missing)
+}
+
+// exportMedia copies a blob into the bundle.
+func (a *Archive) exportMedia(zw *zip.Writer, sha string) error {
 	f, err := os.Open(a.mediaPath(sha))
-	if errors.Is(err, fs.ErrNotExist) {
-		return false, nil
-	} else if err != nil {
-		return false, fmt.Errorf("archive: export media %s: %w", sha, err)
+	if err != nil {
+		return fmt.Errorf("archive: export media %s: %w", sha, err)
 	}
 	defer f.Close()
 	fw, err := zw.CreateHeader(&zip.FileHeader{Name: bundleMediaPrefix + sha, Method: zip.Store})
 	if err != nil {
-		return false, fmt.Errorf("archive: export media %s: %w", sha, err)
+		return fmt.Errorf("archive: export media %s: %w", sha, err)
 	}
 	if _, err = io.Copy(fw, f); err != nil {
-		return false, fmt.Errorf("archive: export media %s: %w", sha, err)
+		return fmt.Errorf("archive: export media %s: %w", sha, err)
 	}
-	return true, nil
+	return nil
 }
 
-// selectForExport loads the entries the filter selects, below size, plus the export entry itself.
-func (a *Archive) selectForExport(ctx context.Context, f ExportFilter, exportIdx, size uint64) ([]*storedEntry, error) {
-	args := []any{int64(size), int64(exportIdx)}
+// selectForExport loads the entries the filter selects, below size.
+func (a *Archive) selectForExport(ctx context.Context, f ExportFilter, size uint64) ([]*storedEntry, error) {
+	args := []any{int64(size)}
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
@@ -287,7 +338,7 @@ func (a *Archive) selectForExport(ctx context.Context, f ExportFilter, exportIdx
 	if len(conds) > 0 {
 		where = strings.Join(conds, " AND ")
 	}
-	q := `SELECT ` + entryColumns + ` FROM archive_entry WHERE idx < $1 AND (idx = $2 OR (` + where + `)) ORDER BY idx`
+	q := `SELECT ` + entryColumns + ` FROM archive_entry WHERE idx < $1 AND (` + where + `) ORDER BY idx`
 	rows, err := a.db.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("archive: select entries for export: %w", err)
@@ -351,6 +402,15 @@ func (a *Archive) inclusionProofs(ctx context.Context, idxs []uint64, size uint6
 		}
 	}
 	return out, nil
+}
+
+// storedEntry loads one entry's row.
+func (a *Archive) storedEntry(ctx context.Context, idx uint64) (*storedEntry, error) {
+	e, err := scanEntry(a.db.QueryRow(ctx, `SELECT `+entryColumns+` FROM archive_entry WHERE idx=$1`, int64(idx)))
+	if err != nil {
+		return nil, fmt.Errorf("archive: read entry %d: %w", idx, err)
+	}
+	return e, nil
 }
 
 func hexList(hs [][]byte) []string {

@@ -31,8 +31,9 @@ func TestCheckpointHandler(t *testing.T) {
 		wantSize uint64 // checked when the body is a checkpoint
 	}{
 		{"latest", http.MethodGet, "/checkpoint", http.StatusOK, latest.Size},
-		{"by size", http.MethodGet, "/checkpoint/3", http.StatusOK, 3},
-		{"no checkpoint at that size", http.MethodGet, "/checkpoint/4", http.StatusNotFound, 0},
+		// Open signs its archive_started entry (size 1), then one every 3 entries.
+		{"by size", http.MethodGet, "/checkpoint/4", http.StatusOK, 4},
+		{"no checkpoint at that size", http.MethodGet, "/checkpoint/3", http.StatusNotFound, 0},
 		{"not a number", http.MethodGet, "/checkpoint/latest", http.StatusBadRequest, 0},
 		{"read-only", http.MethodPost, "/checkpoint", http.StatusMethodNotAllowed, 0},
 		{"key", http.MethodGet, "/key", http.StatusOK, 0},

@@ -24,6 +24,7 @@ const (
 	ProblemIndexAltered          = "index_altered"       // query columns disagree with the body
 	ProblemEntryMissing          = "entry_missing"       // a log row is gone
 	ProblemLogTruncated          = "log_truncated"       // a stored checkpoint is larger than the log
+	ProblemCheckpointMissing     = "checkpoint_missing"  // entries that a signed checkpoint should cover are not covered by one
 	ProblemCheckpointInvalid     = "checkpoint_invalid"  // signature or format
 	ProblemCheckpointMismatch    = "checkpoint_mismatch" // recomputed root differs from a signed one
 	ProblemExternalInvalid       = "external_checkpoint_invalid"
@@ -36,6 +37,8 @@ const (
 	ProblemInclusionFailed       = "inclusion_failed" // bundle: the proof does not lead to the checkpoint root
 	ProblemBundleMalformed       = "bundle_malformed" // bundle: a file or line is not what the format says
 	ProblemTranscriptMismatch    = "transcript_mismatch"
+	ProblemExportSetMismatch     = "export_set_mismatch" // bundle: its entries or media are not the set the export entry records
+	ProblemExportUnpinned        = "export_unpinned"     // bundle: the export entry records no exported set
 )
 
 // Problem is one thing verification found wrong.
@@ -76,9 +79,19 @@ type DisposalSummary struct {
 
 // VerifyReport is the outcome of Verify. The archive is intact when Problems is empty.
 type VerifyReport struct {
-	Size               uint64
-	Root               []byte
-	Checkpoints        int // stored checkpoints whose signature and root were checked
+	Size        uint64
+	Root        []byte
+	Checkpoints int // stored checkpoints whose signature and root were checked
+	// KeyPinned says the checkpoints were checked with VerifyOptions.TrustedKey. Without it they were
+	// checked with the key stored next to the archive, and trust rests on that file and the database
+	// not having been replaced together.
+	KeyPinned bool
+	// Signed is the size of the latest checkpoint that verified. Unsigned entries after it are the tail
+	// of the run that began at entry RunStart, which is still going or ended without Close (the next
+	// start signs them); any other unsigned entry is a problem (see coverage.go).
+	Signed             uint64
+	Unsigned           uint64
+	RunStart           uint64
 	BodiesChecked      uint64
 	Disposed           uint64 // entries whose body a recorded disposal removed
 	Disposals          []DisposalSummary
@@ -107,6 +120,7 @@ func (a *Archive) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport
 			return nil, fmt.Errorf("archive: trusted key: %w", err)
 		}
 		verifier = v
+		rep.KeyPinned = true
 	}
 	// Checkpoints before size: a checkpoint is stored in the same transaction as the entries it covers,
 	// so reading them first means a concurrent append cannot look like truncation.
@@ -143,15 +157,17 @@ func (a *Archive) Verify(ctx context.Context, opts VerifyOptions) (*VerifyReport
 	if err != nil {
 		return nil, err
 	}
-	sc := &logScan{rep: rep, cps: cps, ext: ext, disposed: disposed, rng: rangeFactory.NewEmptyRange(0)}
+	sc := &logScan{rep: rep, cps: cps, ext: ext, disposed: disposed, rng: rangeFactory.NewEmptyRange(0),
+		cov: newCoverage(cps), refs: map[string]mediaRefs{}}
 	sc.checkRoots() // checkpoints at size 0
 	if err = a.scanEntries(ctx, size, sc.entry); err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
+	sc.cov.finish(rep)
 	if rep.Root, err = rootOf(sc.rng); err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
-	if err = a.verifyMedia(ctx, rep, disposed); err != nil {
+	if err = a.verifyMedia(ctx, rep, disposed, sc.refs); err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
 	return rep, nil
@@ -302,6 +318,9 @@ type logScan struct {
 	prevLeaf   []byte
 	lastGood   uint64 // size of the last checkpoint that matched
 	mismatched bool
+	cov        *coverage
+	prevKind   Kind
+	refs       map[string]mediaRefs // media named by the bodies that verified
 }
 
 func (s *logScan) entry(e *storedEntry) {
@@ -310,6 +329,7 @@ func (s *logScan) entry(e *storedEntry) {
 		rep.add(int64(s.next), ProblemEntryMissing, "%s not in the log", spanText(s.next, e.idx))
 	}
 	leaf := hasher.HashLeaf(e.commitment)
+	var body *Entry
 	switch {
 	case e.body == nil && e.salt == nil:
 		if by, ok := s.disposed.coveredBy(e.idx); ok && !Kind(e.kind).disposable() {
@@ -322,15 +342,29 @@ func (s *logScan) entry(e *storedEntry) {
 	case e.body == nil || e.salt == nil:
 		rep.add(int64(e.idx), ProblemBodyMissing, "half of the body is gone (salt or body)")
 	default:
-		s.checkBody(e, leaf)
+		body = s.checkBody(e, leaf)
 	}
+	if body != nil {
+		for _, sha := range body.mediaHashes() {
+			r, seen := s.refs[sha]
+			if !seen {
+				r.first = e.idx
+			}
+			r.last = e.idx
+			s.refs[sha] = r
+		}
+	}
+	s.cov.entry(rep, e, s.prevKind, body)
+	s.prevKind = Kind(e.kind)
 	_ = s.rng.Append(leaf, nil)
 	s.prevLeaf = leaf
 	s.next = e.idx + 1
 	s.checkRoots()
 }
 
-func (s *logScan) checkBody(e *storedEntry, leaf []byte) {
+// checkBody checks a body against its leaf, position and query columns, and returns the entry when it is
+// the one committed at this index.
+func (s *logScan) checkBody(e *storedEntry, leaf []byte) *Entry {
 	rep := s.rep
 	rep.BodiesChecked++
 	h := sha256.New()
@@ -338,16 +372,16 @@ func (s *logScan) checkBody(e *storedEntry, leaf []byte) {
 	h.Write(e.body)
 	if !bytes.Equal(h.Sum(nil), e.commitment) {
 		rep.add(int64(e.idx), ProblemBodyAltered, "the stored body does not hash to its leaf: it was changed after it was archived")
-		return
+		return nil
 	}
 	dec, err := decodeBody(e.body)
 	if err != nil {
 		rep.add(int64(e.idx), ProblemBodyUnreadable, "%v", err)
-		return
+		return nil
 	}
 	if dec.Index != e.idx {
 		rep.add(int64(e.idx), ProblemEntryMisplaced, "the body stored here was archived as entry %d: entries were moved or swapped", dec.Index)
-		return
+		return nil
 	}
 	if e.idx > 0 && !bytes.Equal(dec.Prev, s.prevLeaf) && s.next == e.idx {
 		rep.add(int64(e.idx-1), ProblemChainBroken, "entry %d was appended after a different entry %d: entry %d was replaced", e.idx, e.idx-1, e.idx-1)
@@ -358,6 +392,7 @@ func (s *logScan) checkBody(e *storedEntry, leaf []byte) {
 		e.eventMs != wantEvent || e.capturedMs != dec.Captured.UnixMilli() {
 		rep.add(int64(e.idx), ProblemIndexAltered, "the query columns (kind, account, chat, sender, times) disagree with the body")
 	}
+	return en
 }
 
 // checkRoots compares the recomputed root with every checkpoint at the current size.
@@ -396,48 +431,87 @@ func (s *logScan) checkRoots() {
 	}
 }
 
-func (a *Archive) verifyMedia(ctx context.Context, rep *VerifyReport, disposed *disposalIndex) error {
-	rows, err := a.db.Query(ctx, `SELECT sha256, size, disposed_ts FROM archive_media ORDER BY sha256`)
+// mediaRefs are the first and last entries whose verified body names a media blob.
+type mediaRefs struct{ first, last uint64 }
+
+// verifyMedia checks every blob that a verified body names or the inventory lists. The bodies are what
+// matter: they are signed, the inventory is not, so a blob whose row was deleted with its file is still
+// missed. A blob is excused only when the inventory marks it disposed and a disposal entry lists it;
+// entries whose body a disposal removed name nothing here.
+func (a *Archive) verifyMedia(ctx context.Context, rep *VerifyReport, disposed *disposalIndex, refs map[string]mediaRefs) error {
+	inventory, err := a.mediaInventory(ctx)
 	if err != nil {
-		return fmt.Errorf("read media inventory: %w", err)
+		return err
 	}
-	type mediaRow struct {
-		sha      string
-		size     int64
-		disposed bool
+	shas := make([]string, 0, len(inventory)+len(refs))
+	for sha := range inventory {
+		shas = append(shas, sha)
 	}
-	var media []mediaRow
-	for rows.Next() {
-		var m mediaRow
-		var disposedTs *int64
-		if err = rows.Scan(&m.sha, &m.size, &disposedTs); err != nil {
-			rows.Close()
-			return fmt.Errorf("read media inventory: %w", err)
+	for sha := range refs {
+		// An import without the file names media with no hash; nothing was stored for it.
+		if _, listed := inventory[sha]; !listed && validSHA256Hex(sha) {
+			shas = append(shas, sha)
 		}
-		m.disposed = disposedTs != nil
-		media = append(media, m)
 	}
-	rows.Close()
-	if err = rows.Err(); err != nil {
-		return fmt.Errorf("read media inventory: %w", err)
-	}
-	for _, m := range media {
-		if m.disposed {
-			if _, ok := disposed.media[m.sha]; !ok {
-				rep.add(a.firstReference(ctx, m.sha), ProblemMediaDisposedUnlogged, "media %s is marked disposed but no disposal entry lists it", m.sha)
+	sort.Strings(shas)
+	for _, sha := range shas {
+		m, listed := inventory[sha]
+		at := func() int64 {
+			if r, ok := refs[sha]; ok {
+				return int64(r.first)
+			}
+			return a.firstReference(ctx, sha)
+		}
+		if listed && m.disposed {
+			if _, ok := disposed.media[sha]; !ok {
+				rep.add(at(), ProblemMediaDisposedUnlogged, "media %s is marked disposed but no disposal entry lists it", sha)
 			}
 			continue
 		}
 		rep.MediaChecked++
-		sum, n, err := hashFile(a.mediaPath(m.sha))
+		if !validSHA256Hex(sha) {
+			rep.add(at(), ProblemMediaAltered, "the inventory lists media %q, which is not a hex SHA-256", sha)
+			continue
+		}
+		sum, n, err := hashFile(a.mediaPath(sha))
 		switch {
+		case err != nil && !listed:
+			rep.add(at(), ProblemMediaMissing, "media %s, which the entry names, is gone, and so is its inventory row: %v", sha, err)
 		case err != nil:
-			rep.add(a.firstReference(ctx, m.sha), ProblemMediaMissing, "media %s: %v", m.sha, err)
-		case hex.EncodeToString(sum) != m.sha || n != m.size:
-			rep.add(a.firstReference(ctx, m.sha), ProblemMediaAltered, "media %s no longer has that hash", m.sha)
+			rep.add(at(), ProblemMediaMissing, "media %s: %v", sha, err)
+		case hex.EncodeToString(sum) != sha || (listed && n != m.size):
+			rep.add(at(), ProblemMediaAltered, "media %s no longer has that hash", sha)
 		}
 	}
 	return nil
+}
+
+type mediaRow struct {
+	size     int64
+	disposed bool
+}
+
+func (a *Archive) mediaInventory(ctx context.Context) (map[string]mediaRow, error) {
+	rows, err := a.db.Query(ctx, `SELECT sha256, size, disposed_ts FROM archive_media`)
+	if err != nil {
+		return nil, fmt.Errorf("read media inventory: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]mediaRow{}
+	for rows.Next() {
+		var sha string
+		var m mediaRow
+		var disposedTs *int64
+		if err = rows.Scan(&sha, &m.size, &disposedTs); err != nil {
+			return nil, fmt.Errorf("read media inventory: %w", err)
+		}
+		m.disposed = disposedTs != nil
+		out[sha] = m
+	}
+	if err = rows.Err(); err != nil {
+		return nil, fmt.Errorf("read media inventory: %w", err)
+	}
+	return out, nil
 }
 
 // firstReference names the first entry referencing a media blob, so a media problem points at an entry.

@@ -4,7 +4,7 @@
 package archivecmd
 
 import (
-	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -61,7 +61,9 @@ func stamp(t time.Time) string {
 	return t.UTC().Format(time.RFC3339)
 }
 
-func root(h []byte) string { return base64.StdEncoding.EncodeToString(h) }
+// root prints a hash in hex, as entries.jsonl and media file names have them, so an officer can compare
+// what the reports print with what the files hold.
+func root(h []byte) string { return hex.EncodeToString(h) }
 
 func plural(n uint64, one, many string) string {
 	if n == 1 {
@@ -98,6 +100,17 @@ func WriteVerify(w io.Writer, origin string, rep *archive.VerifyReport) {
 		plural(uint64(rep.MediaChecked), "media blob", "media blobs"))
 	if cp := rep.ExternalCheckpoint; cp != nil {
 		fmt.Fprintf(w, "Outside checkpoint: size %d, root %s\n", cp.Size, root(cp.Root))
+	}
+	if rep.KeyPinned {
+		fmt.Fprintln(w, "Trust: checkpoints checked with the key given by --key.")
+	} else {
+		fmt.Fprintln(w, "Trust: checkpoints checked with the key stored next to the archive. Whoever can replace that file and")
+		fmt.Fprintln(w, "       the database together can forge all of this; pass --key with the key your records office holds.")
+	}
+	if rep.Unsigned > 0 {
+		fmt.Fprintf(w, "Signed: entries 0..%d; the last %s, of the run that began at entry %d, not yet\n", rep.Signed-1,
+			plural(rep.Unsigned, "entry", "entries"), rep.RunStart)
+		fmt.Fprintln(w, "        (the bridge is running, or stopped without a clean shutdown and its next start signs them)")
 	}
 	fmt.Fprintf(w, "Disposed bodies: %d, by %s\n", rep.Disposed, plural(uint64(len(rep.Disposals)), "disposal", "disposals"))
 	for _, d := range rep.Disposals {
