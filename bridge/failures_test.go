@@ -67,8 +67,9 @@ func TestBrokenMediaFailsFast(t *testing.T) {
 	}
 	waitWAText(t, f.contact, "after the broken image")
 	notice := waitNotice(t, f, resp.EventID)
-	if !strings.Contains(notice, "not on the homeserver") {
-		t.Errorf("notice = %q, want it to say the file is not on the homeserver", notice)
+	if !strings.Contains(notice, "image “holiday.jpg”") || !strings.Contains(notice, "not on the homeserver") ||
+		strings.Contains(notice, "M_NOT_FOUND") {
+		t.Errorf("notice = %q, want it to name the image and say in words that its file is not on the homeserver", notice)
 	}
 	if n := relayErrors(t, lastBridge.cfg.Appservice.Address) - before; n != 1 {
 		t.Errorf("the broken image took %d failed attempts, want 1 (a missing file is not retried)", n)

@@ -1,12 +1,16 @@
 package portal
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
 	"testing"
 
 	"maunium.net/go/mautrix"
+
+	"codeberg.org/causeway/causeway/database"
 )
 
 func TestMediaDownloadFailure(t *testing.T) {
@@ -41,6 +45,86 @@ func TestMediaDownloadFailure(t *testing.T) {
 			}
 			if !errors.Is(err, tt.err) {
 				t.Errorf("%v does not wrap the download's error", err)
+			}
+		})
+	}
+}
+
+// matrixEventOfType queues a Matrix event of any type from the receiver.
+func matrixEventOfType(t *testing.T, typ, evtID string, content map[string]any) *database.QueueItem {
+	t.Helper()
+	raw, err := json.Marshal(map[string]any{
+		"type": typ, "event_id": evtID, "room_id": "!room1:test", "sender": string(testReceiver),
+		"origin_server_ts": 1_700_000_000_000, "content": content,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env MatrixEnvelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		t.Fatal(err)
+	}
+	return NewMatrixEventItem(&env, raw)
+}
+
+// TestFailureNoticeWords: the notice for an event that could not be relayed names the
+// message it is about and says what went wrong in words, never in a Go decoder's.
+func TestFailureNoticeWords(t *testing.T) {
+	damaged := waMessage(t, "3A0DAMAGED", "never seen").Item
+	var wm WAMessage
+	if err := json.Unmarshal(damaged.Payload, &wm); err != nil {
+		t.Fatal(err)
+	}
+	wm.Message = []byte{0xff, 0xff, 0xff} // not a protobuf
+	damaged.Payload, _ = json.Marshal(&wm)
+
+	tests := []struct {
+		name string
+		item *database.QueueItem
+		// want are the words the notice must contain: the message's name and the reason.
+		want []string
+	}{
+		{"relation that is not an object", matrixEventOfType(t, "m.room.message", "$bad1", map[string]any{
+			"msgtype": "m.text", "body": "see you at noon", "m.relates_to": "oops"}),
+			[]string{"“see you at noon”", "m.relates_to"}},
+		{"long text is named by its beginning", matrixEventOfType(t, "m.room.message", "$bad2", map[string]any{
+			"msgtype": "m.text", "body": strings.Repeat("word ", 40), "m.relates_to": []any{1}}),
+			[]string{"“word word", "…”"}},
+		{"image", matrixEventOfType(t, "m.room.message", "$bad3", map[string]any{
+			"msgtype": "m.image", "body": "holiday.jpg", "url": "mxc://test/x", "info": "big"}),
+			[]string{"image “holiday.jpg”", "info"}},
+		{"reaction to a message never bridged", matrixEventOfType(t, "m.reaction", "$bad4", map[string]any{
+			"m.relates_to": map[string]any{"rel_type": "m.annotation", "event_id": "$elsewhere", "key": "👍"}}),
+			[]string{"reaction “👍”", "not bridged"}},
+		{"WhatsApp message stored damaged", damaged,
+			[]string{"3A0DAMAGED", "damaged"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			p := h.portal()
+			p.row.MXID = "!room1:test"
+			if err := p.Enqueue(context.Background(), tt.item); err != nil {
+				t.Fatal(err)
+			}
+			if !h.processAll(p) {
+				t.Fatal("the item was not given up on its first attempt")
+			}
+			sent := h.mx.sent()
+			if len(sent) != 1 || sent[0].as != testBot {
+				t.Fatalf("room was told %+v, want one notice from the bot", sent)
+			}
+			notice := sent[0].body
+			t.Log(notice)
+			for _, goText := range []string{"json:", "Go struct", "Go value", "unmarshal", "proto:", "wire-format"} {
+				if strings.Contains(notice, goText) {
+					t.Errorf("notice speaks Go (%q): %s", goText, notice)
+				}
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(notice, w) {
+					t.Errorf("notice lacks %q: %s", w, notice)
+				}
 			}
 		})
 	}
