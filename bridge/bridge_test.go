@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -304,26 +305,41 @@ func TestPermissions(t *testing.T) {
 	})
 }
 
-func TestTransactionAuth(t *testing.T) {
+// TestTransactionAuthForbidden: the homeserver proves itself with hs_token, in the
+// Authorization header or the access_token query parameter (older homeservers). Anything
+// else is refused with 403 M_FORBIDDEN, and when both are given they must agree: a right
+// header must not carry a wrong query token in with it.
+func TestTransactionAuthForbidden(t *testing.T) {
 	cfg := configFor(t, "sqlite")
 	startBridge(t, cfg)
-	url := fmt.Sprintf("%s/_matrix/app/v1/transactions/test-%d", cfg.Appservice.Address, time.Now().UnixNano())
+	wrong := strings.Repeat("x", 64)
 	tests := []struct {
 		name       string
-		auth       string
+		header     string // the Authorization header, if any
+		query      string // the access_token parameter, if any
 		wantStatus int
 		wantCode   string
 	}{
-		{"missing token", "", http.StatusUnauthorized, "M_MISSING_TOKEN"},
-		{"wrong token", "Bearer " + strings.Repeat("x", 64), http.StatusUnauthorized, "M_UNKNOWN_TOKEN"},
-		{"as_token instead of hs_token", "Bearer " + cfg.Appservice.ASToken, http.StatusUnauthorized, "M_UNKNOWN_TOKEN"},
-		{"right token", "Bearer " + cfg.Appservice.HSToken, http.StatusOK, ""},
+		{"missing token", "", "", http.StatusForbidden, "M_FORBIDDEN"},
+		{"wrong token", "Bearer " + wrong, "", http.StatusForbidden, "M_FORBIDDEN"},
+		{"as_token instead of hs_token", "Bearer " + cfg.Appservice.ASToken, "", http.StatusForbidden, "M_FORBIDDEN"},
+		{"not a bearer token", "Basic " + cfg.Appservice.HSToken, "", http.StatusForbidden, "M_FORBIDDEN"},
+		{"wrong query token", "", wrong, http.StatusForbidden, "M_FORBIDDEN"},
+		{"right header, wrong query token", "Bearer " + cfg.Appservice.HSToken, wrong, http.StatusForbidden, "M_FORBIDDEN"},
+		{"wrong header, right query token", "Bearer " + wrong, cfg.Appservice.HSToken, http.StatusForbidden, "M_FORBIDDEN"},
+		{"right token", "Bearer " + cfg.Appservice.HSToken, "", http.StatusOK, ""},
+		{"right query token", "", cfg.Appservice.HSToken, http.StatusOK, ""},
+		{"right header and query token", "Bearer " + cfg.Appservice.HSToken, cfg.Appservice.HSToken, http.StatusOK, ""},
 	}
-	for _, tt := range tests {
+	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodPut, url, strings.NewReader(`{"events":[]}`))
-			if tt.auth != "" {
-				req.Header.Set("Authorization", tt.auth)
+			u := fmt.Sprintf("%s/_matrix/app/v1/transactions/test-%d-%d", cfg.Appservice.Address, time.Now().UnixNano(), i)
+			if tt.query != "" {
+				u += "?access_token=" + url.QueryEscape(tt.query)
+			}
+			req, _ := http.NewRequest(http.MethodPut, u, strings.NewReader(`{"events":[]}`))
+			if tt.header != "" {
+				req.Header.Set("Authorization", tt.header)
 			}
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/rs/zerolog"
 	"go.mau.fi/util/exhttp"
+	"go.mau.fi/util/exstrings"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
@@ -39,8 +40,9 @@ func (b *Bridge) router() http.Handler {
 }
 
 func (b *Bridge) handleTransaction(w http.ResponseWriter, r *http.Request) {
-	if !b.as.CheckServerToken(w, r) {
+	if !b.fromHomeserver(r) {
 		b.log.Warn().Str("remote", r.RemoteAddr).Msg("Rejected a transaction with a missing or wrong hs_token")
+		mautrix.MForbidden.WithMessage("The transaction does not carry this bridge's hs_token").Write(w)
 		return
 	}
 	select {
@@ -99,6 +101,31 @@ func (b *Bridge) handleTransaction(w http.ResponseWriter, r *http.Request) {
 	// pile up idle connections.
 	w.Header().Set("Connection", "close")
 	exhttp.WriteEmptyJSONResponse(w, http.StatusOK)
+}
+
+// fromHomeserver says whether a request carries the homeserver's token. The spec lets the
+// homeserver send it in the Authorization header or, as older homeservers do, in the
+// access_token parameter; when both are there, both must be right, or a wrong token would
+// ride in next to a right one. mautrix's CheckServerToken reads the header alone, and
+// answers 401, where the spec asks for 403 M_FORBIDDEN.
+func (b *Bridge) fromHomeserver(r *http.Request) bool {
+	want := b.as.Registration.ServerToken
+	header := r.Header.Get("Authorization")
+	hasHeader := header != ""
+	query, hasQuery := r.URL.Query()["access_token"]
+	if !hasHeader && !hasQuery {
+		return false
+	}
+	if hasHeader {
+		token, ok := strings.CutPrefix(header, "Bearer ")
+		if !ok || !exstrings.ConstantTimeEqual(token, want) {
+			return false
+		}
+	}
+	if hasQuery && (len(query) != 1 || !exstrings.ConstantTimeEqual(query[0], want)) {
+		return false
+	}
+	return true
 }
 
 // echoAnswerDelay is how long the answer to a transaction of nothing but our own echoes

@@ -18,6 +18,7 @@ var (
 	ErrRevokeTooOld         = errors.New("WhatsApp does not allow deleting a message this old for everyone")
 	ErrTooManyPollOptions   = errors.New("the poll has more options than WhatsApp allows")
 	ErrDuplicatePollOption  = errors.New("WhatsApp polls cannot have two options with the same text")
+	ErrNotEmoji             = errors.New("WhatsApp reactions can only be an emoji")
 )
 
 // SendError is the error ToWhatsApp returns for content that cannot be sent. Its message is meant for the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"go.mau.fi/util/variationselector"
 	"go.mau.fi/whatsmeow/proto/waCommon"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
@@ -157,6 +158,13 @@ func (c *toMatrix) reaction(r *waE2E.ReactionMessage) error {
 		c.res.Note = "reaction to a message that was not bridged"
 		return nil
 	}
+	text := r.GetText()
+	if text != "" && !isEmoji(text) {
+		// WhatsApp's own clients only send emoji. Text in a reaction (a modified client) is
+		// not relayed as one: it would sit under the message as an arbitrary label. The
+		// reaction it would have replaced stays.
+		return c.noticeAbout("Reacted with something that is not an emoji, which is not bridged", target)
+	}
 	old, err := c.r.ReactionEvent(c.ctx, c.info.Chat, target, c.info.Sender)
 	switch {
 	case err == nil && old != "":
@@ -165,7 +173,6 @@ func (c *toMatrix) reaction(r *waE2E.ReactionMessage) error {
 	case err != nil && !errors.Is(err, ErrNotFound):
 		return fmt.Errorf("failed to look up previous reaction to %s: %w", target, err)
 	}
-	text := r.GetText()
 	if text == "" {
 		c.res.Action = ActionReactionRemove
 		if len(c.res.Redactions) > 0 {
@@ -174,7 +181,10 @@ func (c *toMatrix) reaction(r *waE2E.ReactionMessage) error {
 		return nil
 	}
 	c.res.Action = ActionReaction
-	c.addEvent(event.EventReaction, &ReactionContent{RelatesTo: RelatesTo{RelType: RelAnnotation, EventID: part.EventID, Key: validUTF8(text)}})
+	// WhatsApp sends emoji without the variation selector; Matrix clients add it where the
+	// spec asks (Element's 👍 is 👍 U+FE0F), and a key without it is a reaction group of its own.
+	key := variationselector.Add(validUTF8(text))
+	c.addEvent(event.EventReaction, &ReactionContent{RelatesTo: RelatesTo{RelType: RelAnnotation, EventID: part.EventID, Key: key}})
 	return nil
 }
 

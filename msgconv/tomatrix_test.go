@@ -105,6 +105,7 @@ func toMatrixCases() []toMatrixCase {
 		{name: "revoke_unknown", msg: &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{Key: key("3EB0GONE", false, ""), Type: waE2E.ProtocolMessage_REVOKE.Enum()}}},
 		{name: "reaction", msg: bench["reaction"]},
 		{name: "reaction_first", info: carolInfo, msg: &waE2E.Message{ReactionMessage: &waE2E.ReactionMessage{Key: key("3EB0KNOWN", true, ""), Text: proto.String("❤️")}}},
+		{name: "reaction_not_emoji", msg: &waE2E.Message{ReactionMessage: &waE2E.ReactionMessage{Key: key("3EB0KNOWN", false, carolJID.String()), Text: proto.String("nice one")}}},
 		{name: "reaction_remove", msg: &waE2E.Message{ReactionMessage: &waE2E.ReactionMessage{Key: key("3EB0KNOWN", false, carolJID.String()), Text: proto.String("")}}},
 		{name: "reaction_unknown_target", msg: &waE2E.Message{ReactionMessage: &waE2E.ReactionMessage{Key: key("3EB0GONE", false, ""), Text: proto.String("😂")}}},
 		{name: "encrypted_reaction", msg: &waE2E.Message{EncReactionMessage: &waE2E.EncReactionMessage{TargetMessageKey: key("3EB0KNOWN", false, "")}}},

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"go.mau.fi/util/variationselector"
 	"go.mau.fi/whatsmeow/proto/waCommon"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
@@ -360,7 +361,10 @@ func (c *toWA) reaction() (*ToWhatsAppResult, error) {
 	}
 	// WhatsApp sends emoji without the variation selector Matrix clients add; matching its form keeps
 	// one emoji from showing as two different reactions on phones.
-	key := strings.ReplaceAll(rel.Key, "\ufe0f", "")
+	key := variationselector.Remove(rel.Key)
+	if !isEmoji(key) {
+		return nil, sendErr(ErrNotEmoji, "")
+	}
 	msg := &waE2E.Message{ReactionMessage: &waE2E.ReactionMessage{
 		Key: c.key(ref), Text: proto.String(key), SenderTimestampMS: proto.Int64(c.evt.Timestamp),
 	}}

@@ -130,6 +130,7 @@ func TestToWhatsApp(t *testing.T) {
 		{name: "reaction", event: mxEvent("m.reaction", `{"m.relates_to":{"rel_type":"m.annotation","event_id":"$known","key":"❤️"}}`)},
 		{name: "reaction_in_dm", chat: &dm, event: mxEvent("m.reaction", `{"m.relates_to":{"rel_type":"m.annotation","event_id":"$known","key":"👍"}}`)},
 		{name: "reaction_unknown", event: mxEvent("m.reaction", `{"m.relates_to":{"rel_type":"m.annotation","event_id":"$nowhere","key":"👍"}}`)},
+		{name: "reaction_not_emoji", event: mxEvent("m.reaction", `{"m.relates_to":{"rel_type":"m.annotation","event_id":"$known","key":"+1"}}`)},
 		{name: "reaction_to_reaction", event: mxEvent("m.reaction", `{"m.relates_to":{"rel_type":"m.annotation","event_id":"$myreaction","key":"👍"}}`)},
 
 		// Media and the rest.

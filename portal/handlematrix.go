@@ -178,7 +178,7 @@ func (p *Portal) uploadToWhatsApp(ctx context.Context, wa WhatsApp, up *msgconv.
 	}
 	data, err := p.m.matrix.Download(ctx, uri)
 	if err != nil {
-		return fmt.Errorf("failed to download the media from Matrix: %w", err)
+		return mediaDownloadFailure(err, up.URL)
 	}
 	res, err := wa.Upload(ctx, data, up.Kind)
 	if err != nil {
@@ -259,15 +259,15 @@ func (p *Portal) reportFailure(ctx context.Context, item *database.QueueItem, ca
 	if item.Direction == database.ToWhatsApp {
 		var env MatrixEnvelope
 		_ = json.Unmarshal(item.Payload, &env)
-		text = fmt.Sprintf("⚠️ Your message could not be sent to WhatsApp: %v", cause)
+		text = fmt.Sprintf("⚠️ Your %s could not be sent to WhatsApp: %s", describeMatrixEvent(item.Payload), failureWords(cause))
 		if env.ID != "" {
 			content.RelatesTo = (&event.RelatesTo{}).SetReplyTo(env.ID)
 		}
 	} else {
 		var wm WAMessage
 		_ = json.Unmarshal(item.Payload, &wm)
-		text = fmt.Sprintf("⚠️ A WhatsApp message (ID %s, from %s, sent %s) could not be bridged: %v",
-			wm.Info.ID, wm.Info.Sender.ToNonAD(), wm.Info.Timestamp.Format(time.DateTime), cause)
+		text = fmt.Sprintf("⚠️ A WhatsApp message (ID %s, from %s, sent %s) could not be bridged: %s",
+			wm.Info.ID, wm.Info.Sender.ToNonAD(), wm.Info.Timestamp.Format(time.DateTime), failureWords(cause))
 	}
 	rendered := format.RenderMarkdown(text, false, false)
 	content.Body, content.Format, content.FormattedBody = rendered.Body, rendered.Format, rendered.FormattedBody

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
@@ -29,6 +30,8 @@ type WAMessage struct {
 	Message []byte `json:"message"`
 	// Source says how it reached the bridge when not live (SourceHistorySync, SourceOnDemand).
 	Source string `json:"source,omitempty"`
+	// ReceivedAt is when a live message reached the bridge, to the millisecond (eventTime).
+	ReceivedAt time.Time `json:"received_at,omitzero"`
 }
 
 // PackedMessage is a WhatsApp message packed for Portal.EnqueueMessage: the queue row, and
@@ -53,6 +56,9 @@ func NewWAMessageItemFrom(info *types.MessageInfo, msg *waE2E.Message, source st
 	stored := *info
 	stored.VerifiedName = nil // proto pointers do not survive encoding/json; nothing relays them
 	wm := &WAMessage{Info: stored, Message: raw, Source: source}
+	if source == "" {
+		wm.ReceivedAt = time.Now().Truncate(time.Millisecond)
+	}
 	payload, err := json.Marshal(wm)
 	if err != nil {
 		return nil, fmt.Errorf("failed to encode message %s: %w", info.ID, err)
@@ -158,9 +164,10 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 		p.removeFromRoom(ctx, sender, res, r)
 	}
 	room := p.RoomID()
+	ts := eventTime(wm)
 	for i, part := range res.Events {
 		evtID, err := p.m.matrix.SendMessage(ctx, sender, room, part.Type, part.Content, SendOptions{
-			Timestamp:     info.Timestamp,
+			Timestamp:     ts,
 			TransactionID: txnID(key, info.ID, i),
 		})
 		if err != nil {
@@ -187,6 +194,21 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 		})
 	}
 	return nil
+}
+
+// eventTime is the time a WhatsApp message's Matrix events carry. WhatsApp stamps a message
+// in whole seconds (the stanza's t attribute; the protobuf of a plain message has no time of
+// its own), Matrix in milliseconds, so a message stamped with its second sorts before a
+// Matrix message sent earlier in that second. A message that reaches the bridge within the
+// second it is stamped with is stamped with its arrival instead: the same second, with the
+// milliseconds that keep the order in which the two sides saw the messages. Anything later
+// (delivered after an outage, history) keeps WhatsApp's second.
+func eventTime(wm *WAMessage) time.Time {
+	sent, got := wm.Info.Timestamp, wm.ReceivedAt
+	if !got.IsZero() && got.Truncate(time.Second).Equal(sent) {
+		return got
+	}
+	return sent
 }
 
 // entryCommitter is an archive that commits a write of ours in the transaction of the entry
