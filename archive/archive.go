@@ -52,6 +52,12 @@ type Options struct {
 	// ReadOnly opens without writing anything, and tolerates a damaged log, so Verify can report on it.
 	// Writes return ErrReadOnly. Only the verifier key file is needed.
 	ReadOnly bool
+	// Writer says what this process is ("the bridge", "causeway archive export") in the writer lease
+	// (lease.go), for the error another writer gets. Unused when ReadOnly.
+	Writer string
+	// WaitForWriter makes Open wait, until ctx ends, while another live process has the archive open for
+	// writing, instead of failing at once with ErrWriterBusy.
+	WaitForWriter bool
 	// MaxBatch caps how many appends share one transaction.
 	MaxBatch int
 	Log      *zerolog.Logger
@@ -84,6 +90,9 @@ type Archive struct {
 	closing   chan struct{}
 	stopped   chan struct{}
 
+	// lease is held from Open to Close unless ReadOnly.
+	lease *heldLease
+
 	// Owned by the commit loop after Open.
 	state       treeState
 	insertStmts map[int]*sql.Stmt // by row count
@@ -100,9 +109,10 @@ type treeState struct {
 }
 
 // Open upgrades the archive's tables in db, loads or creates the signing key, resumes the tree and starts
-// the commit loop. Unless read-only it appends an archive_started entry, which tells the completeness
-// ledger when the archive was not running.
-func Open(ctx context.Context, db *dbutil.Database, opts Options) (*Archive, error) {
+// the commit loop. Unless read-only it first takes the writer lease (lease.go), failing with
+// ErrWriterBusy while another process holds it, and appends an archive_started entry, which tells the
+// completeness ledger when the archive was not running.
+func Open(ctx context.Context, db *dbutil.Database, opts Options) (_ *Archive, err error) {
 	if opts.KeyDir == "" {
 		return nil, errors.New("archive: KeyDir is required")
 	}
@@ -130,6 +140,9 @@ func Open(ctx context.Context, db *dbutil.Database, opts Options) (*Archive, err
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Writer == "" {
+		opts.Writer = "a writer"
+	}
 	log := zerolog.Nop()
 	if opts.Log != nil {
 		log = opts.Log.With().Str("component", "archive").Logger()
@@ -146,10 +159,20 @@ func Open(ctx context.Context, db *dbutil.Database, opts Options) (*Archive, err
 		closing:     make(chan struct{}),
 		stopped:     make(chan struct{}),
 	}
-	if err := a.db.Upgrade(ctx); err != nil {
+	if err = a.db.Upgrade(ctx); err != nil {
 		return nil, fmt.Errorf("archive: upgrade schema: %w", err)
 	}
-	var err error
+	if !opts.ReadOnly {
+		// Before anything is written, the key files included: two first starts would each create one.
+		if err = a.takeLease(ctx); err != nil {
+			return nil, fmt.Errorf("archive: %w", err)
+		}
+		defer func() {
+			if err != nil && a.lease != nil {
+				err = errors.Join(err, a.releaseLease())
+			}
+		}()
+	}
 	if a.key, err = loadOrCreateKey(opts.KeyDir, opts.Origin, !opts.ReadOnly); err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
@@ -171,8 +194,7 @@ func Open(ctx context.Context, db *dbutil.Database, opts Options) (*Archive, err
 	}
 	go a.commitLoop()
 	if _, err = a.Append(ctx, started); err != nil {
-		_ = a.Close()
-		return nil, fmt.Errorf("archive: record start: %w", err)
+		return nil, errors.Join(fmt.Errorf("archive: record start: %w", err), a.Close())
 	}
 	a.log.Info().Uint64("size", a.size.Load()).Str("origin", a.origin).Msg("Archive opened")
 	return a, nil
@@ -346,8 +368,8 @@ func (a *Archive) startedEntry(ctx context.Context) (*Entry, error) {
 	return e, nil
 }
 
-// Close records an archive_stopped entry, drains pending appends, issues a final checkpoint and stops
-// the commit loop. It does not close the database, which belongs to the caller.
+// Close records an archive_stopped entry, drains pending appends, issues a final checkpoint, stops the
+// commit loop and releases the writer lease. It does not close the database, which belongs to the caller.
 func (a *Archive) Close() error {
 	if a.opts.ReadOnly {
 		return nil
@@ -362,6 +384,8 @@ func (a *Archive) Close() error {
 		<-a.stopped
 		if err != nil {
 			err = fmt.Errorf("archive: record stop: %w", err)
+		}
+		if err = errors.Join(err, a.releaseLease()); err != nil {
 			return
 		}
 		a.log.Info().Uint64("size", a.size.Load()).Msg("Archive closed")

@@ -24,6 +24,7 @@ import (
 	"codeberg.org/causeway/causeway/archive"
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/database"
+	"codeberg.org/causeway/causeway/internal/archivecmd"
 	"codeberg.org/causeway/causeway/msgconv"
 	"codeberg.org/causeway/causeway/portal"
 	"codeberg.org/causeway/causeway/puppet"
@@ -115,7 +116,8 @@ func (b *Bridge) Start(ctx context.Context) error {
 	b.db = db
 	b.metrics.depth = db.Queue.Depth
 	if b.cfg.Archive.Enabled {
-		if b.archive, err = OpenArchive(ctx, b.cfg, db, b.log, false); err != nil {
+		// A live writer elsewhere (`causeway archive export`) is waited for; a dead one is not.
+		if b.archive, err = archivecmd.OpenWriter(ctx, b.cfg, db, b.log, "the bridge", true); err != nil {
 			b.db.Close()
 			return err
 		}
