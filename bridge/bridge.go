@@ -70,6 +70,8 @@ type Bridge struct {
 
 	stopOnce sync.Once
 	stopping chan struct{}
+	// jobs is the background work Stop cancels and waits for (jobs.go).
+	jobs *jobs
 
 	syncCancel context.CancelFunc
 	syncDone   chan struct{}
@@ -87,6 +89,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Bridge, error) 
 		opts:     opts,
 		txns:     newTxnDedup(256),
 		stopping: make(chan struct{}),
+		jobs:     newJobs(log.With().Str("component", "jobs").Logger()),
 		users:    map[id.UserID]*User{},
 		metrics:  newMetrics(),
 	}
@@ -124,16 +127,14 @@ func (b *Bridge) Start(ctx context.Context) error {
 	}
 
 	if err := b.setupAppservice(); err != nil {
-		b.db.Close()
-		return err
+		return errors.Join(err, b.closeStores())
 	}
 	// Listen before talking to the homeserver: anything we do can trigger a transaction,
 	// and a homeserver that finds us down backs off for up to a minute.
 	addr := net.JoinHostPort(b.cfg.Appservice.Hostname, strconv.Itoa(b.cfg.Appservice.Port))
 	b.listener, err = net.Listen("tcp", addr)
 	if err != nil {
-		b.db.Close()
-		return fmt.Errorf("failed to listen on appservice.hostname/port %s: %w", addr, err)
+		return errors.Join(fmt.Errorf("failed to listen on appservice.hostname/port %s: %w", addr, err), b.closeStores())
 	}
 	b.server = &http.Server{Handler: b.router(), ReadHeaderTimeout: 30 * time.Second}
 	b.serveErr = make(chan error, 1)
@@ -293,12 +294,13 @@ func (b *Bridge) syncBotProfile(ctx context.Context) error {
 	return b.db.KV.Set(ctx, kvBotProfile, want)
 }
 
-// Stop stops accepting transactions, lets the ones being handled finish, then closes the
-// database. It is safe to call more than once.
+// Stop stops accepting transactions and cancels the background jobs, lets both finish, then
+// closes the archive and the database. It is safe to call more than once.
 func (b *Bridge) Stop(ctx context.Context) error {
 	var err error
 	b.stopOnce.Do(func() {
 		close(b.stopping)
+		b.jobs.stop()
 		b.stopMatrixSync()
 		if b.server != nil {
 			shutdownCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -322,15 +324,24 @@ func (b *Bridge) Stop(ctx context.Context) error {
 			u.disconnect()
 		}
 		b.usersMu.Unlock()
-		if b.archive != nil {
-			// Closing issues the shutdown checkpoint.
-			err = errors.Join(err, b.archive.Close())
-		}
-		if b.db != nil {
-			err = errors.Join(err, b.db.Close())
-		}
+		// The jobs write to both.
+		b.jobs.wait()
+		err = errors.Join(err, b.closeStores())
 		b.log.Info().Msg("Bridge stopped")
 	})
+	return err
+}
+
+// closeStores closes the archive, which issues the shutdown checkpoint and gives up the writer lease,
+// then the database.
+func (b *Bridge) closeStores() error {
+	var err error
+	if b.archive != nil {
+		err = b.archive.Close()
+	}
+	if b.db != nil {
+		err = errors.Join(err, b.db.Close())
+	}
 	return err
 }
 
