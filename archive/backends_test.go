@@ -14,7 +14,7 @@ import (
 	_ "github.com/lib/pq"
 	"go.mau.fi/util/dbutil"
 
-	"codeberg.org/causeway/causeway/internal/devserver"
+	"codeberg.org/causeway/causeway/internal/harness/devserver"
 )
 
 // One PostgreSQL cluster serves the whole test binary; TestMain stops it.

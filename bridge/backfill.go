@@ -179,7 +179,7 @@ func (u *User) handleOnDemandSync(ctx context.Context, cli *whatsmeow.Client, da
 			if err != nil {
 				continue
 			}
-			if err := p.Enqueue(ctx, item); err != nil {
+			if err := p.EnqueueMessage(ctx, item); err != nil {
 				u.log.Err(err).Msg("Failed to queue an on-demand history message")
 				return false
 			}

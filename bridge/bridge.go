@@ -31,7 +31,7 @@ import (
 )
 
 // Options are the bridge's settings that do not come from the config file: they are for
-// the programs that embed the bridge (tests and `causeway demo`), never for operators.
+// the programs that embed the bridge (tests and cmd/causeway-demo), never for operators.
 type Options struct {
 	// ConfigureWhatsApp is called on every new whatsmeow client; the simulator's wiring
 	// goes here. Nothing in the config file can set it.
@@ -56,6 +56,7 @@ type Bridge struct {
 	archive  *archive.Archive
 	puppets  *puppet.Manager
 	portals  *portal.Manager
+	imports  importRuns
 
 	usersMu sync.Mutex
 	users   map[id.UserID]*User
@@ -205,9 +206,10 @@ func (b *Bridge) setupAppservice() error {
 	keepHomeserverConnections(as.HTTPClient)
 	b.as = as
 	b.bot = as.BotIntent()
-	b.puppets = puppet.NewManager(b.cfg, as, b.db, b.log.With().Str("component", "puppets").Logger())
+	mx := asMatrix{as}
+	b.puppets = puppet.NewManager(b.cfg, mx, b.db, b.log.With().Str("component", "puppets").Logger())
 	b.portals = portal.NewManager(portal.Deps{
-		Config: b.cfg, DB: b.db, AS: as, Puppets: b.puppets, Logins: b,
+		Config: b.cfg, DB: b.db, Matrix: mx, Ghosts: ghostDirectory{b.puppets}, Logins: b,
 		Log: b.log.With().Str("component", "portals").Logger(), Observer: b.metrics,
 		Convert: b.convertOptions(), RoomCreated: b.portalRoomCreated, LoadHistory: b.loadHistory,
 	})

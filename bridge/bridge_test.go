@@ -21,7 +21,7 @@ import (
 
 	"codeberg.org/causeway/causeway/bridge"
 	"codeberg.org/causeway/causeway/config"
-	"codeberg.org/causeway/causeway/internal/devserver"
+	"codeberg.org/causeway/causeway/internal/harness/devserver"
 	"codeberg.org/causeway/causeway/wasim"
 )
 

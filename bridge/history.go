@@ -255,7 +255,7 @@ func (u *User) backfillConversation(ctx context.Context, chat types.JID, msgs []
 		if err != nil {
 			continue
 		}
-		if err := p.Enqueue(ctx, item); err != nil {
+		if err := p.EnqueueMessage(ctx, item); err != nil {
 			u.log.Err(err).Msg("Failed to queue a history message")
 			return false
 		}

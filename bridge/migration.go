@@ -17,6 +17,7 @@ import (
 
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/portal"
+	"codeberg.org/causeway/causeway/puppet"
 )
 
 // directory maps WhatsApp numbers (digits only) to the organisation's Matrix accounts.
@@ -147,10 +148,7 @@ func (b *Bridge) cmdMigrate(ctx context.Context, ce *commandEvent) string {
 	}
 	var invited, failed []string
 	for _, part := range info.Participants {
-		jid := part.JID
-		if jid.Server == types.HiddenUserServer && !part.PhoneNumber.IsEmpty() {
-			jid = part.PhoneNumber
-		}
+		jid := puppet.PreferPhone(part.JID, part.PhoneNumber)
 		acct, ok := b.colleagues.find(ctx, u, jid)
 		if !ok || acct.UserID == ce.sender {
 			continue
@@ -215,10 +213,7 @@ func (b *Bridge) cmdMigrationReport(ctx context.Context, ce *commandEvent) strin
 			}
 			reachable := 0
 			for _, part := range info.Participants {
-				j := part.JID
-				if j.Server == types.HiddenUserServer && !part.PhoneNumber.IsEmpty() {
-					j = part.PhoneNumber
-				}
+				j := puppet.PreferPhone(part.JID, part.PhoneNumber)
 				if _, ok := b.colleagues.find(ctx, u, j); ok {
 					reachable++
 				}

@@ -16,7 +16,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"codeberg.org/causeway/causeway/config"
-	"codeberg.org/causeway/causeway/internal/importcmd"
+	"codeberg.org/causeway/causeway/internal/importapi"
 	"codeberg.org/causeway/causeway/portal"
 )
 
@@ -28,7 +28,7 @@ const maxImportZip = 8 << 30
 // It authenticates with the appservice's as_token: whoever can read the config can act as
 // the bridge anyway, so it needs no secret of its own.
 func (b *Bridge) mountProvisioning(mux *http.ServeMux) {
-	mux.HandleFunc("POST "+importcmd.Path, b.handleProvisionImport)
+	mux.HandleFunc("POST "+importapi.Path, b.handleProvisionImport)
 }
 
 // inputError is a request the bridge cannot carry out as asked (400), as opposed to a
@@ -73,6 +73,8 @@ func (b *Bridge) handleProvisionImport(w http.ResponseWriter, r *http.Request) {
 		mautrix.MInvalidParam.WithMessage("%s", bad.msg).Write(w)
 	case errors.Is(err, errNotAnExport):
 		mautrix.MInvalidParam.WithMessage("%s", err.Error()).Write(w)
+	case errors.Is(err, errTooLarge):
+		mautrix.MTooLarge.WithMessage("%s", err.Error()).Write(w)
 	case errors.Is(err, errStopping):
 		mautrix.RespError{ErrCode: "M_UNAVAILABLE", Err: err.Error(), StatusCode: http.StatusServiceUnavailable}.Write(w)
 	case err != nil:
@@ -88,7 +90,7 @@ var errStopping = errors.New("the bridge is shutting down; try again once it is 
 // provisionImport checks the request, saves the zip and runs the import. It reads the body
 // only once the parameters are good: a client sending "Expect: 100-continue" then uploads
 // nothing for a request that is refused anyway.
-func (b *Bridge) provisionImport(ctx context.Context, r *http.Request) (*importcmd.Report, error) {
+func (b *Bridge) provisionImport(ctx context.Context, r *http.Request) (*importapi.Report, error) {
 	select {
 	case <-b.stopping:
 		return nil, errStopping
@@ -103,7 +105,7 @@ func (b *Bridge) provisionImport(ctx context.Context, r *http.Request) (*importc
 	if err != nil {
 		return nil, err
 	}
-	loc, err := importcmd.Location(q.Get("tz"))
+	loc, err := importapi.Location(q.Get("tz"))
 	if err != nil {
 		return nil, badInput("tz: %v", err)
 	}

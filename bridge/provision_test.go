@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"codeberg.org/causeway/causeway/internal/importapi"
 	"codeberg.org/causeway/causeway/internal/importcmd"
 )
 
@@ -142,7 +143,7 @@ func testProvisionRefusals(t *testing.T, f *importFixture) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req, err := http.NewRequest(http.MethodPost, importcmd.BridgeURL(f.cfg)+importcmd.Path+"?"+tt.query.Encode(), bytes.NewReader(tt.body))
+			req, err := http.NewRequest(http.MethodPost, importcmd.BridgeURL(f.cfg)+importapi.Path+"?"+tt.query.Encode(), bytes.NewReader(tt.body))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -154,7 +155,7 @@ func testProvisionRefusals(t *testing.T, f *importFixture) {
 				t.Fatal(err)
 			}
 			defer resp.Body.Close()
-			var body importcmd.ErrorResponse
+			var body importapi.ErrorResponse
 			_ = jsonDecode(resp, &body)
 			if resp.StatusCode != tt.wantStatus || body.ErrCode != tt.wantCode || !strings.Contains(body.Error, tt.wantError) {
 				t.Errorf("got %d %s %q, want %d %s and %q", resp.StatusCode, body.ErrCode, body.Error, tt.wantStatus, tt.wantCode, tt.wantError)

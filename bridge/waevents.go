@@ -89,8 +89,8 @@ func (u *User) portalKey(ctx context.Context, chat types.JID) database.PortalKey
 		cli := u.client
 		u.mu.Unlock()
 		if cli != nil && cli.Store.LIDs != nil {
-			if pn, err := cli.Store.LIDs.GetPNForLID(ctx, chat); err == nil && !pn.IsEmpty() {
-				chat = pn.ToNonAD()
+			if pn, err := cli.Store.LIDs.GetPNForLID(ctx, chat); err == nil {
+				chat = puppet.PreferPhone(chat, pn)
 			}
 		}
 	}
@@ -103,10 +103,14 @@ func (u *User) queueMessage(ctx context.Context, evt *events.Message) bool {
 	if chat.Server == types.BroadcastServer {
 		return true // status updates and broadcast lists have no room
 	}
-	if !evt.Info.IsGroup && chat.Server == types.HiddenUserServer && evt.Info.IsFromMe && !evt.Info.RecipientAlt.IsEmpty() {
-		chat = evt.Info.RecipientAlt
-	} else if !evt.Info.IsGroup && chat.Server == types.HiddenUserServer && !evt.Info.SenderAlt.IsEmpty() && !evt.Info.IsFromMe {
-		chat = evt.Info.SenderAlt
+	if !evt.Info.IsGroup {
+		// A DM addressed by LID: the other side's number came along as the alt of its sender,
+		// or of its recipient for the user's own messages.
+		alt := evt.Info.SenderAlt
+		if evt.Info.IsFromMe {
+			alt = evt.Info.RecipientAlt
+		}
+		chat = puppet.PreferPhone(chat, alt)
 	}
 	p, err := u.b.portals.Get(ctx, u.portalKey(ctx, chat), evt.Info.IsGroup)
 	if err != nil {
@@ -135,7 +139,7 @@ func (u *User) queueMessage(ctx context.Context, evt *events.Message) bool {
 		log.Err(err).Msg("Failed to pack a message")
 		return true // it cannot be packed on redelivery either
 	}
-	if err := p.Enqueue(ctx, item); err != nil {
+	if err := p.EnqueueMessage(ctx, item); err != nil {
 		log.Err(err).Msg("Failed to queue a message; WhatsApp will redeliver it")
 		return false
 	}
@@ -227,7 +231,7 @@ func (u *User) handleChatPresence(ctx context.Context, evt *events.ChatPresence)
 	if typing {
 		timeout = 15 * time.Second
 	}
-	if _, err := u.b.puppets.Intent(pup).UserTyping(ctx, p.RoomID(), typing, timeout); err != nil {
+	if _, err := u.b.as.Intent(pup.MXID()).UserTyping(ctx, p.RoomID(), typing, timeout); err != nil {
 		u.log.Debug().Err(err).Msg("Failed to relay typing")
 	}
 }

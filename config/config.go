@@ -80,6 +80,13 @@ type BridgeBehaviour struct {
 	Deletes  string  `yaml:"deletes"`
 	ViewOnce string  `yaml:"view_once"`
 	History  History `yaml:"history"`
+	Import   Import  `yaml:"import"`
+}
+
+// Import bounds chat-export imports (the bot's import command and `causeway import`).
+type Import struct {
+	// MaxMessages refuses an export with more messages, before anything is imported.
+	MaxMessages int `yaml:"max_messages"`
 }
 
 // History limits what WhatsApp's history sync backfills into new rooms after a login, and

@@ -115,6 +115,9 @@ func (c *Config) Validate() error {
 	if d, err := time.ParseDuration(hist.OnDemandTimeout); err != nil || d <= 0 {
 		bad("bridge.history.on_demand_timeout", "%q is not a positive duration such as 2m", hist.OnDemandTimeout)
 	}
+	if n := c.Bridge.Import.MaxMessages; n <= 0 {
+		bad("bridge.import.max_messages", "%d must be 1 or more", n)
+	}
 
 	if f := c.Migration.DirectoryFile; f != "" {
 		if !strings.HasSuffix(f, ".csv") && !strings.HasSuffix(f, ".json") {

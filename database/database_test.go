@@ -14,7 +14,7 @@ import (
 
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/database/wastore"
-	"codeberg.org/causeway/causeway/internal/devserver"
+	"codeberg.org/causeway/causeway/internal/harness/devserver"
 )
 
 var (

@@ -31,11 +31,12 @@ type QueueItem struct {
 	Attempts  int
 	LastError string
 	Archived  bool
-	// Unpacked is what Payload encodes, as its producer had it, for the process that
-	// queued the item to skip decoding Payload again. Never stored: nil when read back.
-	Unpacked any
-	// NotIfBridged, a WhatsApp message ID, makes Add skip the item if the portal already
-	// has that message bridged (a redelivery). Never stored.
+}
+
+// AddOptions are conditions on one Add.
+type AddOptions struct {
+	// NotIfBridged, a WhatsApp message ID, makes Add skip the item if the portal already has
+	// that message bridged (a redelivery).
 	NotIfBridged string
 }
 
@@ -45,21 +46,21 @@ type QueueQuery struct {
 }
 
 // Add stores an item. It returns false when an item with the same dedup key is already
-// queued, or when item.NotIfBridged names a message the portal has bridged.
-func (q *QueueQuery) Add(ctx context.Context, item *QueueItem) (bool, error) {
+// queued, or when opts.NotIfBridged names a message the portal has bridged.
+func (q *QueueQuery) Add(ctx context.Context, item *QueueItem, opts AddOptions) (bool, error) {
 	if item.QueuedAt.IsZero() {
 		item.QueuedAt = time.Now()
 	}
 	args := []any{item.Direction, item.ChatJID, item.Receiver, item.DedupKey, item.Kind, item.Payload, item.QueuedAt.UnixMilli()}
 	query := `INSERT INTO relay_queue (direction, chat_jid, receiver, dedup_key, kind, payload, queued_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (direction, receiver, dedup_key) DO NOTHING`
-	if item.NotIfBridged != "" {
+	if opts.NotIfBridged != "" {
 		// One statement rather than a lookup and an insert: the check costs an index probe.
 		query = `INSERT INTO relay_queue (direction, chat_jid, receiver, dedup_key, kind, payload, queued_at)
 			SELECT $1, $2, $3, $4, $5, $6, $7
 			WHERE NOT EXISTS (SELECT 1 FROM message WHERE chat_jid=$2 AND receiver=$3 AND wa_id=$8)
 			ON CONFLICT (direction, receiver, dedup_key) DO NOTHING`
-		args = append(args, item.NotIfBridged)
+		args = append(args, opts.NotIfBridged)
 	}
 	res, err := q.db.Exec(ctx, query, args...)
 	if err != nil {

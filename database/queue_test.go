@@ -45,7 +45,7 @@ func TestQueueAddNotIfBridged(t *testing.T) {
 		}
 		for _, c := range cases {
 			added, err := db.Queue.Add(ctx, &QueueItem{Direction: ToMatrix, PortalKey: c.key,
-				DedupKey: "msg:" + c.name, Kind: "wa_message", Payload: []byte("{}"), NotIfBridged: c.check})
+				DedupKey: "msg:" + c.name, Kind: "wa_message", Payload: []byte("{}")}, AddOptions{NotIfBridged: c.check})
 			if err != nil {
 				t.Fatalf("%s: %v", c.name, err)
 			}

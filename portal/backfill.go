@@ -8,7 +8,6 @@ import (
 
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"google.golang.org/protobuf/proto"
-	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
@@ -143,11 +142,11 @@ func (p *Portal) handleMediaFill(ctx context.Context, item *database.QueueItem) 
 	}); err != nil {
 		return err
 	}
-	intent, err := p.intentFor(ctx, info)
+	sender, err := p.ghostFor(ctx, info)
 	if err != nil {
 		return err
 	}
-	if err := p.uploadMedia(ctx, intent, res, media); err != nil {
+	if err := p.uploadMedia(ctx, sender, res, media); err != nil {
 		return err
 	}
 	for i, part := range res.Events {
@@ -161,8 +160,8 @@ func (p *Portal) handleMediaFill(ctx context.Context, item *database.QueueItem) 
 		} else if target == nil {
 			continue // the placeholder was never sent (deleted meanwhile): nothing to replace
 		}
-		if _, err := intent.SendMessageEvent(ctx, p.RoomID(), event.EventMessage, mediaEdit(c, target.MXID), mautrix.ReqSendEvent{
-			Timestamp: info.Timestamp.UnixMilli(), TransactionID: txnID(key, "fill:"+info.ID, i),
+		if _, err := p.m.matrix.SendMessage(ctx, sender, p.RoomID(), event.EventMessage, mediaEdit(c, target.MXID), SendOptions{
+			Timestamp: info.Timestamp, TransactionID: txnID(key, "fill:"+info.ID, i),
 		}); err != nil {
 			return fmt.Errorf("failed to replace the placeholder of %s: %w", info.ID, err)
 		}
@@ -209,7 +208,7 @@ func (p *Portal) handleBotNotice(ctx context.Context, item *database.QueueItem) 
 		return nil
 	}
 	content := &event.MessageEventContent{MsgType: event.MsgNotice, Body: strings.TrimSpace(n.Text)}
-	if _, err := p.m.bot.SendMessageEvent(ctx, room, event.EventMessage, content, mautrix.ReqSendEvent{
+	if _, err := p.m.matrix.SendMessage(ctx, p.m.matrix.BotMXID(), room, event.EventMessage, content, SendOptions{
 		TransactionID: txnID(p.row.PortalKey, "notice:"+n.ID, 0),
 	}); err != nil {
 		return fmt.Errorf("failed to send a bot notice: %w", err)

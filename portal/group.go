@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"go.mau.fi/whatsmeow/types"
-	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
 
 	"codeberg.org/causeway/causeway/archive"
 	"codeberg.org/causeway/causeway/database"
@@ -51,24 +51,22 @@ func (p *Portal) handleWAGroupEvent(ctx context.Context, item *database.QueueIte
 		return p.ensureRoom(ctx)
 	}
 	room := p.RoomID()
-	intent := p.m.bot
+	bot := p.m.matrix.BotMXID()
+	actor := bot
 	if !change.Sender.IsEmpty() {
-		if pup, err := p.m.deps.Puppets.Get(ctx, change.Sender); err == nil {
-			senderIntent := p.m.deps.Puppets.Intent(pup)
-			if err := senderIntent.EnsureJoined(ctx, room); err == nil {
-				intent = senderIntent
-			}
+		if ghost, err := p.joinedGhost(ctx, change.Sender); err == nil {
+			actor = ghost
 		}
 	}
-	ts := change.Timestamp.UnixMilli()
+	ts := change.Timestamp
 	if change.Name != nil && *change.Name != p.row.Name {
-		if _, err := intent.SendMassagedStateEvent(ctx, room, evtRoomName, "", map[string]string{"name": *change.Name}, ts); err != nil {
+		if _, err := p.m.matrix.SendState(ctx, actor, room, event.StateRoomName, "", map[string]string{"name": *change.Name}, ts); err != nil {
 			return fmt.Errorf("failed to rename the room: %w", err)
 		}
 		p.row.Name = *change.Name
 	}
 	if change.Topic != nil && *change.Topic != p.row.Topic {
-		if _, err := intent.SendMassagedStateEvent(ctx, room, evtTopic, "", map[string]string{"topic": *change.Topic}, ts); err != nil {
+		if _, err := p.m.matrix.SendState(ctx, actor, room, event.StateTopic, "", map[string]string{"topic": *change.Topic}, ts); err != nil {
 			return fmt.Errorf("failed to set the topic: %w", err)
 		}
 		p.row.Topic = *change.Topic
@@ -89,17 +87,16 @@ func (p *Portal) handleWAGroupEvent(ctx context.Context, item *database.QueueIte
 		if wa != nil && jid.User == wa.OwnJID().User {
 			continue // the receiver left the group on the phone; the room and its record stay
 		}
-		pup, err := p.m.deps.Puppets.Get(ctx, jid)
+		target, err := p.m.ghosts.Get(ctx, jid)
 		if err != nil {
 			return err
 		}
-		target := p.m.deps.Puppets.Intent(pup)
 		if change.Sender.IsEmpty() || change.Sender.User == jid.User {
-			_, err = target.LeaveRoom(ctx, room)
+			err = p.m.matrix.Leave(ctx, target.MXID, room)
 		} else {
-			_, err = intent.KickUser(ctx, room, &mautrix.ReqKickUser{UserID: target.UserID, Reason: "Removed from the WhatsApp group"})
-			if err != nil { // the remover's ghost may lack the power; the bot has it
-				_, err = p.m.bot.KickUser(ctx, room, &mautrix.ReqKickUser{UserID: target.UserID, Reason: "Removed from the WhatsApp group"})
+			err = p.m.matrix.Kick(ctx, actor, room, target.MXID, removedReason)
+			if err != nil && actor != bot { // the remover's ghost may lack the power; the bot has it
+				err = p.m.matrix.Kick(ctx, bot, room, target.MXID, removedReason)
 			}
 		}
 		if err != nil {
@@ -111,14 +108,16 @@ func (p *Portal) handleWAGroupEvent(ctx context.Context, item *database.QueueIte
 		level int
 	}{{change.Promote, powerModerator}, {change.Demote, 0}} {
 		for _, jid := range change.users {
-			pup, err := p.m.deps.Puppets.Get(ctx, jid)
+			g, err := p.m.ghosts.Get(ctx, jid)
 			if err != nil {
 				return err
 			}
-			if _, err := p.m.bot.SetPowerLevel(ctx, room, pup.MXID(), change.level); err != nil {
-				return fmt.Errorf("failed to change the power level of %s: %w", pup.MXID(), err)
+			if err := p.m.matrix.SetPowerLevel(ctx, bot, room, g.MXID, change.level); err != nil {
+				return fmt.Errorf("failed to change the power level of %s: %w", g.MXID, err)
 			}
 		}
 	}
 	return nil
 }
+
+const removedReason = "Removed from the WhatsApp group"

@@ -13,7 +13,6 @@ import (
 	"github.com/rs/zerolog"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
-	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/format"
 	"maunium.net/go/mautrix/id"
@@ -177,7 +176,7 @@ func (p *Portal) uploadToWhatsApp(ctx context.Context, wa WhatsApp, up *msgconv.
 	if err != nil {
 		return permanent(fmt.Errorf("bad media URL %q: %w", up.URL, err))
 	}
-	data, err := p.m.bot.DownloadBytes(ctx, uri)
+	data, err := p.m.matrix.Download(ctx, uri)
 	if err != nil {
 		return fmt.Errorf("failed to download the media from Matrix: %w", err)
 	}
@@ -224,8 +223,8 @@ func (p *Portal) handleMatrixState(ctx context.Context, wa WhatsApp, env *Matrix
 
 func (p *Portal) handleMatrixMembership(ctx context.Context, wa WhatsApp, env *MatrixEnvelope) error {
 	target := id.UserID(*env.StateKey)
-	pup, err := p.m.deps.Puppets.ByMXID(ctx, target)
-	if err != nil || pup == nil {
+	ghost, ok, err := p.m.ghosts.ByMXID(ctx, target)
+	if err != nil || !ok {
 		return err // not a WhatsApp user: nothing to do on WhatsApp
 	}
 	var action string
@@ -240,11 +239,11 @@ func (p *Portal) handleMatrixMembership(ctx context.Context, wa WhatsApp, env *M
 	default:
 		return nil
 	}
-	if err := wa.UpdateParticipants(ctx, p.chat, []types.JID{pup.JID}, action); err != nil {
+	if err := wa.UpdateParticipants(ctx, p.chat, []types.JID{ghost.JID}, action); err != nil {
 		return err
 	}
 	if action == "add" {
-		return p.m.deps.Puppets.Intent(pup).EnsureJoined(ctx, p.RoomID())
+		return p.m.matrix.EnsureJoined(ctx, ghost.MXID, p.RoomID())
 	}
 	return nil
 }
@@ -272,7 +271,7 @@ func (p *Portal) reportFailure(ctx context.Context, item *database.QueueItem, ca
 	}
 	rendered := format.RenderMarkdown(text, false, false)
 	content.Body, content.Format, content.FormattedBody = rendered.Body, rendered.Format, rendered.FormattedBody
-	if _, err := p.m.bot.SendMessageEvent(ctx, room, event.EventMessage, content, mautrix.ReqSendEvent{
+	if _, err := p.m.matrix.SendMessage(ctx, p.m.matrix.BotMXID(), room, event.EventMessage, content, SendOptions{
 		TransactionID: fmt.Sprintf("cw.fail.%d", item.Seq),
 	}); err != nil {
 		p.log.Err(err).Msg("Failed to report a relay failure in the room")

@@ -12,14 +12,13 @@ import (
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	"google.golang.org/protobuf/proto"
-	"maunium.net/go/mautrix"
-	"maunium.net/go/mautrix/appservice"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"codeberg.org/causeway/causeway/archive"
 	"codeberg.org/causeway/causeway/database"
 	"codeberg.org/causeway/causeway/msgconv"
+	"codeberg.org/causeway/causeway/puppet"
 )
 
 // WAMessage is a WhatsApp message as queued: everything needed to relay it again after a
@@ -32,14 +31,21 @@ type WAMessage struct {
 	Source string `json:"source,omitempty"`
 }
 
-// NewWAMessageItem packs a decrypted WhatsApp message into a queue item.
-func NewWAMessageItem(info *types.MessageInfo, msg *waE2E.Message) (*database.QueueItem, error) {
+// PackedMessage is a WhatsApp message packed for Portal.EnqueueMessage: the queue row, and
+// the message as decoded, which the portal hands to its queue (see inflight).
+type PackedMessage struct {
+	Item *database.QueueItem
+	msg  *WAMessage
+}
+
+// NewWAMessageItem packs a decrypted WhatsApp message for the queue.
+func NewWAMessageItem(info *types.MessageInfo, msg *waE2E.Message) (*PackedMessage, error) {
 	return NewWAMessageItemFrom(info, msg, "")
 }
 
 // NewWAMessageItemFrom is NewWAMessageItem for messages that did not arrive live; source is
 // recorded in the archive ("history_sync").
-func NewWAMessageItemFrom(info *types.MessageInfo, msg *waE2E.Message, source string) (*database.QueueItem, error) {
+func NewWAMessageItemFrom(info *types.MessageInfo, msg *waE2E.Message, source string) (*PackedMessage, error) {
 	raw, err := proto.Marshal(msg)
 	if err != nil {
 		return nil, fmt.Errorf("failed to serialize message %s: %w", info.ID, err)
@@ -55,19 +61,17 @@ func NewWAMessageItemFrom(info *types.MessageInfo, msg *waE2E.Message, source st
 	// ID for a group message that carries a sender key: the key alone, then the content. A
 	// key on the ID alone would drop the content as a duplicate of the key.
 	sum := sha256.Sum256(raw)
-	return &database.QueueItem{
-		Direction:    database.ToMatrix,
-		DedupKey:     "msg:" + info.Sender.ToNonAD().String() + ":" + info.ID + ":" + base64.RawURLEncoding.EncodeToString(sum[:9]),
-		Kind:         KindWAMessage,
-		Payload:      payload,
-		QueuedAt:     info.Timestamp,
-		Unpacked:     wm,
-		NotIfBridged: info.ID,
-	}, nil
+	return &PackedMessage{Item: &database.QueueItem{
+		Direction: database.ToMatrix,
+		DedupKey:  "msg:" + info.Sender.ToNonAD().String() + ":" + info.ID + ":" + base64.RawURLEncoding.EncodeToString(sum[:9]),
+		Kind:      KindWAMessage,
+		Payload:   payload,
+		QueuedAt:  info.Timestamp,
+	}, msg: wm}, nil
 }
 
 func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) error {
-	v, unbridged := p.handoff.take(item.DedupKey, item.Payload)
+	v, unbridged := p.inflight.take(item.DedupKey, item.Payload)
 	wm, ok := v.(*WAMessage)
 	if !ok {
 		wm = &WAMessage{}
@@ -81,13 +85,12 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 	}
 	info := &wm.Info
 	key := p.row.PortalKey
-	p.finishWAID = info.ID
-	p.startRelay(info.ID)
+	p.inflight.begin(info.ID)
 
 	// A redelivery of something already bridged: WhatsApp resends unacked stanzas, and a
 	// crash between sending to Matrix and removing the queue item replays it. A message
 	// handed off as not bridged yet was checked when it was queued.
-	settling := p.settling(info.ID)
+	settling := p.inflight.settling(info.ID)
 	if settling {
 		if err := p.settle(ctx); err != nil {
 			return err
@@ -144,42 +147,42 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 	if err := p.ensureRoom(ctx); err != nil {
 		return err
 	}
-	intent, err := p.intentFor(ctx, info)
+	sender, err := p.ghostFor(ctx, info)
 	if err != nil {
 		return err
 	}
-	if err := p.uploadMedia(ctx, intent, res, media); err != nil {
+	if err := p.uploadMedia(ctx, sender, res, media); err != nil {
 		return err
 	}
 	for _, r := range res.Redactions {
-		p.removeFromRoom(ctx, intent, res, r)
+		p.removeFromRoom(ctx, sender, res, r)
 	}
 	room := p.RoomID()
 	for i, part := range res.Events {
-		resp, err := intent.SendMessageEvent(ctx, room, part.Type, part.Content, mautrix.ReqSendEvent{
-			Timestamp:     info.Timestamp.UnixMilli(),
+		evtID, err := p.m.matrix.SendMessage(ctx, sender, room, part.Type, part.Content, SendOptions{
+			Timestamp:     info.Timestamp,
 			TransactionID: txnID(key, info.ID, i),
 		})
 		if err != nil {
 			return fmt.Errorf("failed to send part %d of %s to Matrix: %w", i, info.ID, err)
 		}
-		record := func(ctx context.Context) error { return p.recordPart(ctx, info, res, part, i, resp.EventID) }
+		record := func(ctx context.Context) error { return p.recordPart(ctx, info, res, part, i, evtID) }
 		if i == len(res.Events)-1 {
 			// The last write commits with the item's removal from the queue.
-			p.atFinish(record)
+			p.inflight.atCommit(record)
 		} else if err := record(ctx); err != nil {
 			return err
 		}
 	}
 	if lazyMedia {
 		fill := newMediaFillItem(wm, item)
-		p.atFinish(func(ctx context.Context) error {
-			_, err := p.m.deps.DB.Queue.Add(ctx, fill)
+		p.inflight.atCommit(func(ctx context.Context) error {
+			_, err := p.m.deps.DB.Queue.Add(ctx, fill, database.AddOptions{})
 			return err
 		})
 	}
 	if res.Action == msgconv.ActionReactionRemove {
-		p.atFinish(func(ctx context.Context) error {
+		p.inflight.atCommit(func(ctx context.Context) error {
 			return p.m.deps.DB.Reactions.Delete(ctx, key, string(res.Target), senderKey(info))
 		})
 	}
@@ -266,15 +269,13 @@ func (p *Portal) fetchMedia(ctx context.Context, wa WhatsApp, res *msgconv.ToMat
 	return out, nil
 }
 
-func (p *Portal) uploadMedia(ctx context.Context, intent *appservice.IntentAPI, res *msgconv.ToMatrixResult, media [][]byte) error {
+func (p *Portal) uploadMedia(ctx context.Context, as id.UserID, res *msgconv.ToMatrixResult, media [][]byte) error {
 	for i, t := range res.Media {
-		resp, err := intent.UploadMedia(ctx, mautrix.ReqUploadMedia{
-			ContentBytes: media[i], ContentLength: int64(len(media[i])), ContentType: t.MimeType, FileName: t.FileName,
-		})
+		uri, err := p.m.matrix.Upload(ctx, as, media[i], t.MimeType, t.FileName)
 		if err != nil {
 			return fmt.Errorf("failed to upload media to Matrix: %w", err)
 		}
-		t.Complete(resp.ContentURI.CUString())
+		t.Complete(uri)
 	}
 	return nil
 }
@@ -282,52 +283,52 @@ func (p *Portal) uploadMedia(ctx context.Context, intent *appservice.IntentAPI, 
 // removeFromRoom carries out a redaction the conversion asked for. A message deleted for
 // everyone is redacted, or, with bridge.deletes: annotate, replaced by a notice saying it
 // was deleted. Replaced reactions are always redacted.
-func (p *Portal) removeFromRoom(ctx context.Context, intent *appservice.IntentAPI, res *msgconv.ToMatrixResult, r msgconv.Redaction) {
+func (p *Portal) removeFromRoom(ctx context.Context, as id.UserID, res *msgconv.ToMatrixResult, r msgconv.Redaction) {
 	if res.Action == msgconv.ActionRevoke && p.m.deps.Config.Bridge.Deletes == "annotate" {
 		notice := &event.MessageEventContent{MsgType: event.MsgNotice, Body: deletedNotice}
 		notice.SetEdit(r.EventID)
 		notice.NewContent = &event.MessageEventContent{MsgType: event.MsgNotice, Body: deletedNotice}
-		if _, err := intent.SendMessageEvent(ctx, p.RoomID(), event.EventMessage, notice); err == nil {
+		if _, err := p.m.matrix.SendMessage(ctx, as, p.RoomID(), event.EventMessage, notice, SendOptions{}); err == nil {
 			return
 		}
 		// Only the author may edit; for an admin's deletion of someone else's message, redact.
 	}
-	p.redact(ctx, intent, r)
+	p.redact(ctx, as, r)
 }
 
 const deletedNotice = "🗑️ This message was deleted by the sender."
 
-func (p *Portal) redact(ctx context.Context, intent *appservice.IntentAPI, r msgconv.Redaction) {
+func (p *Portal) redact(ctx context.Context, as id.UserID, r msgconv.Redaction) {
 	room := p.RoomID()
-	if _, err := intent.RedactEvent(ctx, room, r.EventID, mautrix.ReqRedact{Reason: r.Reason}); err == nil {
+	if err := p.m.matrix.Redact(ctx, as, room, r.EventID, r.Reason); err == nil {
 		return
 	}
 	// The sender's ghost may lack the power (a group admin deleting someone else's message).
-	if _, err := p.m.bot.RedactEvent(ctx, room, r.EventID, mautrix.ReqRedact{Reason: r.Reason}); err != nil {
+	if err := p.m.matrix.Redact(ctx, p.m.matrix.BotMXID(), room, r.EventID, r.Reason); err != nil {
 		p.log.Warn().Err(err).Stringer("event_id", r.EventID).Msg("Failed to redact")
 	}
 }
 
-// intentFor returns the ghost that speaks for the message's sender, joined to the room.
-func (p *Portal) intentFor(ctx context.Context, info *types.MessageInfo) (*appservice.IntentAPI, error) {
-	pup, err := p.m.deps.Puppets.Get(ctx, senderJID(info))
+// ghostFor returns the ghost that speaks for the message's sender, joined to the room.
+func (p *Portal) ghostFor(ctx context.Context, info *types.MessageInfo) (id.UserID, error) {
+	return p.joinedGhost(ctx, senderJID(info))
+}
+
+// joinedGhost returns the ghost of a contact, joined to the room.
+func (p *Portal) joinedGhost(ctx context.Context, jid types.JID) (id.UserID, error) {
+	g, err := p.m.ghosts.Get(ctx, jid)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	intent := p.m.deps.Puppets.Intent(pup)
-	if err := intent.EnsureJoined(ctx, p.RoomID()); err != nil {
-		return nil, fmt.Errorf("failed to join %s to the room: %w", pup.MXID(), err)
+	if err := p.m.matrix.EnsureJoined(ctx, g.MXID, p.RoomID()); err != nil {
+		return "", fmt.Errorf("failed to join %s to the room: %w", g.MXID, err)
 	}
-	return intent, nil
+	return g.MXID, nil
 }
 
 // senderJID is the contact that sent a message, by phone number when WhatsApp told us both.
 func senderJID(info *types.MessageInfo) types.JID {
-	sender := info.Sender
-	if sender.Server == types.HiddenUserServer && info.SenderAlt.Server == types.DefaultUserServer {
-		sender = info.SenderAlt
-	}
-	return sender.ToNonAD()
+	return puppet.PreferPhone(info.Sender, info.SenderAlt)
 }
 
 func senderKey(info *types.MessageInfo) string { return senderJID(info).String() }

@@ -10,10 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"go.mau.fi/whatsmeow/types"
-	"maunium.net/go/mautrix"
-	"maunium.net/go/mautrix/appservice"
 	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
 
 	"codeberg.org/causeway/causeway/archive"
 	"codeberg.org/causeway/causeway/database"
@@ -57,6 +55,9 @@ func (p *Portal) ImportExport(ctx context.Context, msgs []ExportMessage, ownName
 	wa, _ := p.m.deps.Logins.WhatsApp(p.row.Receiver)
 	seen := map[string]int{}
 	for i, m := range msgs {
+		if err := ctx.Err(); err != nil {
+			return report, err
+		}
 		if !m.Time.Before(cutoff) {
 			report.Newer++
 			continue
@@ -98,7 +99,7 @@ func (p *Portal) importOne(ctx context.Context, wa WhatsApp, m ExportMessage, wa
 	} else if existing != nil {
 		return false, nil
 	}
-	intent, senderJID, prefix, err := p.exportSender(ctx, wa, m.Sender, ownNames)
+	as, senderJID, prefix, err := p.exportSender(ctx, wa, m.Sender, ownNames)
 	if err != nil {
 		return false, err
 	}
@@ -112,12 +113,12 @@ func (p *Portal) importOne(ctx context.Context, wa WhatsApp, m ExportMessage, wa
 			return false, fmt.Errorf("failed to read %s from the export: %w", m.FileName, err)
 		}
 		mime := http.DetectContentType(data)
-		up, err := intent.UploadMedia(ctx, mautrix.ReqUploadMedia{ContentBytes: data, ContentLength: int64(len(data)), ContentType: mime, FileName: m.FileName})
+		uri, err := p.m.matrix.Upload(ctx, as, data, mime, m.FileName)
 		if err != nil {
 			return false, fmt.Errorf("failed to upload %s: %w", m.FileName, err)
 		}
 		content = &event.MessageEventContent{MsgType: event.MsgFile, Body: m.FileName, FileName: m.FileName,
-			URL: up.ContentURI.CUString(), Info: &event.FileInfo{MimeType: mime, Size: len(data)}}
+			URL: uri, Info: &event.FileInfo{MimeType: mime, Size: len(data)}}
 		if strings.HasPrefix(mime, "image/") {
 			content.MsgType = event.MsgImage
 		}
@@ -131,13 +132,13 @@ func (p *Portal) importOne(ctx context.Context, wa WhatsApp, m ExportMessage, wa
 	if err != nil {
 		return false, err
 	}
-	resp, err := intent.SendMessageEvent(ctx, p.RoomID(), event.EventMessage, content, mautrix.ReqSendEvent{
-		Timestamp: m.Time.UnixMilli(), TransactionID: txnID(key, waID, 0),
+	evtID, err := p.m.matrix.SendMessage(ctx, as, p.RoomID(), event.EventMessage, content, SendOptions{
+		Timestamp: m.Time, TransactionID: txnID(key, waID, 0),
 	})
 	if err != nil {
 		return false, fmt.Errorf("failed to send: %w", err)
 	}
-	if err := p.m.deps.DB.Messages.Put(ctx, &database.Message{PortalKey: key, WAID: waID, MXID: resp.EventID,
+	if err := p.m.deps.DB.Messages.Put(ctx, &database.Message{PortalKey: key, WAID: waID, MXID: evtID,
 		SenderJID: senderJID, FromMe: senderJID == ownJIDString(wa), Timestamp: m.Time}); err != nil {
 		return false, err
 	}
@@ -196,25 +197,16 @@ func ownJIDString(wa WhatsApp) string {
 
 // exportSender picks who says an imported message: the user's own ghost for their names,
 // the contact's ghost in a direct chat, and otherwise the bot, naming the sender.
-func (p *Portal) exportSender(ctx context.Context, wa WhatsApp, sender string, ownNames []string) (*appservice.IntentAPI, string, string, error) {
+func (p *Portal) exportSender(ctx context.Context, wa WhatsApp, sender string, ownNames []string) (as id.UserID, senderJID, prefix string, err error) {
 	for _, own := range ownNames {
 		if own != "" && strings.EqualFold(strings.TrimSpace(sender), own) && wa != nil {
-			intent, err := p.joinedGhost(ctx, wa.OwnJID())
-			return intent, wa.OwnJID().ToNonAD().String(), "", err
+			ghost, err := p.joinedGhost(ctx, wa.OwnJID())
+			return ghost, wa.OwnJID().ToNonAD().String(), "", err
 		}
 	}
 	if !p.row.IsGroup {
-		intent, err := p.joinedGhost(ctx, p.chat)
-		return intent, p.chat.String(), "", err
+		ghost, err := p.joinedGhost(ctx, p.chat)
+		return ghost, p.chat.String(), "", err
 	}
-	return p.m.bot, "", sender + ": ", nil
-}
-
-func (p *Portal) joinedGhost(ctx context.Context, jid types.JID) (*appservice.IntentAPI, error) {
-	pup, err := p.m.deps.Puppets.Get(ctx, jid)
-	if err != nil {
-		return nil, err
-	}
-	intent := p.m.deps.Puppets.Intent(pup)
-	return intent, intent.EnsureJoined(ctx, p.RoomID())
+	return p.m.matrix.BotMXID(), "", sender + ": ", nil
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/rs/zerolog"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
-	"maunium.net/go/mautrix/appservice"
 	"maunium.net/go/mautrix/id"
 
 	"codeberg.org/causeway/causeway/config"
@@ -58,10 +57,11 @@ type Logins interface {
 
 // Deps is everything portals share.
 type Deps struct {
-	Config  *config.Config
-	DB      *database.Database
-	AS      *appservice.AppService
-	Puppets *puppet.Manager
+	Config *config.Config
+	DB     *database.Database
+	// Matrix is the homeserver; Ghosts the contacts' users on it.
+	Matrix  Matrix
+	Ghosts  Ghosts
 	Logins  Logins
 	Convert msgconv.Options
 	Log     zerolog.Logger
@@ -85,8 +85,11 @@ type Observer interface {
 
 // Manager holds the live portals.
 type Manager struct {
-	deps Deps
-	bot  *appservice.IntentAPI
+	deps   Deps
+	matrix Matrix
+	ghosts Ghosts
+	// retryUnit is the first wait after a failure (defaultRetryUnit; tests shorten it).
+	retryUnit time.Duration
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -102,7 +105,7 @@ func NewManager(deps Deps) *Manager {
 	ctx, cancel := context.WithCancel(context.Background())
 	ctx = deps.Log.WithContext(ctx)
 	return &Manager{
-		deps: deps, bot: deps.AS.BotIntent(), ctx: ctx, cancel: cancel,
+		deps: deps, matrix: deps.Matrix, ghosts: deps.Ghosts, retryUnit: defaultRetryUnit, ctx: ctx, cancel: cancel,
 		portals: map[database.PortalKey]*Portal{}, byRoom: map[id.RoomID]*Portal{},
 	}
 }
@@ -143,14 +146,9 @@ func (m *Manager) ByRoom(ctx context.Context, roomID id.RoomID) (*Portal, error)
 }
 
 func (m *Manager) startLocked(row *database.Portal) (*Portal, error) {
-	jid, err := types.ParseJID(row.ChatJID)
+	p, err := m.newPortal(row)
 	if err != nil {
-		return nil, fmt.Errorf("portal has a bad chat JID %q: %w", row.ChatJID, err)
-	}
-	p := &Portal{
-		m: m, row: row, chat: jid,
-		wake: make(chan struct{}, 1),
-		log:  m.deps.Log.With().Str("chat_jid", row.ChatJID).Stringer("receiver", row.Receiver).Logger(),
+		return nil, err
 	}
 	m.portals[row.PortalKey] = p
 	if row.MXID != "" {
@@ -162,6 +160,20 @@ func (m *Manager) startLocked(row *database.Portal) (*Portal, error) {
 		p.poke()
 	}
 	return p, nil
+}
+
+// newPortal makes the portal of row without starting its queue.
+func (m *Manager) newPortal(row *database.Portal) (*Portal, error) {
+	jid, err := types.ParseJID(row.ChatJID)
+	if err != nil {
+		return nil, fmt.Errorf("portal has a bad chat JID %q: %w", row.ChatJID, err)
+	}
+	return &Portal{
+		m: m, row: row, chat: jid,
+		wake:     make(chan struct{}, 1),
+		inflight: newInflight(m.deps.DB),
+		log:      m.deps.Log.With().Str("chat_jid", row.ChatJID).Stringer("receiver", row.Receiver).Logger(),
+	}, nil
 }
 
 // SetArchive turns on archiving. It is separate from Deps so that a nil *archive.Archive
@@ -228,21 +240,8 @@ type Portal struct {
 
 	wake chan struct{}
 
-	// finishWrites are the item in hand's writes that commit with its removal from the
-	// queue (see atFinish). Queue goroutine only.
-	finishWrites []func(context.Context) error
-	// finishWAID is the WhatsApp message the item in hand relays, for settling.
-	finishWAID types.MessageID
-	// settled are the relayed items whose removal from the queue commits with the rest of
-	// the batch (see finish), since settledSince. Queue goroutine only.
-	settled      []settledItem
-	settledSince time.Time
-
-	handoff handoff
-	// relaying counts, per WhatsApp message, the relays begun and not yet committed
-	// (see startRelay); Enqueue reads it from the WhatsApp event loop.
-	relayingMu sync.Mutex
-	relaying   map[types.MessageID]int
+	// inflight is the queue's bookkeeping between storing an item and recording it relayed.
+	inflight *inflight
 }
 
 // Key names the portal.
@@ -262,21 +261,27 @@ func (p *Portal) RoomID() id.RoomID {
 }
 
 // Enqueue stores an event durably in the portal's queue and wakes the queue. When it
-// returns nil the event will be relayed, across restarts if need be.
+// returns nil the event will be relayed, across restarts if need be. Use EnqueueMessage
+// for WhatsApp messages.
 func (p *Portal) Enqueue(ctx context.Context, item *database.QueueItem) error {
 	item.PortalKey = p.row.PortalKey
-	if item.Unpacked != nil && item.Direction == database.ToMatrix {
-		// Before the insert: the queue goroutine may read the row the moment it commits.
-		p.relayingMu.Lock()
-		unbridged := item.NotIfBridged != "" && p.relaying[types.MessageID(item.NotIfBridged)] == 0
-		p.handoff.put(item.DedupKey, item.Payload, item.Unpacked, item.NotIfBridged, unbridged)
-		p.relayingMu.Unlock()
+	if _, err := p.m.deps.DB.Queue.Add(ctx, item, database.AddOptions{}); err != nil {
+		return err
 	}
-	added, err := p.m.deps.DB.Queue.Add(ctx, item)
-	if !added && item.Unpacked != nil && item.Direction == database.ToMatrix {
-		// A duplicate of an item still queued (or a failed insert): the queued one must be
-		// relayed from its own payload.
-		p.handoff.drop(item.DedupKey, item.Unpacked)
+	p.poke()
+	return nil
+}
+
+// EnqueueMessage is Enqueue for a WhatsApp message. A redelivery of a message the portal has
+// bridged is not queued, and the queue gets the message as decoded (see inflight).
+func (p *Portal) EnqueueMessage(ctx context.Context, m *PackedMessage) error {
+	item := m.Item
+	item.PortalKey = p.row.PortalKey
+	waID := m.msg.Info.ID
+	p.inflight.handOff(item.DedupKey, item.Payload, m.msg, waID)
+	added, err := p.m.deps.DB.Queue.Add(ctx, item, database.AddOptions{NotIfBridged: waID})
+	if !added {
+		p.inflight.withdraw(item.DedupKey, m.msg)
 	}
 	if err != nil {
 		return err
@@ -285,40 +290,8 @@ func (p *Portal) Enqueue(ctx context.Context, item *database.QueueItem) error {
 	return nil
 }
 
-// startRelay notes that the queue begins relaying WhatsApp message waID, whose mapping will
-// be committed by settle (endRelays). Until then Enqueue cannot rely on its insert's check.
-func (p *Portal) startRelay(waID types.MessageID) {
-	p.relayingMu.Lock()
-	defer p.relayingMu.Unlock()
-	if p.relaying == nil {
-		p.relaying = make(map[types.MessageID]int)
-	}
-	p.relaying[waID]++
-	p.handoff.relayed(string(waID))
-}
-
-// endRelays is startRelay's counterpart, once the items' mappings are committed.
-func (p *Portal) endRelays(items []settledItem) {
-	p.relayingMu.Lock()
-	defer p.relayingMu.Unlock()
-	for _, s := range items {
-		if s.waID == "" {
-			continue
-		}
-		if p.relaying[s.waID]--; p.relaying[s.waID] <= 0 {
-			delete(p.relaying, s.waID)
-		}
-	}
-}
-
-// recordedDirectly is for mappings written outside the queue's batches (imports, messages
-// from Matrix), after their commit: the insert checks of later Enqueues see them, and
-// items queued before lose the "not bridged" they were handed off with.
-func (p *Portal) recordedDirectly(waID string) {
-	p.relayingMu.Lock()
-	defer p.relayingMu.Unlock()
-	p.handoff.relayed(waID)
-}
+// recordedDirectly is for mappings committed outside the queue's batches (see inflight).
+func (p *Portal) recordedDirectly(waID types.MessageID) { p.inflight.recordedDirectly(waID) }
 
 func (p *Portal) poke() {
 	select {

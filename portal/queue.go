@@ -7,9 +7,6 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/rs/zerolog"
-	"go.mau.fi/whatsmeow/types"
-
 	"codeberg.org/causeway/causeway/database"
 )
 
@@ -53,7 +50,7 @@ func (p *Portal) run(ctx context.Context) {
 				return
 			}
 			p.log.Err(err).Msg("Failed to read the relay queue")
-			backoff = nextBackoff(backoff)
+			backoff = p.m.nextBackoff(backoff)
 			continue
 		}
 		if len(items) == 0 {
@@ -70,7 +67,7 @@ func (p *Portal) run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			if len(p.settled) > 0 && time.Since(p.settledSince) >= maxSettleDelay {
+			if p.inflight.settleDue() {
 				if err := p.settle(ctx); err != nil {
 					backoff = time.Second
 					break
@@ -88,15 +85,10 @@ func (p *Portal) run(ctx context.Context) {
 	}
 }
 
-// maxSettleDelay bounds how long a relayed item waits for its batch's commit, and so how
-// long the mapping of a just relayed message can be missing for lookups from outside the
-// queue (read receipts from Matrix).
-const maxSettleDelay = time.Second
-
-func nextBackoff(prev time.Duration) time.Duration {
+func (m *Manager) nextBackoff(prev time.Duration) time.Duration {
 	switch {
 	case prev <= 0:
-		return 500 * time.Millisecond
+		return m.retryUnit
 	case prev >= maxBackoff:
 		return maxBackoff
 	default:
@@ -109,9 +101,13 @@ const maxBackoff = 30 * time.Second
 // itemTimeout bounds one attempt at one item.
 const itemTimeout = 2 * time.Minute
 
+// defaultRetryUnit is the wait after a first failure; waits double from there up to
+// maxBackoff.
+const defaultRetryUnit = 500 * time.Millisecond
+
 // backoffFor is the wait before attempt n+1 of an item that failed n times.
-func backoffFor(attempts int) time.Duration {
-	d := 500 * time.Millisecond
+func (m *Manager) backoffFor(attempts int) time.Duration {
+	d := m.retryUnit
 	for i := 1; i < attempts && d < maxBackoff; i++ {
 		d *= 2
 	}
@@ -163,20 +159,15 @@ func (p *Portal) process(ctx context.Context, item *database.QueueItem) (done bo
 		}
 	}()
 	if err != nil {
-		// What the handler did before failing is done and must be recorded, or a retry
-		// would do it again.
-		p.runFinishWrites(ctx, log)
-		if p.finishWAID != "" {
-			p.endRelays([]settledItem{{waID: p.finishWAID}})
-		}
-		p.finishWAID = ""
+		p.inflight.abandon(ctx, log)
 	}
 	obs := p.m.deps.Observer
 	if err == nil {
 		if obs != nil {
 			obs.Relayed(item.Direction, item.Kind, time.Since(item.QueuedAt))
 		}
-		return p.finish(ctx, item)
+		p.inflight.finish(item.Seq)
+		return true, 0
 	}
 	if errors.Is(err, ErrNotConnected) {
 		// Not the item's fault: wait for the login to come back (it pokes the queue).
@@ -195,108 +186,13 @@ func (p *Portal) process(ctx context.Context, item *database.QueueItem) (done bo
 		if ferr := p.m.deps.DB.Queue.Failed(ctx, item.Seq, err); ferr != nil {
 			log.Err(ferr).Msg("Failed to record the failed attempt")
 		}
-		return false, backoffFor(item.Attempts)
+		return false, p.m.backoffFor(item.Attempts)
 	}
 	log.Error().Err(err).Msg("Relaying failed for good")
 	p.reportFailure(ctx, item, err)
-	return p.finish(ctx, item)
-}
-
-// finish settles a relayed item: its removal from the queue, and the writes left for it
-// (atFinish), wait to commit together with those of the items relayed after it, in one
-// transaction per batch (see settle) rather than one per item. Until then the item's
-// message is known to have been relayed through settling, which the lookups of relayed
-// messages in this queue consult.
-func (p *Portal) finish(_ context.Context, item *database.QueueItem) (bool, time.Duration) {
-	if len(p.settled) == 0 {
-		p.settledSince = time.Now()
-	}
-	p.settled = append(p.settled, settledItem{seq: item.Seq, waID: p.finishWAID, writes: p.finishWrites})
-	p.finishWrites, p.finishWAID = nil, ""
+	p.inflight.finish(item.Seq)
 	return true, 0
 }
 
-// settledItem is a relayed item whose removal from the queue is not committed yet.
-type settledItem struct {
-	seq    int64
-	waID   types.MessageID // the WhatsApp message it relayed, if any
-	writes []func(context.Context) error
-}
-
-// settling says whether a relayed item of WhatsApp message waID awaits its commit.
-func (p *Portal) settling(waID types.MessageID) bool {
-	for _, s := range p.settled {
-		if s.waID == waID {
-			return true
-		}
-	}
-	return false
-}
-
-// settle commits the removal of the relayed items from the queue and their writes, in one
-// transaction. Retrying an item that a failure leaves in the queue is safe: every handler
-// skips what was already relayed (by its mapping, or the homeserver by transaction ID).
-func (p *Portal) settle(ctx context.Context) error {
-	items := p.settled
-	if len(items) == 0 {
-		return nil
-	}
-	p.settled = nil
-	err := p.m.deps.DB.DoTxn(ctx, nil, func(ctx context.Context) error {
-		for _, s := range items {
-			if err := settleOne(ctx, p.m.deps.DB, s); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err == nil {
-		p.endRelays(items)
-		return nil
-	}
-	// One bad item must not keep the others' records from being written.
-	p.log.Err(err).Int("items", len(items)).Msg("Failed to record relayed items together; recording them one by one")
-	var errs []error
-	for _, s := range items {
-		if err := p.m.deps.DB.DoTxn(ctx, nil, func(ctx context.Context) error { return settleOne(ctx, p.m.deps.DB, s) }); err != nil {
-			p.log.Err(err).Int64("queue_seq", s.seq).Msg("Failed to remove a relayed item")
-			// At least its mapping, so that the retry recognises the message as relayed.
-			for _, w := range s.writes {
-				if werr := w(ctx); werr != nil {
-					p.log.Err(werr).Int64("queue_seq", s.seq).Msg("Failed to record what was relayed")
-				}
-			}
-			errs = append(errs, err)
-			continue
-		}
-		p.endRelays([]settledItem{s})
-	}
-	return errors.Join(errs...)
-}
-
-func settleOne(ctx context.Context, db *database.Database, s settledItem) error {
-	for _, w := range s.writes {
-		if err := w(ctx); err != nil {
-			return err
-		}
-	}
-	return db.Queue.Done(ctx, s.seq)
-}
-
-// atFinish leaves a database write of the item in hand to be committed together with the
-// item's removal from the queue. Only the queue goroutine calls it.
-func (p *Portal) atFinish(write func(context.Context) error) {
-	p.finishWrites = append(p.finishWrites, write)
-}
-
-// runFinishWrites carries out the writes left for finish on their own, for an item that
-// is not being removed.
-func (p *Portal) runFinishWrites(ctx context.Context, log zerolog.Logger) {
-	writes := p.finishWrites
-	p.finishWrites = nil
-	for _, w := range writes {
-		if err := w(ctx); err != nil {
-			log.Err(err).Msg("Failed to record what was relayed before the item failed")
-		}
-	}
-}
+// settle commits what the queue relayed and has not recorded yet (see inflight).
+func (p *Portal) settle(ctx context.Context) error { return p.inflight.settle(ctx, p.log) }

@@ -62,15 +62,11 @@ func (p *Portal) handleWAReceipt(ctx context.Context, item *database.QueueItem) 
 	if latest == "" {
 		return nil
 	}
-	pup, err := p.m.deps.Puppets.Get(ctx, r.Reader)
+	reader, err := p.joinedGhost(ctx, r.Reader)
 	if err != nil {
 		return err
 	}
-	intent := p.m.deps.Puppets.Intent(pup)
-	if err := intent.EnsureJoined(ctx, room); err != nil {
-		return err
-	}
-	if err := intent.MarkRead(ctx, room, latest); err != nil {
+	if err := p.m.matrix.MarkRead(ctx, reader, room, latest); err != nil {
 		return fmt.Errorf("failed to relay a read receipt: %w", err)
 	}
 	return nil

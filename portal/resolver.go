@@ -35,25 +35,25 @@ func (r *resolver) UserByJID(ctx context.Context, jid types.JID) (msgconv.User, 
 		// falls back to plain text instead.
 		return msgconv.User{}, fmt.Errorf("no phone number known for %s: %w", jid, msgconv.ErrNotFound)
 	}
-	pup, err := r.p.m.deps.Puppets.Get(ctx, jid)
+	g, err := r.p.m.ghosts.Get(ctx, jid)
 	if err != nil {
 		return msgconv.User{}, err
 	}
-	return msgconv.User{MXID: pup.MXID(), Name: pup.Name()}, nil
+	return msgconv.User{MXID: g.MXID, Name: g.Name}, nil
 }
 
 func (r *resolver) JIDByUser(ctx context.Context, mxid id.UserID) (types.JID, error) {
 	if mxid == r.p.row.Receiver && r.wa != nil {
 		return r.wa.OwnJID(), nil
 	}
-	pup, err := r.p.m.deps.Puppets.ByMXID(ctx, mxid)
+	g, ok, err := r.p.m.ghosts.ByMXID(ctx, mxid)
 	if err != nil {
 		return types.EmptyJID, err
 	}
-	if pup == nil {
+	if !ok {
 		return types.EmptyJID, fmt.Errorf("%s is not a WhatsApp user: %w", mxid, msgconv.ErrNotFound)
 	}
-	return pup.JID, nil
+	return g.JID, nil
 }
 
 func (r *resolver) MessagePart(ctx context.Context, chat types.JID, msgID types.MessageID, part msgconv.PartID) (msgconv.BridgedPart, error) {

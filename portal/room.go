@@ -10,6 +10,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"codeberg.org/causeway/causeway/config"
+	"codeberg.org/causeway/causeway/puppet"
 )
 
 // Power levels in portal rooms: the bot and the creator administer the room; WhatsApp
@@ -26,13 +27,13 @@ func (p *Portal) ensureRoom(ctx context.Context) error {
 		return nil
 	}
 	receiver := p.row.Receiver
-	bot := p.m.bot
+	bot := p.m.matrix.BotMXID()
 	req := &mautrix.ReqCreateRoom{
 		Visibility: "private",
 		Preset:     "private_chat",
 		Invite:     []id.UserID{receiver},
 		PowerLevelOverride: &event.PowerLevelsEventContent{
-			Users: map[id.UserID]int{bot.UserID: powerAdmin},
+			Users: map[id.UserID]int{bot: powerAdmin},
 		},
 	}
 	creator := bot
@@ -55,7 +56,7 @@ func (p *Portal) ensureRoom(ctx context.Context) error {
 		own := wa.OwnJID()
 		admins = map[types.JID]bool{}
 		for _, part := range info.Participants {
-			jid := participantJID(part)
+			jid := puppet.PreferPhone(part.JID, part.PhoneNumber)
 			if jid.User == own.User {
 				continue
 			}
@@ -65,34 +66,30 @@ func (p *Portal) ensureRoom(ctx context.Context) error {
 			}
 		}
 	} else {
-		pup, err := p.m.deps.Puppets.Get(ctx, p.chat)
+		p.updateGhostName(ctx, p.chat)
+		g, err := p.m.ghosts.Get(ctx, p.chat)
 		if err != nil {
 			return err
 		}
-		if wa, ok := p.m.deps.Logins.WhatsApp(receiver); ok {
-			if err := p.m.deps.Puppets.UpdateName(ctx, pup, func(ctx context.Context) config.ContactNames { return wa.ContactNames(ctx, p.chat) }); err != nil {
-				p.log.Warn().Err(err).Msg("Failed to update the contact's name")
-			}
-		}
-		creator = p.m.deps.Puppets.Intent(pup)
+		creator = g.MXID
 		req.IsDirect = true
-		req.Invite = append(req.Invite, bot.UserID)
-		req.PowerLevelOverride.Users[creator.UserID] = powerAdmin
+		req.Invite = append(req.Invite, bot)
+		req.PowerLevelOverride.Users[creator] = powerAdmin
 	}
-	resp, err := creator.CreateRoom(ctx, req)
+	roomID, err := p.m.matrix.CreateRoom(ctx, creator, req)
 	if err != nil {
 		return fmt.Errorf("failed to create the Matrix room: %w", err)
 	}
 	p.roomMu.Lock()
-	p.row.MXID = resp.RoomID
+	p.row.MXID = roomID
 	p.roomMu.Unlock()
 	if err := p.m.deps.DB.Portals.Put(ctx, p.row); err != nil {
 		return err
 	}
 	p.m.roomCreated(p)
-	p.log.Info().Stringer("room_id", resp.RoomID).Bool("group", p.row.IsGroup).Msg("Created the portal room")
+	p.log.Info().Stringer("room_id", roomID).Bool("group", p.row.IsGroup).Msg("Created the portal room")
 	if !p.row.IsGroup {
-		if _, err := bot.JoinRoomByID(ctx, resp.RoomID); err != nil {
+		if err := p.m.matrix.EnsureJoined(ctx, bot, roomID); err != nil {
 			p.log.Warn().Err(err).Msg("The bot failed to join the DM")
 		}
 	}
@@ -108,38 +105,29 @@ func (p *Portal) ensureRoom(ctx context.Context) error {
 	return nil
 }
 
+// updateGhostName refreshes a contact's ghost name from the receiver's address book, when
+// the login is connected. A failure only leaves an older name.
+func (p *Portal) updateGhostName(ctx context.Context, jid types.JID) {
+	wa, ok := p.m.deps.Logins.WhatsApp(p.row.Receiver)
+	if !ok {
+		return
+	}
+	if err := p.m.ghosts.UpdateName(ctx, jid, func(ctx context.Context) config.ContactNames { return wa.ContactNames(ctx, jid) }); err != nil {
+		p.log.Warn().Err(err).Str("jid", jid.String()).Msg("Failed to update a contact's name")
+	}
+}
+
 // joinMember brings a WhatsApp group member's ghost into the room.
 func (p *Portal) joinMember(ctx context.Context, jid types.JID, admin bool) error {
-	pup, err := p.m.deps.Puppets.Get(ctx, jid)
+	p.updateGhostName(ctx, jid)
+	ghost, err := p.joinedGhost(ctx, jid)
 	if err != nil {
 		return err
 	}
-	if wa, ok := p.m.deps.Logins.WhatsApp(p.row.Receiver); ok {
-		if err := p.m.deps.Puppets.UpdateName(ctx, pup, func(ctx context.Context) config.ContactNames { return wa.ContactNames(ctx, jid) }); err != nil {
-			p.log.Debug().Err(err).Msg("Failed to update a member's name")
-		}
-	}
-	intent := p.m.deps.Puppets.Intent(pup)
-	if err := intent.EnsureJoined(ctx, p.RoomID()); err != nil {
-		return err
-	}
 	if admin {
-		if _, err := p.m.bot.SetPowerLevel(ctx, p.RoomID(), intent.UserID, powerModerator); err != nil {
-			return fmt.Errorf("failed to make %s a moderator: %w", intent.UserID, err)
+		if err := p.m.matrix.SetPowerLevel(ctx, p.m.matrix.BotMXID(), p.RoomID(), ghost, powerModerator); err != nil {
+			return fmt.Errorf("failed to make %s a moderator: %w", ghost, err)
 		}
 	}
 	return nil
 }
-
-// participantJID prefers the phone-number JID, which names the same ghost as the contact's DM.
-func participantJID(part types.GroupParticipant) types.JID {
-	if part.JID.Server == types.HiddenUserServer && !part.PhoneNumber.IsEmpty() {
-		return part.PhoneNumber.ToNonAD()
-	}
-	return part.JID.ToNonAD()
-}
-
-var (
-	evtRoomName = event.StateRoomName
-	evtTopic    = event.StateTopic
-)

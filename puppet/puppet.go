@@ -10,7 +10,6 @@ import (
 
 	"github.com/rs/zerolog"
 	"go.mau.fi/whatsmeow/types"
-	"maunium.net/go/mautrix/appservice"
 	"maunium.net/go/mautrix/id"
 
 	"codeberg.org/causeway/causeway/config"
@@ -31,10 +30,22 @@ func (p *Puppet) MXID() id.UserID { return p.row.MXID }
 // Name is the ghost's current display name.
 func (p *Puppet) Name() string { return p.row.Displayname }
 
+// Matrix is what puppets need from the homeserver, each call acting as the ghost named.
+// The bridge adapts the appservice to it; tests use a fake.
+type Matrix interface {
+	// EnsureRegistered creates the ghost's account on the homeserver if it has none.
+	EnsureRegistered(ctx context.Context, ghost id.UserID) error
+	SetDisplayName(ctx context.Context, ghost id.UserID, name string) error
+	// UploadAvatar stores a profile picture in the media repository, as the ghost.
+	UploadAvatar(ctx context.Context, ghost id.UserID, data []byte, mimeType string) (id.ContentURIString, error)
+	// SetAvatarURL sets the ghost's avatar; an empty URI removes it.
+	SetAvatarURL(ctx context.Context, ghost id.UserID, uri id.ContentURIString) error
+}
+
 // Manager creates and caches puppets.
 type Manager struct {
 	cfg *config.Config
-	as  *appservice.AppService
+	mx  Matrix
 	db  *database.Database
 	log zerolog.Logger
 
@@ -44,12 +55,25 @@ type Manager struct {
 }
 
 // NewManager returns a manager; nothing is loaded until asked for.
-func NewManager(cfg *config.Config, as *appservice.AppService, db *database.Database, log zerolog.Logger) *Manager {
-	return &Manager{cfg: cfg, as: as, db: db, log: log, byJID: map[types.JID]*Puppet{}, creating: map[types.JID]chan struct{}{}}
+func NewManager(cfg *config.Config, mx Matrix, db *database.Database, log zerolog.Logger) *Manager {
+	return &Manager{cfg: cfg, mx: mx, db: db, log: log, byJID: map[types.JID]*Puppet{}, creating: map[types.JID]chan struct{}{}}
 }
 
 // Normalize reduces a JID to the contact it names: no device, no agent.
 func Normalize(jid types.JID) types.JID {
+	return jid.ToNonAD()
+}
+
+// PreferPhone names a contact by phone number when WhatsApp gave both identities: jid is
+// what WhatsApp addressed (a phone-number JID or a LID, "hidden user"), alt the other
+// identity it may have sent along (MessageInfo.SenderAlt, a participant's PhoneNumber). A
+// contact has one ghost, named by phone number, so the same person seen through a LID in
+// one group and by number in a DM stays one Matrix user. A LID without a known number stays
+// a LID. The result has no device part.
+func PreferPhone(jid, alt types.JID) types.JID {
+	if jid.Server == types.HiddenUserServer && alt.Server == types.DefaultUserServer && alt.User != "" {
+		return alt.ToNonAD()
+	}
 	return jid.ToNonAD()
 }
 
@@ -121,24 +145,18 @@ func (m *Manager) ByMXID(ctx context.Context, mxid id.UserID) (*Puppet, error) {
 	return m.Get(ctx, jid)
 }
 
-// Intent is the appservice intent that acts as the ghost.
-func (m *Manager) Intent(p *Puppet) *appservice.IntentAPI {
-	return m.as.Intent(p.row.MXID)
-}
-
 func (m *Manager) ensureRegistered(ctx context.Context, p *Puppet) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.row.Registered {
 		return nil
 	}
-	intent := m.as.Intent(p.row.MXID)
-	if err := intent.EnsureRegistered(ctx); err != nil {
+	if err := m.mx.EnsureRegistered(ctx, p.row.MXID); err != nil {
 		return fmt.Errorf("failed to register ghost %s: %w", p.row.MXID, err)
 	}
 	if p.row.Displayname == "" {
 		name := m.cfg.PuppetDisplayname(config.ContactNames{Phone: phoneOf(p.JID)})
-		if err := intent.SetDisplayName(ctx, name); err != nil {
+		if err := m.mx.SetDisplayName(ctx, p.row.MXID, name); err != nil {
 			return fmt.Errorf("failed to name ghost %s: %w", p.row.MXID, err)
 		}
 		p.row.Displayname = name
@@ -169,7 +187,7 @@ func (m *Manager) UpdateName(ctx context.Context, p *Puppet, readNames func(cont
 	if name == p.row.Displayname {
 		return nil
 	}
-	if err := m.as.Intent(p.row.MXID).SetDisplayName(ctx, name); err != nil {
+	if err := m.mx.SetDisplayName(ctx, p.row.MXID, name); err != nil {
 		return fmt.Errorf("failed to rename ghost %s: %w", p.row.MXID, err)
 	}
 	m.log.Debug().Str("jid", p.JID.String()).Str("name", name).Msg("Updated ghost name")
@@ -188,20 +206,17 @@ func (m *Manager) UpdateAvatar(ctx context.Context, p *Puppet, avatarID string, 
 	if avatarID == p.row.AvatarID {
 		return nil
 	}
-	intent := m.as.Intent(p.row.MXID)
 	var mxc id.ContentURIString
 	if avatarID != "" {
 		data, mimeType, err := fetch(ctx)
 		if err != nil {
 			return fmt.Errorf("failed to download the profile picture of %s: %w", p.JID, err)
 		}
-		resp, err := intent.UploadBytes(ctx, data, mimeType)
-		if err != nil {
+		if mxc, err = m.mx.UploadAvatar(ctx, p.row.MXID, data, mimeType); err != nil {
 			return fmt.Errorf("failed to upload the profile picture of %s: %w", p.JID, err)
 		}
-		mxc = resp.ContentURI.CUString()
 	}
-	if err := intent.SetAvatarURL(ctx, mxc.ParseOrIgnore()); err != nil {
+	if err := m.mx.SetAvatarURL(ctx, p.row.MXID, mxc); err != nil {
 		return fmt.Errorf("failed to set the avatar of %s: %w", p.row.MXID, err)
 	}
 	p.row.AvatarID, p.row.AvatarMXC = avatarID, mxc

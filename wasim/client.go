@@ -17,8 +17,8 @@ import (
 // clients dial the simulator whatever host they ask for and trust only the simulator's CA, and the
 // process-wide Noise root key becomes the simulator's.
 //
-// This is the one way to make whatsmeow trust the simulator. Only tests and `causeway demo` may call it;
-// no configuration or environment variable reaches it.
+// This is the one way to make whatsmeow trust the simulator. Only tests and cmd/causeway-demo may call
+// it; no configuration or environment variable reaches it, and the production binary does not link it.
 func (s *Server) ConfigureClient(cli *whatsmeow.Client) {
 	root := s.NoiseRootKey()
 	// Compare first: the key is the same for every simulator in the process, and writing it while

@@ -5,48 +5,25 @@ import (
 	"bytes"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"codeberg.org/causeway/causeway/internal/harness/demo"
 )
 
-func TestDemoArguments(t *testing.T) {
-	occupied := t.TempDir()
-	if err := os.WriteFile(filepath.Join(occupied, "config.yaml"), []byte("# an earlier demo\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	tests := []struct {
-		name       string
-		args       []string
-		wantCode   int
-		wantStderr string
-	}{
-		{"help", []string{"demo", "--help"}, 0, "Usage: causeway demo"},
-		{"stray argument", []string{"demo", "now"}, exitUsage, `unexpected argument "now"`},
-		{"unknown flag", []string{"demo", "--config", "x.yaml"}, exitUsage, "flag provided but not defined"},
-		{"data dir of an earlier demo", []string{"demo", "--once", "--data", occupied}, exitFailure, "already holds a demo"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			if code := run(tt.args, &stdout, &stderr); code != tt.wantCode || !strings.Contains(stderr.String(), tt.wantStderr) {
-				t.Errorf("exit %d, stderr %q; want %d and %q", code, stderr.String(), tt.wantCode, tt.wantStderr)
-			}
-		})
-	}
-}
-
-// TestDemoOnceThenArchiveVerify is the newcomer's path: `causeway demo --once --data DIR`
+// TestDemoOnceThenArchiveVerify is the newcomer's path: `causeway-demo --once --data DIR`
 // plays the whole scenario against real Dendrite and simulated phones, and the archive it
-// leaves passes `causeway archive verify -c DIR/config.yaml` from another directory.
+// leaves passes `causeway archive verify -c DIR/config.yaml` from another directory. The demo
+// runs here through demo.Run, what causeway-demo calls: a test may link the harness, the
+// binary may not (TestProductionBinaryDeps).
 func TestDemoOnceThenArchiveVerify(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "demo")
 	var stdout, stderr bytes.Buffer
-	code := run([]string{"demo", "--once", "--data", dir}, &stdout, &stderr)
+	err := demo.Run(t.Context(), demo.Options{DataDir: dir, Once: true, Out: &stdout})
 	t.Logf("demo output:\n%s", stdout.String())
-	if code != 0 {
-		t.Fatalf("demo --once exited %d: %s", code, stderr.String())
+	if err != nil {
+		t.Fatalf("the demo with Once failed: %v", err)
 	}
 	for _, want := range []string{"Every step was verified", "@demo:localhost", "password    demo-", "homeserver  http://127.0.0.1:"} {
 		if !strings.Contains(stdout.String(), want) {
@@ -112,39 +89,5 @@ func TestDemoOnceThenArchiveVerify(t *testing.T) {
 		if code := run([]string{"archive", "verify-bundle", tampered}, &stdout, &stderr); code != 1 {
 			t.Errorf("verify-bundle accepted a bundle with entry line %d changed (exit %d):\n%s", line, code, stdout.String())
 		}
-	}
-}
-
-// TestBenchmarksRun keeps both benchmarks working: small runs of `demo --bench` and
-// `demo --bench-backfill` (the figures are for people; the test checks they come out and
-// that the backfill's read-back found every room complete and in order).
-func TestBenchmarksRun(t *testing.T) {
-	exe := filepath.Join(t.TempDir(), "causeway")
-	build := exec.Command("go", "build", "-o", exe, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	tests := []struct {
-		name string
-		args []string
-		want []string
-	}{
-		{"relay", []string{"demo", "--bench", "--chats", "2", "--per-chat", "10"},
-			[]string{"20 WhatsApp messages, 2 chats x 10", "messages/s", "bridge CPU", "Dendrite CPU"}},
-		{"backfill", []string{"demo", "--bench-backfill", "--chats", "3", "--per-chat", "40", "--archive=false"},
-			[]string{"120 history messages into 3 new rooms", "messages/s into Dendrite", "every room checked"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			out, err := exec.Command(exe, tt.args...).CombinedOutput()
-			if err != nil {
-				t.Fatalf("%v: %v\n%s", tt.args, err, out)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(string(out), w) {
-					t.Errorf("output lacks %q:\n%s", w, out)
-				}
-			}
-		})
 	}
 }

@@ -14,12 +14,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"syscall"
 
 	"codeberg.org/causeway/causeway/bridge"
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/internal/buildinfo"
+	"codeberg.org/causeway/causeway/internal/gcdefault"
 	"codeberg.org/causeway/causeway/internal/importcmd"
 )
 
@@ -35,31 +35,24 @@ var subcommands = map[string]struct {
 	run     func(args []string, stdout, stderr io.Writer) int
 }{
 	"archive": {"inspect, verify, export and manage the records archive", runArchive},
-	"demo":    {"try Causeway locally: simulated WhatsApp, a local Dendrite, a scripted conversation", runDemo},
 	"import":  {importcmd.Summary, importcmd.Run},
 }
 
 func main() {
-	setGCDefault(os.Getenv)
+	gcdefault.Set(os.Getenv)
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
-}
-
-// defaultGCPercent is GOGC unless the environment sets it. The relay's live heap is small
-// (tens of MB) and nearly all of its garbage lives for one message, so collecting half as
-// often costs little memory and saves most of the collector's few percent of the relay's
-// CPU. GOGC and GOMEMLIMIT in the environment still win.
-const defaultGCPercent = 200
-
-func setGCDefault(getenv func(string) string) {
-	if getenv("GOGC") == "" {
-		debug.SetGCPercent(defaultGCPercent)
-	}
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		if sub, ok := subcommands[args[0]]; ok {
 			return sub.run(args[1:], stdout, stderr)
+		}
+		if args[0] == "demo" {
+			// Its own program now, so that this binary links no simulator; people who learnt
+			// `causeway demo` are told where it went rather than "unknown command".
+			fmt.Fprintln(stderr, "causeway: the demo is its own program: go run ./cmd/causeway-demo (in a source checkout)")
+			return exitUsage
 		}
 	}
 	fs := flag.NewFlagSet("causeway", flag.ContinueOnError)

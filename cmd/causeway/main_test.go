@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -107,18 +106,5 @@ func TestUnknownArgument(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), `unknown command "frobnicate"`) {
 		t.Errorf("stderr %q", stderr.String())
-	}
-}
-
-func TestGCDefault(t *testing.T) {
-	prev := debug.SetGCPercent(100)
-	t.Cleanup(func() { debug.SetGCPercent(prev) })
-	setGCDefault(func(string) string { return "50" })
-	if got := debug.SetGCPercent(100); got != 100 {
-		t.Errorf("GOGC=50 in the environment: GC percent changed to %d", got)
-	}
-	setGCDefault(func(string) string { return "" })
-	if got := debug.SetGCPercent(100); got != defaultGCPercent {
-		t.Errorf("no GOGC: GC percent %d, want %d", got, defaultGCPercent)
 	}
 }

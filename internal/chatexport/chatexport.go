@@ -5,6 +5,7 @@ package chatexport
 
 import (
 	"archive/zip"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -34,7 +35,9 @@ type Unparsed struct {
 // Result is everything read from one export.
 type Result struct {
 	Messages []Message
-	Unparsed []Unparsed
+	// Unparsed are the first unparsed lines; UnparsedTotal counts them all.
+	Unparsed      []Unparsed
+	UnparsedTotal int
 	// Format describes the header layout found and why the day/month order
 	// was chosen, so an operator can check an import that looks wrong.
 	Format string
@@ -42,12 +45,41 @@ type Result struct {
 	Files map[string]*zip.File
 }
 
-// maxChatText bounds how much of the text file is read, so a crafted zip
-// cannot make the daemon allocate without limit.
-const maxChatText = 512 << 20
+// Limits bound what one export may make the reader hold or do, so that a crafted zip (a
+// few hundred kilobytes that inflate to millions of messages, or one endless line) cannot
+// take the host's memory. The zero value means the defaults.
+type Limits struct {
+	// MaxMessages stops the parse with ErrTooManyMessages past this many messages
+	// (system lines included). Default DefaultMaxMessages.
+	MaxMessages int
+}
 
-// Read parses the export zip held in r.
+// DefaultMaxMessages is Limits.MaxMessages when unset.
+const DefaultMaxMessages = 100_000
+
+// Fixed bounds: far above anything WhatsApp writes (its messages hold at most 65,536
+// characters), far below what would strain the bridge.
+const (
+	// maxLine bounds one line of the chat text.
+	maxLine = 1 << 20
+	// maxMessageText bounds one message's text, continuation lines and all.
+	maxMessageText = 1 << 20
+	// maxUnparsed bounds the unparsed lines kept for the report; the rest are counted.
+	maxUnparsed = 1000
+)
+
+// ErrTooManyMessages is returned when an export holds more messages than Limits allow.
+var ErrTooManyMessages = errors.New("chatexport: too many messages")
+
+// Read parses the export zip held in r with the default limits.
 func Read(r io.ReaderAt, size int64, loc *time.Location) (*Result, error) {
+	return ReadLimited(context.Background(), r, size, loc, Limits{})
+}
+
+// ReadLimited parses the export zip held in r. It streams the chat text twice (once to
+// decide the date order, once to read the messages), so memory grows with the messages
+// kept, never with the size of the text; it stops when ctx ends.
+func ReadLimited(ctx context.Context, r io.ReaderAt, size int64, loc *time.Location, lim Limits) (*Result, error) {
 	if loc == nil {
 		return nil, errors.New("chatexport: nil location")
 	}
@@ -59,11 +91,14 @@ func Read(r io.ReaderAt, size int64, loc *time.Location) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	text, err := readLimited(chat)
-	if err != nil {
-		return nil, err
+	open := func() (io.ReadCloser, error) {
+		rc, err := chat.Open()
+		if err != nil {
+			return nil, fmt.Errorf("chatexport: open %s: %w", chat.Name, err)
+		}
+		return rc, nil
 	}
-	res, err := ParseText(text, loc)
+	res, err := parse(ctx, open, loc, lim)
 	if err != nil {
 		return nil, err
 	}
@@ -80,22 +115,6 @@ func Read(r io.ReaderAt, size int64, loc *time.Location) (*Result, error) {
 		}
 	}
 	return res, nil
-}
-
-func readLimited(f *zip.File) (string, error) {
-	rc, err := f.Open()
-	if err != nil {
-		return "", fmt.Errorf("chatexport: open %s: %w", f.Name, err)
-	}
-	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, maxChatText+1))
-	if err != nil {
-		return "", fmt.Errorf("chatexport: read %s: %w", f.Name, err)
-	}
-	if len(data) > maxChatText {
-		return "", fmt.Errorf("chatexport: %s is larger than %d bytes", f.Name, maxChatText)
-	}
-	return string(data), nil
 }
 
 func isMacMetadata(name string) bool {
@@ -134,65 +153,11 @@ func findChatFile(files []*zip.File) (*zip.File, error) {
 	}
 }
 
-// ParseText parses the bare chat text of an export.
+// ParseText parses the bare chat text of an export, with the default limits.
 func ParseText(text string, loc *time.Location) (*Result, error) {
 	if loc == nil {
 		return nil, errors.New("chatexport: nil location")
 	}
-	text = strings.TrimPrefix(text, "\uFEFF")
-	lines := strings.Split(text, "\n")
-	if len(lines) > 1 && lines[len(lines)-1] == "" {
-		lines = lines[:len(lines)-1] // the file's final newline ends a line, it does not start one
-	}
-	heads := make([]*header, len(lines))
-	var found []*header
-	for i := range lines {
-		lines[i] = strings.TrimSuffix(lines[i], "\r")
-		if h := matchHeader(lines[i], i+1); h != nil {
-			heads[i] = h
-			found = append(found, h)
-		}
-	}
-	order := decideOrder(found)
-	res := &Result{}
-	if len(found) > 0 {
-		res.Format = found[0].layout(order.dayFirst) + " (" + order.why + ")"
-	}
-
-	var cur *pending
-	flush := func() {
-		if cur != nil {
-			res.Messages = append(res.Messages, cur.finish())
-			cur = nil
-		}
-	}
-	afterBad := false
-	for i, line := range lines {
-		if h := heads[i]; h != nil {
-			flush()
-			t, reason := h.time(order.dayFirst, loc)
-			if reason != "" {
-				res.Unparsed = append(res.Unparsed, Unparsed{Line: i + 1, Text: line, Reason: reason})
-				afterBad = true
-				continue
-			}
-			afterBad = false
-			cur = newPending(h, t)
-			continue
-		}
-		if cur != nil {
-			cur.lines = append(cur.lines, line)
-			continue
-		}
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
-		reason := "text before the first message header"
-		if afterBad {
-			reason = "continues a message whose header could not be parsed"
-		}
-		res.Unparsed = append(res.Unparsed, Unparsed{Line: i + 1, Text: line, Reason: reason})
-	}
-	flush()
-	return res, nil
+	open := func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(text)), nil }
+	return parse(context.Background(), open, loc, Limits{})
 }

@@ -1,3 +1,7 @@
+// Package importcmd is `causeway import`: it posts a WhatsApp chat export to the running bridge,
+// because only the bridge may write to the archive, and prints the bridge's report. What it and
+// the bridge agree on is in internal/importapi; only cmd/causeway (and the bridge's tests, which
+// run it against a real bridge) import this package.
 package importcmd
 
 import (
@@ -18,6 +22,7 @@ import (
 
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/internal/cliflags"
+	"codeberg.org/causeway/causeway/internal/importapi"
 )
 
 // Exit codes, as the other commands of causeway use them.
@@ -70,7 +75,7 @@ func Run(args []string, stdout, stderr io.Writer) int {
 	case *chat == "":
 		return usageError("--chat is required")
 	}
-	if _, err := Location(*tz); err != nil {
+	if _, err := importapi.Location(*tz); err != nil {
 		return usageError("--tz: %v", err)
 	}
 	cfg, err := config.Load(*configPath)
@@ -117,7 +122,7 @@ type Request struct {
 }
 
 // Post sends the export to the bridge and returns its report.
-func Post(ctx context.Context, r Request) (*Report, error) {
+func Post(ctx context.Context, r Request) (*importapi.Report, error) {
 	f, err := os.Open(r.File)
 	if err != nil {
 		return nil, err
@@ -137,7 +142,7 @@ func Post(ctx context.Context, r Request) (*Report, error) {
 	if r.TimeZone != "" {
 		q.Set("tz", r.TimeZone)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.Bridge+Path+"?"+q.Encode(), f)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, r.Bridge+importapi.Path+"?"+q.Encode(), f)
 	if err != nil {
 		return nil, fmt.Errorf("bad bridge address %q: %w", r.Bridge, err)
 	}
@@ -160,7 +165,7 @@ func Post(ctx context.Context, r Request) (*Report, error) {
 		return nil, fmt.Errorf("reading the bridge's answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		var e ErrorResponse
+		var e importapi.ErrorResponse
 		if json.Unmarshal(body, &e) != nil || e.Error == "" {
 			return nil, fmt.Errorf("the bridge at %s answered %s: %.200s", r.Bridge, resp.Status, body)
 		}
@@ -174,7 +179,7 @@ func Post(ctx context.Context, r Request) (*Report, error) {
 		}
 		return nil, fmt.Errorf("the bridge %s the import (%s): %s", verdict, resp.Status, msg)
 	}
-	var rep Report
+	var rep importapi.Report
 	if err := json.Unmarshal(body, &rep); err != nil {
 		return nil, fmt.Errorf("the bridge's report is not valid JSON: %w", err)
 	}

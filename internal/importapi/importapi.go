@@ -1,8 +1,8 @@
-// Package importcmd is what `causeway import` and the bridge share for importing WhatsApp chat
-// exports: the provisioning endpoint's path and JSON, the report's wording (the bot command and
-// the CLI print the same words), and the CLI itself, which posts the zip to the running bridge
-// because only the bridge may write to the archive.
-package importcmd
+// Package importapi is the contract between the bridge's import endpoint and `causeway import`:
+// the endpoint's path and query, the JSON of its report and of its errors, the report's wording
+// (the bot command prints the same words) and how both sides read a time zone. It is its own
+// package so that the daemon links the contract and not the command line that uses it.
+package importapi
 
 import (
 	"fmt"
@@ -29,8 +29,12 @@ type Report struct {
 	AlreadyThere int `json:"already_there"`
 	Newer        int `json:"newer"`
 	// MissingFiles are attachments the chat names that the zip does not hold.
-	MissingFiles []string   `json:"missing_files,omitempty"`
-	Unparsed     []Unparsed `json:"unparsed,omitempty"`
+	MissingFiles []string `json:"missing_files,omitempty"`
+	// TooLarge are attachments over the homeserver's upload limit, imported as a note.
+	TooLarge []string `json:"too_large,omitempty"`
+	// UnparsedTotal counts the unparsed lines; Unparsed lists the first of them.
+	UnparsedTotal int        `json:"unparsed_total,omitempty"`
+	Unparsed      []Unparsed `json:"unparsed,omitempty"`
 }
 
 // Unparsed is a line of the export that could not be read, and why.
@@ -58,11 +62,16 @@ func (r *Report) Text(maxUnparsed int) string {
 		fmt.Fprintf(&sb, "\n\n%d attachments the chat names are not in the zip (imported as a note): %s",
 			len(r.MissingFiles), strings.Join(r.MissingFiles, ", "))
 	}
+	if len(r.TooLarge) > 0 {
+		fmt.Fprintf(&sb, "\n\n%d attachments are larger than the homeserver accepts (imported as a note): %s",
+			len(r.TooLarge), strings.Join(r.TooLarge, ", "))
+	}
 	if len(r.Unparsed) > 0 {
-		fmt.Fprintf(&sb, "\n\n%d lines could not be read:\n", len(r.Unparsed))
+		total := max(r.UnparsedTotal, len(r.Unparsed))
+		fmt.Fprintf(&sb, "\n\n%d lines could not be read:\n", total)
 		for i, u := range r.Unparsed {
 			if maxUnparsed > 0 && i == maxUnparsed {
-				fmt.Fprintf(&sb, "* … and %d more\n", len(r.Unparsed)-maxUnparsed)
+				fmt.Fprintf(&sb, "* … and %d more\n", total-maxUnparsed)
 				break
 			}
 			fmt.Fprintf(&sb, "* line %d: %s: `%s`\n", u.Line, u.Reason, strings.ReplaceAll(u.Text, "`", "'"))

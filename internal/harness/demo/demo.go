@@ -15,7 +15,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"codeberg.org/causeway/causeway/bridge"
-	"codeberg.org/causeway/causeway/internal/devserver"
+	"codeberg.org/causeway/causeway/internal/harness/devserver"
 	"codeberg.org/causeway/causeway/wasim"
 )
 
@@ -85,7 +85,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 		return err
 	}
 	scenarioErr := s.run(ctx, p)
-	printHowToLook(p, e, mx, scenarioErr)
+	printHowToLook(p, e, mx, opts.DataDir != "", scenarioErr)
 	if scenarioErr != nil || opts.Once {
 		return scenarioErr
 	}
@@ -148,26 +148,42 @@ func loginWithQR(ctx context.Context, p *printer, mx *mxUser, phone *wasim.Phone
 	return nil
 }
 
-func printHowToLook(p *printer, e *env, mx *mxUser, scenarioErr error) {
+// printHowToLook ends the story. kept says whether the data directory outlives the demo
+// (--data): checking the archive is only worth suggesting for a directory that is still there
+// once the demo has stopped, so without --data it says how to keep one instead.
+func printHowToLook(p *printer, e *env, mx *mxUser, kept bool, scenarioErr error) {
 	verdict := "Every step was verified on the other side."
 	if scenarioErr != nil {
 		verdict = "The scenario FAILED: " + scenarioErr.Error()
 	}
-	p.Block("",
+	dataDir := "Data directory: " + e.dir
+	archive := []string{
+		"Check the records archive once the demo has stopped:",
+		"  causeway archive verify -c " + e.cfgPath,
+	}
+	if !kept {
+		dataDir += "   (removed when the demo stops)"
+		archive = []string{
+			"To check the records archive afterwards, run the demo with --data DIR to keep it, then:",
+			"  causeway archive verify -c DIR/" + configFile,
+		}
+	}
+	lines := []string{
+		"",
 		verdict,
 		"",
 		"Look for yourself with any Matrix client (Element: \"Sign in\", edit the homeserver):",
-		"  homeserver  "+e.hs.URL,
-		"  user        "+string(mx.cli.UserID)+"   (or just \""+demoUser+"\")",
-		"  password    "+mx.password,
+		"  homeserver  " + e.hs.URL,
+		"  user        " + string(mx.cli.UserID) + "   (or just \"" + demoUser + "\")",
+		"  password    " + mx.password,
 		"",
-		"Data directory: "+e.dir,
-		"  config      "+e.cfgPath,
-		"  bridge log  "+filepath.Join(e.dir, logFile),
-		"  Dendrite    "+filepath.Join(e.dir, dendriteDir),
-		"Check the records archive once the demo has stopped:",
-		"  causeway archive verify -c "+e.cfgPath,
-		"")
+		dataDir,
+		"  config      " + e.cfgPath,
+		"  bridge log  " + filepath.Join(e.dir, logFile),
+		"  Dendrite    " + filepath.Join(e.dir, dendriteDir),
+	}
+	lines = append(lines, archive...)
+	p.Block(append(lines, "")...)
 }
 
 func firstLine(s string) string {

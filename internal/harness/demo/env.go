@@ -1,9 +1,9 @@
 // Package demo runs Causeway end to end on one machine with nothing installed beforehand: a
-// simulated WhatsApp network (wasim), a local Dendrite (internal/devserver, the same code the
-// integration tests use) and the bridge, then plays a scripted conversation and checks every
-// step on the other side. `causeway demo` is its only caller; the simulator wiring it passes
-// to the bridge is reachable from nowhere else, in particular not from a config file or the
-// environment.
+// simulated WhatsApp network (wasim), a local Dendrite (internal/harness/devserver, the same
+// code the integration tests use) and the bridge, then plays a scripted conversation and
+// checks every step on the other side. cmd/causeway-demo is its only caller but tests; the simulator
+// wiring it passes to the bridge is reachable from nowhere else, in particular not from a
+// config file or the environment, and not from the causeway binary, which does not link it.
 package demo
 
 import (
@@ -18,7 +18,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"codeberg.org/causeway/causeway/config"
-	"codeberg.org/causeway/causeway/internal/devserver"
+	"codeberg.org/causeway/causeway/internal/harness/devserver"
 	"codeberg.org/causeway/causeway/wasim"
 )
 
@@ -140,7 +140,7 @@ func bridgeConfig(dir string, hsPort, asPort int, opts envOptions) (*config.Conf
 	return cfg, nil
 }
 
-const configHeader = `# Written by "causeway demo" for its local Dendrite and simulated WhatsApp network.
+const configHeader = `# Written by "causeway-demo" for its local Dendrite and simulated WhatsApp network.
 # Every key is documented in config.example.yaml. Try:
 #   causeway archive status -c %s
 #   causeway archive verify -c %s

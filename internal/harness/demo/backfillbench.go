@@ -20,7 +20,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
-	"codeberg.org/causeway/causeway/internal/devserver"
+	"codeberg.org/causeway/causeway/internal/harness/devserver"
 	"codeberg.org/causeway/causeway/wasim"
 )
 

@@ -1,3 +1,12 @@
+// Command causeway-demo tries Causeway on one machine: a simulated WhatsApp network, a local
+// Dendrite and the bridge, playing a scripted conversation; with --bench or --bench-backfill it
+// measures the relay or history backfill instead.
+//
+//	go run ./cmd/causeway-demo --once
+//
+// It is its own program, not a subcommand of causeway, because it links the simulator, builds
+// Dendrite and overwrites whatsmeow.WACertPubKey: none of that may be in the binary operators run
+// (cmd/causeway's TestProductionBinaryDeps checks).
 package main
 
 import (
@@ -10,12 +19,26 @@ import (
 	"os/signal"
 	"syscall"
 
-	"codeberg.org/causeway/causeway/internal/demo"
+	"codeberg.org/causeway/causeway/internal/gcdefault"
+	"codeberg.org/causeway/causeway/internal/harness/demo"
 )
 
-const demoUsageText = `Usage: causeway demo [--once] [--data DIR]
-       causeway demo --bench [--archive=false] [--chats N] [--per-chat N] [--cpuprofile FILE] [--data DIR]
-       causeway demo --bench-backfill [--archive=false] [--chats N] [--per-chat N] [--data DIR]
+// Exit codes, as causeway uses them: 1 when running failed, 2 when the command line is wrong.
+const (
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+func main() {
+	// The same as causeway's: the benchmark's bridge process (this binary, see runBenchBridge)
+	// must collect the way the daemon does.
+	gcdefault.Set(os.Getenv)
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usageText = `Usage: causeway-demo [--once] [--data DIR]
+       causeway-demo --bench [--archive=false] [--chats N] [--per-chat N] [--cpuprofile FILE] [--data DIR]
+       causeway-demo --bench-backfill [--archive=false] [--chats N] [--per-chat N] [--data DIR]
 
 Runs Causeway on this machine with nothing else installed: a simulated WhatsApp network, a
 local Dendrite homeserver (built from the Go module proxy on first use) and the bridge. It
@@ -35,15 +58,15 @@ second reach Dendrite in new rooms, the CPU per message, and checks every room's
 Options:
 `
 
-// runDemo is `causeway demo`. The simulator wiring lives only behind this subcommand:
+// run is causeway-demo with its command line. The simulator wiring lives only in this program:
 // nothing in a config file or the environment can make the bridge trust the simulator.
-func runDemo(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("causeway demo", flag.ContinueOnError)
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("causeway-demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	once := fs.Bool("once", false, "exit after the scenario: status 0 only if every step was verified")
 	data := fs.String("data", "", "keep everything in `DIR` (config.yaml, causeway.log, the archive, Dendrite); default: a temporary directory removed at exit")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, demoUsageText)
+		fmt.Fprint(stderr, usageText)
 		fs.PrintDefaults()
 	}
 	bench := fs.Bool("bench", false, "run the relay benchmark instead of the scenario")
@@ -52,9 +75,10 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	chats := fs.Int("chats", 20, "with --bench: contacts, each in their own chat")
 	perChat := fs.Int("per-chat", 100, "with --bench: plain texts each contact sends")
 	cpuProfile := fs.String("cpuprofile", "", "with --bench: write the bridge process's CPU profile of the burst to `FILE`")
-	// The benchmark's bridge process: not for people, so not in the usage. It exists only
-	// under `demo`, and only trusts a simulator the benchmark described in its data dir.
-	if len(args) >= 2 && args[0] == "--bench-bridge" {
+	// The benchmark's bridge process, which the benchmark starts from this same binary: not
+	// for people, so not in the usage. It only trusts a simulator the benchmark described in
+	// its data dir.
+	if len(args) >= 2 && args[0] == demo.BridgeChildArg {
 		return runBenchBridge(args[1], args[2:], stderr)
 	}
 	if err := fs.Parse(args); err != nil {
@@ -64,7 +88,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "causeway demo: unexpected argument %q\n", fs.Arg(0))
+		fmt.Fprintf(stderr, "causeway-demo: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -81,12 +105,12 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 		if *chats < 1 || *perChat < 1 {
-			fmt.Fprintln(stderr, "causeway demo: --chats and --per-chat must be at least 1")
+			fmt.Fprintln(stderr, "causeway-demo: --chats and --per-chat must be at least 1")
 			return exitUsage
 		}
 		exe, err := os.Executable()
 		if err != nil {
-			fmt.Fprintf(stderr, "causeway demo: cannot find my own binary to run the bridge: %v\n", err)
+			fmt.Fprintf(stderr, "causeway-demo: cannot find my own binary to run the bridge: %v\n", err)
 			return exitFailure
 		}
 		opts := demo.BenchOptions{
@@ -99,21 +123,21 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 			_, err = demo.RunBench(ctx, opts)
 		}
 		if err != nil {
-			fmt.Fprintf(stderr, "causeway demo --bench: %v\n", err)
+			fmt.Fprintf(stderr, "causeway-demo --bench: %v\n", err)
 			return exitFailure
 		}
 		return 0
 	}
 	if err := demo.Run(ctx, demo.Options{DataDir: *data, Once: *once, Out: stdout}); err != nil {
-		fmt.Fprintf(stderr, "causeway demo: %v\n", err)
+		fmt.Fprintf(stderr, "causeway-demo: %v\n", err)
 		return exitFailure
 	}
 	return 0
 }
 
-// runBenchBridge is the bridge process of `causeway demo --bench`.
+// runBenchBridge is the bridge process of --bench and --bench-backfill.
 func runBenchBridge(dir string, args []string, stderr io.Writer) int {
-	fs := flag.NewFlagSet("causeway demo --bench-bridge", flag.ContinueOnError)
+	fs := flag.NewFlagSet("causeway-demo "+demo.BridgeChildArg, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cpuProfile := fs.String("cpuprofile", "", "CPU profile between SIGUSR1 and SIGUSR2")
 	if err := fs.Parse(args); err != nil {
@@ -122,7 +146,7 @@ func runBenchBridge(dir string, args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := demo.RunBridgeChild(ctx, demo.BridgeChildOptions{Dir: dir, CPUProfile: *cpuProfile}); err != nil {
-		fmt.Fprintf(stderr, "causeway demo --bench-bridge: %v\n", err)
+		fmt.Fprintf(stderr, "causeway-demo --bench-bridge: %v\n", err)
 		return exitFailure
 	}
 	return 0

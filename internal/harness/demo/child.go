@@ -76,6 +76,10 @@ func (ep *simEndpoint) httpClient() (*http.Client, error) {
 	return &http.Client{Transport: transport, Timeout: 2 * time.Minute}, nil
 }
 
+// BridgeChildArg, followed by the benchmark's data directory, makes the program named by
+// BenchOptions.Executable run RunBridgeChild instead of what it does for people.
+const BridgeChildArg = "--bench-bridge"
+
 // BridgeChildOptions configure the benchmark's bridge process.
 type BridgeChildOptions struct {
 	// Dir is the benchmark's data directory: config.yaml and simulator.json.
@@ -87,7 +91,8 @@ type BridgeChildOptions struct {
 
 // RunBridgeChild runs a bridge against a simulator in another process until ctx ends, so
 // the benchmark can read the bridge's own CPU time from /proc without the simulator's and
-// the phones'. Only `causeway demo` reaches it, with a directory the benchmark wrote.
+// the phones'. Only cmd/causeway-demo reaches it, with a directory the benchmark wrote; it
+// overwrites whatsmeow.WACertPubKey, so the production binary must never link it.
 func RunBridgeChild(ctx context.Context, opts BridgeChildOptions) error {
 	ep, err := readSimEndpoint(opts.Dir)
 	if err != nil {

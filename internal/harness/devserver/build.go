@@ -1,6 +1,6 @@
 // Package devserver runs the real servers Causeway is developed and tested against, on
 // loopback: a Dendrite homeserver (built from the Go module proxy on first use and cached)
-// and a throwaway PostgreSQL cluster. The integration tests and `causeway demo` both use it,
+// and a throwaway PostgreSQL cluster. The integration tests and cmd/causeway-demo both use it,
 // so the demo a newcomer runs is the setup the suite proves.
 package devserver
 

@@ -18,7 +18,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
-	"codeberg.org/causeway/causeway/internal/devserver"
+	"codeberg.org/causeway/causeway/internal/harness/devserver"
 	"codeberg.org/causeway/causeway/wasim"
 )
 
@@ -32,7 +32,8 @@ type BenchOptions struct {
 	Chats, PerChat int
 	// CPUProfile, when set, receives the bridge process's CPU profile of the burst.
 	CPUProfile string
-	// Executable is the causeway binary to run the bridge with (`causeway demo --bench-bridge`).
+	// Executable is the program to run the bridge with, as `Executable --bench-bridge DIR`: the
+	// causeway-demo binary itself, which hands those arguments to RunBridgeChild.
 	Executable string
 	Out        io.Writer
 }
@@ -110,7 +111,7 @@ type bridgeChild struct {
 }
 
 func startBridgeChild(ctx context.Context, e *env, opts BenchOptions) (*bridgeChild, error) {
-	args := []string{"demo", "--bench-bridge", e.dir}
+	args := []string{BridgeChildArg, e.dir}
 	if opts.CPUProfile != "" {
 		abs, err := filepath.Abs(opts.CPUProfile)
 		if err != nil {

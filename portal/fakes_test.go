@@ -1,0 +1,301 @@
+package portal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/types"
+	"google.golang.org/protobuf/proto"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"codeberg.org/causeway/causeway/config"
+	"codeberg.org/causeway/causeway/database"
+	"codeberg.org/causeway/causeway/database/dbtest"
+	"codeberg.org/causeway/causeway/msgconv"
+	"codeberg.org/causeway/causeway/puppet"
+)
+
+// The fakes below stand in for the homeserver, the ghosts and the WhatsApp login, so the
+// queue's state machine runs against a real (in-memory SQLite) database and nothing else.
+
+const (
+	testReceiver = id.UserID("@alice:test")
+	testBot      = id.UserID("@bot:test")
+)
+
+var testKey = database.PortalKey{ChatJID: testContact.String(), Receiver: testReceiver}
+
+var (
+	testOwn     = types.NewJID("4915550001", types.DefaultUserServer)
+	testContact = types.NewJID("4915550002", types.DefaultUserServer)
+)
+
+// sentEvent is one SendMessage the fake homeserver accepted.
+type sentEvent struct {
+	as    id.UserID
+	room  id.RoomID
+	typ   event.Type
+	body  string
+	txnID string
+	id    id.EventID
+}
+
+type fakeMatrix struct {
+	mu    sync.Mutex
+	sends []sentEvent
+	// failSend, when set, is asked before each send (n counts the attempts, from 1); an
+	// error it returns is the send's.
+	failSend func(n int, body string) error
+	attempts int
+	rooms    int
+}
+
+var _ Matrix = (*fakeMatrix)(nil)
+
+func bodyOf(content any) string {
+	switch c := content.(type) {
+	case *msgconv.MessageContent:
+		return c.Body
+	case *event.MessageEventContent:
+		return c.Body
+	}
+	return fmt.Sprintf("%T", content)
+}
+
+func (f *fakeMatrix) BotMXID() id.UserID { return testBot }
+
+func (f *fakeMatrix) SendMessage(_ context.Context, as id.UserID, room id.RoomID, typ event.Type, content any, opts SendOptions) (id.EventID, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.attempts++
+	body := bodyOf(content)
+	if f.failSend != nil {
+		if err := f.failSend(f.attempts, body); err != nil {
+			return "", err
+		}
+	}
+	evt := id.EventID(fmt.Sprintf("$%d", len(f.sends)+1))
+	f.sends = append(f.sends, sentEvent{as: as, room: room, typ: typ, body: body, txnID: opts.TransactionID, id: evt})
+	return evt, nil
+}
+
+// bodies lists what was sent, in order.
+func (f *fakeMatrix) bodies() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]string, len(f.sends))
+	for i, s := range f.sends {
+		out[i] = s.body
+	}
+	return out
+}
+
+func (f *fakeMatrix) sent() []sentEvent {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]sentEvent(nil), f.sends...)
+}
+
+func (f *fakeMatrix) SendState(context.Context, id.UserID, id.RoomID, event.Type, string, any, time.Time) (id.EventID, error) {
+	return "$state", nil
+}
+func (f *fakeMatrix) Redact(context.Context, id.UserID, id.RoomID, id.EventID, string) error {
+	return nil
+}
+func (f *fakeMatrix) Upload(context.Context, id.UserID, []byte, string, string) (id.ContentURIString, error) {
+	return "mxc://test/media", nil
+}
+func (f *fakeMatrix) Download(context.Context, id.ContentURI) ([]byte, error) {
+	return []byte("x"), nil
+}
+func (f *fakeMatrix) CreateRoom(context.Context, id.UserID, *mautrix.ReqCreateRoom) (id.RoomID, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rooms++
+	return id.RoomID(fmt.Sprintf("!room%d:test", f.rooms)), nil
+}
+func (f *fakeMatrix) EnsureJoined(context.Context, id.UserID, id.RoomID) error { return nil }
+func (f *fakeMatrix) Leave(context.Context, id.UserID, id.RoomID) error        { return nil }
+func (f *fakeMatrix) Kick(context.Context, id.UserID, id.RoomID, id.UserID, string) error {
+	return nil
+}
+func (f *fakeMatrix) SetPowerLevel(context.Context, id.UserID, id.RoomID, id.UserID, int) error {
+	return nil
+}
+func (f *fakeMatrix) MarkRead(context.Context, id.UserID, id.RoomID, id.EventID) error { return nil }
+
+type fakeGhosts struct{}
+
+var _ Ghosts = fakeGhosts{}
+
+func ghostMXID(jid types.JID) id.UserID { return id.UserID("@wa_" + jid.User + ":test") }
+
+func (fakeGhosts) Get(_ context.Context, jid types.JID) (Ghost, error) {
+	jid = jid.ToNonAD()
+	return Ghost{JID: jid, MXID: ghostMXID(jid), Name: "+" + jid.User}, nil
+}
+
+func (fakeGhosts) ByMXID(_ context.Context, mxid id.UserID) (Ghost, bool, error) {
+	var user string
+	if _, err := fmt.Sscanf(string(mxid), "@wa_%[0-9]:test", &user); err != nil {
+		return Ghost{}, false, nil
+	}
+	jid := types.NewJID(user, types.DefaultUserServer)
+	return Ghost{JID: jid, MXID: mxid}, true, nil
+}
+
+func (fakeGhosts) UpdateName(context.Context, types.JID, func(context.Context) config.ContactNames) error {
+	return nil
+}
+
+// fakeWhatsApp is the receiver's login. Sends to WhatsApp are recorded by message ID.
+type fakeWhatsApp struct {
+	mu       sync.Mutex
+	sent     []types.MessageID
+	sendErr  error
+	attempts int
+}
+
+var _ WhatsApp = (*fakeWhatsApp)(nil)
+
+func (w *fakeWhatsApp) OwnJID() types.JID             { return testOwn }
+func (w *fakeWhatsApp) NewMessageID() types.MessageID { return "3EB0NEW" }
+func (w *fakeWhatsApp) SendMessage(_ context.Context, _ types.JID, msgID types.MessageID, _ *waE2E.Message) (time.Time, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.attempts++
+	if w.sendErr != nil {
+		return time.Time{}, w.sendErr
+	}
+	w.sent = append(w.sent, msgID)
+	return time.Now(), nil
+}
+func (w *fakeWhatsApp) Download(context.Context, msgconv.Downloadable) ([]byte, error) {
+	return nil, errors.New("no media here")
+}
+func (w *fakeWhatsApp) Upload(context.Context, []byte, msgconv.MediaKind) (msgconv.UploadResult, error) {
+	return msgconv.UploadResult{}, errors.New("no media here")
+}
+func (w *fakeWhatsApp) DecryptPollVote(context.Context, *types.MessageInfo, *waE2E.PollUpdateMessage) (*waE2E.PollVoteMessage, error) {
+	return nil, errors.New("no polls here")
+}
+func (w *fakeWhatsApp) EncryptPollVote(context.Context, *msgconv.MessageRef, *waE2E.PollVoteMessage) (*waE2E.PollUpdateMessage, error) {
+	return nil, errors.New("no polls here")
+}
+func (w *fakeWhatsApp) MarkRead(context.Context, types.JID, types.JID, []types.MessageID, time.Time) error {
+	return nil
+}
+func (w *fakeWhatsApp) SetTyping(context.Context, types.JID, bool) error { return nil }
+func (w *fakeWhatsApp) GroupInfo(context.Context, types.JID) (*types.GroupInfo, error) {
+	return nil, errors.New("no groups here")
+}
+func (w *fakeWhatsApp) SetGroupName(context.Context, types.JID, string) error  { return nil }
+func (w *fakeWhatsApp) SetGroupTopic(context.Context, types.JID, string) error { return nil }
+func (w *fakeWhatsApp) UpdateParticipants(context.Context, types.JID, []types.JID, string) error {
+	return nil
+}
+func (w *fakeWhatsApp) LeaveGroup(context.Context, types.JID) error { return nil }
+func (w *fakeWhatsApp) ContactNames(context.Context, types.JID) config.ContactNames {
+	return config.ContactNames{}
+}
+func (w *fakeWhatsApp) ProfilePicture(context.Context, types.JID) (string, puppet.AvatarFetcher, error) {
+	return "", nil, nil
+}
+
+type fakeLogins struct{ wa *fakeWhatsApp }
+
+func (l fakeLogins) WhatsApp(id.UserID) (WhatsApp, bool) { return l.wa, l.wa != nil }
+
+// harness is one bridge's portals over one database.
+type harness struct {
+	t   *testing.T
+	db  *database.Database
+	mx  *fakeMatrix
+	wa  *fakeWhatsApp
+	mgr *Manager
+}
+
+func newHarness(t *testing.T) *harness {
+	h := &harness{t: t, db: dbtest.InMemory(t), mx: &fakeMatrix{}, wa: &fakeWhatsApp{}}
+	if err := h.db.Users.Put(context.Background(), &database.User{MXID: testReceiver}); err != nil {
+		t.Fatal(err)
+	}
+	h.restart()
+	return h
+}
+
+// restart replaces the portals with new ones over the same database and fakes, as after a
+// crash: whatever the old manager held in memory is gone. The old one must be stopped or
+// never started.
+func (h *harness) restart() {
+	h.mgr = NewManager(Deps{
+		Config: config.Default(), DB: h.db, Matrix: h.mx, Ghosts: fakeGhosts{}, Logins: fakeLogins{h.wa},
+		Log: zerolog.New(zerolog.NewTestWriter(h.t)).Level(zerolog.WarnLevel),
+	})
+	h.mgr.retryUnit = time.Millisecond
+	h.t.Cleanup(h.mgr.Stop)
+}
+
+// portal returns the DM portal with the test contact, without starting its queue.
+func (h *harness) portal() *Portal {
+	h.t.Helper()
+	p, err := h.mgr.newPortal(&database.Portal{PortalKey: testKey})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return p
+}
+
+// waMessage packs a text message from the contact.
+func waMessage(t *testing.T, msgID, text string) *PackedMessage {
+	t.Helper()
+	info := &types.MessageInfo{
+		MessageSource: types.MessageSource{Chat: testContact, Sender: testContact},
+		ID:            msgID, Timestamp: time.Unix(1_700_000_000, 0), PushName: "Bob",
+	}
+	m, err := NewWAMessageItem(info, &waE2E.Message{Conversation: proto.String(text)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// pending reads the portal's queue.
+func (h *harness) pending(p *Portal) []*database.QueueItem {
+	h.t.Helper()
+	items, err := h.db.Queue.Pending(context.Background(), p.Key(), 100)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return items
+}
+
+// mapped says whether WhatsApp message waID has a committed mapping.
+func (h *harness) mapped(p *Portal, waID string) bool {
+	h.t.Helper()
+	parts, err := h.db.Messages.GetParts(context.Background(), p.Key(), waID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return len(parts) > 0
+}
+
+// waitFor polls cond until it holds, failing the test after a few seconds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
