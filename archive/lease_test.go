@@ -14,39 +14,53 @@ import (
 
 func TestLeaseStaleReason(t *testing.T) {
 	now := time.Now()
-	me := process{host: "records", machine: "records boot b1 pid:[1]", pid: 100, start: "5000"}
+	me := process{host: "records", machine: "records boot b1", pidNS: "pid:[1]", pid: 100, start: "5000", lock: "dev 8 ino 42"}
 	running := map[int64]string{100: "5000", 200: "6000", 300: ""} // 300: alive, start not readable
 	startOf := func(pid int64) (string, bool) {
 		s, ok := running[pid]
 		return s, ok
 	}
-	holder := func(machine string, pid int64, start string, expires time.Duration) *lease {
-		return &lease{purpose: "the bridge", holder: process{machine: machine, pid: pid, start: start}, expires: now.Add(expires)}
+	type holder struct {
+		machine, pidNS string
+		pid            int64
+		start, lock    string
+		expires        time.Duration
 	}
 	tests := []struct {
-		name  string
-		l     *lease
-		me    process
-		stale string // substring of the reason; "" for a live holder
+		name     string
+		h        holder
+		lockFree bool // this process holds its writer lock
+		stale    string
 	}{
-		{"another host, renewed", holder("other boot b9 pid:[1]", 200, "6000", time.Minute), me, ""},
-		{"another host, lapsed", holder("other boot b9 pid:[1]", 200, "6000", -time.Second), me, "it lapsed"},
-		{"this machine, running", holder(me.machine, 200, "6000", time.Minute), me, ""},
-		{"this machine, exited", holder(me.machine, 400, "7000", time.Minute), me, "pid 400) has exited"},
-		{"this machine, PID reused", holder(me.machine, 200, "5999", time.Minute), me, "pid 200 is now another process"},
-		{"this machine, start not readable", holder(me.machine, 300, "7000", time.Minute), me, ""},
-		{"this process, another archive", holder(me.machine, 100, "5000", time.Minute), me, ""},
-		{"this machine after a reboot", holder("records boot b0 pid:[1]", 400, "7000", time.Minute), me, ""},
-		{"no machine identity here", holder("", 400, "7000", time.Minute), process{host: "records", pid: 100}, ""},
+		{"another host, renewed", holder{"other boot b9", "pid:[1]", 200, "6000", "dev 8 ino 42", time.Minute}, true, ""},
+		{"another host, lapsed", holder{"other boot b9", "pid:[1]", 200, "6000", "", -time.Second}, false, "it lapsed"},
+		{"same lock file, now free", holder{me.machine, "pid:[7]", 1, "10", me.lock, time.Minute}, true, "its writer lock is free"},
+		{"same lock file, held", holder{me.machine, "pid:[7]", 400, "10", me.lock, time.Minute}, false, ""},
+		{"this PID namespace, running", holder{me.machine, me.pidNS, 200, "6000", "", time.Minute}, true, ""},
+		{"this PID namespace, exited", holder{me.machine, me.pidNS, 400, "7000", "", time.Minute}, true, "pid 400) has exited"},
+		{"this PID namespace, PID reused", holder{me.machine, me.pidNS, 200, "5999", "", time.Minute}, true, "pid 200 is now another process"},
+		{"this PID namespace, start not readable", holder{me.machine, me.pidNS, 300, "7000", "", time.Minute}, true, ""},
+		{"this process, another archive", holder{me.machine, me.pidNS, 100, "5000", "", time.Minute}, true, ""},
+		{"another PID namespace, another lock file", holder{me.machine, "pid:[7]", 400, "7000", "dev 9 ino 1", time.Minute}, true, ""},
+		// Another boot of a host with this name, or another machine that shares it: only expiry tells.
+		{"another boot", holder{"records boot b0", me.pidNS, 400, "7000", me.lock, time.Minute}, true, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := tt.l.staleReason(now, tt.me, startOf)
+			l := &lease{purpose: "the bridge", expires: now.Add(tt.h.expires),
+				holder: process{machine: tt.h.machine, pidNS: tt.h.pidNS, pid: tt.h.pid, start: tt.h.start, lock: tt.h.lock}}
+			got := l.staleReason(now, me, tt.lockFree, startOf)
 			if (tt.stale == "") != (got == "") || !strings.Contains(got, tt.stale) {
 				t.Errorf("staleReason = %q, want %q", got, tt.stale)
 			}
 		})
 	}
+	t.Run("no machine identity here", func(t *testing.T) {
+		l := &lease{expires: now.Add(time.Minute), holder: process{pid: 400, start: "7000"}}
+		if got := l.staleReason(now, process{host: "records", pid: 100}, true, startOf); got != "" {
+			t.Errorf("staleReason = %q, want the lease waited out", got)
+		}
+	})
 }
 
 func TestParseStatStart(t *testing.T) {
@@ -69,7 +83,7 @@ func TestParseStatStart(t *testing.T) {
 		if start, alive := processStart(int64(os.Getpid())); !alive || start == "" {
 			t.Errorf("this process: start %q, alive %v", start, alive)
 		}
-		if me := thisProcess(); me.machine == "" {
+		if me := thisProcess(""); me.machine == "" || me.pidNS == "" {
 			t.Errorf("no machine identity on Linux: %+v", me)
 		}
 	}
@@ -125,6 +139,17 @@ func plantLease(t *testing.T, env *testEnv, l *lease) {
 	}
 }
 
+// lockID identifies env's writer lock file.
+func lockID(t *testing.T, env *testEnv) string {
+	t.Helper()
+	l, err := openWriterLock(env.opts.KeyDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.close()
+	return l.id
+}
+
 // sleeper is a live process on this machine that is not this one.
 func sleeper(t *testing.T) (pid int64, start string) {
 	t.Helper()
@@ -140,14 +165,14 @@ func sleeper(t *testing.T) (pid int64, start string) {
 
 func TestWriterLease(t *testing.T) {
 	ctx := context.Background()
-	me := thisProcess()
+	me := thisProcess("")
 	for _, b := range leaseBackends {
 		t.Run(b.name, func(t *testing.T) {
 			t.Run("taken by Open, released by Close", func(t *testing.T) {
 				env := b.env(t)
 				l := storedLease(t, env)
 				if l == nil || l.holder.pid != me.pid || l.holder.start != me.start || l.holder.machine != me.machine ||
-					l.purpose != "the test archive" || time.Until(l.expires) <= 0 {
+					l.holder.pidNS != me.pidNS || l.holder.lock != lockID(t, env) || l.purpose != "the test archive" || time.Until(l.expires) <= 0 {
 					t.Fatalf("lease after Open: %+v, want this process's, renewed", l)
 				}
 				env.shutdown()
@@ -165,7 +190,7 @@ func TestWriterLease(t *testing.T) {
 				// database looks like to the database.
 				_, err := openWriter(ctx, t, env, "causeway archive export", false)
 				want := fmt.Sprintf("open for writing: the test archive (pid %d on %s, since ", me.pid, me.host)
-				if !errors.Is(err, ErrWriterBusy) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "at the latest") {
+				if !errors.Is(err, ErrWriterBusy) || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "when its lease lapses: it was renewed until") {
 					t.Fatalf("second writer: %v; want ErrWriterBusy naming %q", err, want)
 				}
 				waitCtx, cancel := context.WithTimeout(ctx, 1500*time.Millisecond)
@@ -176,16 +201,34 @@ func TestWriterLease(t *testing.T) {
 				env.shutdown()
 
 				pid, start := sleeper(t)
-				holders := map[string]*lease{
-					"a running process on this machine": {purpose: "the bridge", holder: process{host: me.host, machine: me.machine, pid: pid, start: start}},
-					"a renewed lease on another host":   {purpose: "the bridge", holder: process{host: "records-host", machine: "records-host boot b pid:[1]", pid: 4242, start: "1"}},
+				holders := []struct {
+					name string
+					l    *lease
+					// lock: the holder holds the writer lock (the lease names it), as a live writer in
+					// another container with the same key directory does; only the lock shows it alive.
+					lock bool
+				}{
+					{"a running process on this machine", &lease{purpose: "the bridge",
+						holder: process{host: me.host, machine: me.machine, pidNS: me.pidNS, pid: pid, start: start}}, false},
+					{"a holder of the writer lock in another PID namespace", &lease{purpose: "the bridge",
+						holder: process{host: me.host, machine: me.machine, pidNS: "pid:[1]", pid: 1, start: "1"}}, true},
+					{"a renewed lease on another host", &lease{purpose: "the bridge",
+						holder: process{host: "records-host", machine: "records-host boot b", pidNS: "pid:[1]", pid: 4242, start: "1"}}, false},
 				}
-				for name, l := range holders {
-					t.Run(name, func(t *testing.T) {
-						l.expires = time.Now().Add(time.Minute)
-						plantLease(t, env, l)
+				for _, h := range holders {
+					t.Run(h.name, func(t *testing.T) {
+						if h.lock {
+							held, err := openWriterLock(env.opts.KeyDir)
+							if err != nil || !held.tryLock() {
+								t.Fatalf("hold the writer lock: %v", err)
+							}
+							defer held.close()
+							h.l.holder.lock = held.id
+						}
+						h.l.expires = time.Now().Add(time.Minute)
+						plantLease(t, env, h.l)
 						_, err := openWriter(ctx, t, env, "causeway archive hold", false)
-						if !errors.Is(err, ErrWriterBusy) || !strings.Contains(err.Error(), fmt.Sprintf("the bridge (pid %d on %s", l.holder.pid, l.holder.host)) {
+						if !errors.Is(err, ErrWriterBusy) || !strings.Contains(err.Error(), fmt.Sprintf("the bridge (pid %d on %s", h.l.holder.pid, h.l.holder.host)) {
 							t.Fatalf("open: %v; want ErrWriterBusy naming the holder", err)
 						}
 					})
@@ -220,12 +263,18 @@ func TestWriterLease(t *testing.T) {
 				{"a holder whose PID another process now has", func(env *testEnv) {
 					env.shutdown()
 					plantLease(t, env, &lease{purpose: "the bridge", expires: time.Now().Add(time.Minute),
-						holder: process{host: me.host, machine: me.machine, pid: pid, start: start + "0"}})
+						holder: process{host: me.host, machine: me.machine, pidNS: me.pidNS, pid: pid, start: start + "0"}})
+				}},
+				// A container restarted after a crash: a new PID namespace, the same key directory.
+				{"a dead holder in another PID namespace whose writer lock is free", func(env *testEnv) {
+					env.shutdown()
+					plantLease(t, env, &lease{purpose: "the bridge", expires: time.Now().Add(time.Minute),
+						holder: process{host: me.host, machine: me.machine, pidNS: "pid:[1]", pid: 1, start: "1", lock: lockID(t, env)}})
 				}},
 				{"a lapsed holder on another host", func(env *testEnv) {
 					env.shutdown()
 					plantLease(t, env, &lease{purpose: "the bridge", expires: time.Now().Add(-time.Second),
-						holder: process{host: "records-host", machine: "records-host boot b pid:[1]", pid: 4242, start: "1"}})
+						holder: process{host: "records-host", machine: "records-host boot b", pidNS: "pid:[1]", pid: 4242, start: "1"}})
 				}},
 			}
 			for _, tt := range reclaims {

@@ -407,8 +407,8 @@ func TestArchiveCLIWritersRefuseWhileAnotherProcessWrites(t *testing.T) {
 	// A bridge on another host whose lease is renewed is waited for; one whose lease lapsed is not.
 	plant := func(expires time.Time) {
 		s.withDB(func(ctx context.Context, db *database.Database) {
-			_, err := db.Exec(ctx, `INSERT INTO archive_writer (id, token, purpose, host, machine, pid, pid_start, taken_ts, expires_ts)
-				VALUES (1, 'elsewhere', 'the bridge', 'records-host', 'records-host boot b pid:[1]', 4242, '1', $1, $2)`,
+			_, err := db.Exec(ctx, `INSERT INTO archive_writer (id, token, purpose, host, machine, pid_ns, pid, pid_start, lock_file, taken_ts, expires_ts)
+				VALUES (1, 'elsewhere', 'the bridge', 'records-host', 'records-host boot b', 'pid:[1]', 4242, '1', '', $1, $2)`,
 				time.Now().Add(-time.Hour).UnixMilli(), expires.UnixMilli())
 			if err != nil {
 				t.Fatal(err)
