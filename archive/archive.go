@@ -52,6 +52,12 @@ type Options struct {
 	// ReadOnly opens without writing anything, and tolerates a damaged log, so Verify can report on it.
 	// Writes return ErrReadOnly. Only the verifier key file is needed.
 	ReadOnly bool
+	// Writer says what this process is ("the bridge", "causeway archive export") in the writer lease
+	// (lease.go), for the error another writer gets. Unused when ReadOnly.
+	Writer string
+	// WaitForWriter makes Open wait, until ctx ends, while another live process has the archive open for
+	// writing, instead of failing at once with ErrWriterBusy.
+	WaitForWriter bool
 	// MaxBatch caps how many appends share one transaction.
 	MaxBatch int
 	Log      *zerolog.Logger
@@ -84,6 +90,9 @@ type Archive struct {
 	closing   chan struct{}
 	stopped   chan struct{}
 
+	// lease is held from Open to Close unless ReadOnly.
+	lease *heldLease
+
 	// Owned by the commit loop after Open.
 	state       treeState
 	insertStmts map[int]*sql.Stmt // by row count
@@ -100,10 +109,11 @@ type treeState struct {
 }
 
 // Open upgrades the archive's tables in db, loads or creates the signing key, resumes the tree and starts
-// the commit loop. Unless read-only it appends an archive_started entry, which tells the completeness
-// ledger when the archive was not running, and signs a checkpoint covering it (first signing what a
-// crashed previous run left unsigned).
-func Open(ctx context.Context, db *dbutil.Database, opts Options) (*Archive, error) {
+// the commit loop. Unless read-only it first takes the writer lease (lease.go), failing with
+// ErrWriterBusy while another process holds it, then appends an archive_started entry, which tells the
+// completeness ledger when the archive was not running, and signs a checkpoint covering it (first
+// signing what a crashed previous run left unsigned).
+func Open(ctx context.Context, db *dbutil.Database, opts Options) (_ *Archive, err error) {
 	if opts.KeyDir == "" {
 		return nil, errors.New("archive: KeyDir is required")
 	}
@@ -131,6 +141,9 @@ func Open(ctx context.Context, db *dbutil.Database, opts Options) (*Archive, err
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Writer == "" {
+		opts.Writer = "a writer"
+	}
 	log := zerolog.Nop()
 	if opts.Log != nil {
 		log = opts.Log.With().Str("component", "archive").Logger()
@@ -147,10 +160,20 @@ func Open(ctx context.Context, db *dbutil.Database, opts Options) (*Archive, err
 		closing:     make(chan struct{}),
 		stopped:     make(chan struct{}),
 	}
-	if err := a.db.Upgrade(ctx); err != nil {
+	if err = a.db.Upgrade(ctx); err != nil {
 		return nil, fmt.Errorf("archive: upgrade schema: %w", err)
 	}
-	var err error
+	if !opts.ReadOnly {
+		// Before anything is written, the key files included: two first starts would each create one.
+		if err = a.takeLease(ctx); err != nil {
+			return nil, fmt.Errorf("archive: %w", err)
+		}
+		defer func() {
+			if err != nil && a.lease != nil {
+				err = errors.Join(err, a.releaseLease())
+			}
+		}()
+	}
 	if a.key, err = loadOrCreateKey(opts.KeyDir, opts.Origin, !opts.ReadOnly); err != nil {
 		return nil, fmt.Errorf("archive: %w", err)
 	}
@@ -181,8 +204,7 @@ func Open(ctx context.Context, db *dbutil.Database, opts Options) (*Archive, err
 	}
 	go a.commitLoop()
 	if _, err = a.Append(ctx, started); err != nil {
-		_ = a.Close()
-		return nil, fmt.Errorf("archive: record start: %w", err)
+		return nil, errors.Join(fmt.Errorf("archive: record start: %w", err), a.Close())
 	}
 	// The start is signed at once: a log whose every checkpoint was deleted then lacks one that covers
 	// its last archive_started entry, which Verify reports, even if the log has only ever had one run.
@@ -363,8 +385,8 @@ func (a *Archive) startedEntry(ctx context.Context, recovered uint64) (*Entry, e
 	return e, nil
 }
 
-// Close records an archive_stopped entry, drains pending appends, issues a final checkpoint and stops
-// the commit loop. It does not close the database, which belongs to the caller.
+// Close records an archive_stopped entry, drains pending appends, issues a final checkpoint, stops the
+// commit loop and releases the writer lease. It does not close the database, which belongs to the caller.
 func (a *Archive) Close() error {
 	if a.opts.ReadOnly {
 		return nil
@@ -379,6 +401,8 @@ func (a *Archive) Close() error {
 		<-a.stopped
 		if err != nil {
 			err = fmt.Errorf("archive: record stop: %w", err)
+		}
+		if err = errors.Join(err, a.releaseLease()); err != nil {
 			return
 		}
 		a.log.Info().Uint64("size", a.size.Load()).Msg("Archive closed")

@@ -17,9 +17,7 @@ func TestGapsLedger(t *testing.T) {
 	env.reopen(false)
 	env.clock.Set(t0.Add(90 * time.Minute))
 	lastBeforeCrash := env.append(&Entry{Kind: KindLoggedOut, Account: account, Time: t0.Add(90 * time.Minute)})
-	env.a = nil // abandoned, as a killed process would leave it
-	env.raw.Close()
-	env.raw = nil
+	env.crash()
 	env.clock.Set(t0.Add(210 * time.Minute))
 	env.open(false)
 	env.append(&Entry{Kind: KindConnected, Account: account, Time: t0.Add(220 * time.Minute)})

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -75,6 +77,7 @@ func (e *testEnv) start(mutate ...func(*Options)) *testEnv {
 		KeyDir:   filepath.Join(dir, "keys"),
 		MediaDir: filepath.Join(dir, "media"),
 		Origin:   "causeway.test/archive",
+		Writer:   "the test archive",
 		Now:      e.clock.Now,
 	}
 	for _, m := range mutate {
@@ -109,6 +112,45 @@ func (e *testEnv) shutdown() {
 		_ = e.raw.Close()
 		e.raw = nil
 	}
+}
+
+// crash leaves the archive as kill -9 would: nothing more reaches the database, and the writer lease
+// still names a process, one that has exited. Where exited processes cannot be recognised (no /proc),
+// the lease has lapsed instead.
+func (e *testEnv) crash() {
+	e.t.Helper()
+	a := e.a
+	e.a = nil
+	_ = e.raw.Close()
+	e.raw = nil
+	_ = a.Close() // stops its goroutines; every write fails on the closed database
+	pid, start := exitedProcess(e.t)
+	expires := time.Now().Add(LeaseTTL)
+	if machineID() == "" {
+		expires = time.Now().Add(-time.Second)
+	}
+	raw, _ := e.connect(e.t)
+	defer raw.Close()
+	res, err := raw.Exec(`UPDATE archive_writer SET pid=$1, pid_start=$2, expires_ts=$3`, pid, start, expires.UnixMilli())
+	if n, _ := res.RowsAffected(); err != nil || n != 1 {
+		e.t.Fatalf("crash: the lease is not there to leave behind (%d rows, %v)", n, err)
+	}
+}
+
+// exitedProcess starts a process, notes its PID and start time, and waits for it to exit.
+func exitedProcess(t testing.TB) (pid int64, start string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Until Wait reaps it, an exited child is still in /proc.
+	pid = int64(cmd.Process.Pid)
+	start, _ = processStart(pid)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("the short-lived process failed: %v", err)
+	}
+	return pid, start
 }
 
 func (e *testEnv) reopen(readOnly bool) {

@@ -168,9 +168,7 @@ func TestVerifyAfterCrashRecovery(t *testing.T) {
 		env.append(en)
 	}
 	last := env.append(textMessage(alice, alice, "Alice", "3EB0E1", "just before the crash", t0.Add(time.Hour)))
-	env.a = nil // abandoned, as a killed process would leave it
-	env.raw.Close()
-	env.raw = nil
+	env.crash()
 	env.clock.Set(t0.Add(2 * time.Hour))
 	env.open(false)
 	ctx := context.Background()

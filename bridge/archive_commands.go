@@ -55,8 +55,12 @@ func (b *Bridge) cmdArchive(ctx context.Context, ce *commandEvent) string {
 		if err != "" {
 			return err
 		}
-		detached := context.WithoutCancel(ctx)
-		go func() { b.reply(detached, ce.roomID, work(detached)) }()
+		started := b.jobs.Go(context.WithoutCancel(ctx), "archive "+sub, func(ctx context.Context) {
+			b.reply(ctx, ce.roomID, work(ctx))
+		})
+		if !started {
+			return errStopping.Error()
+		}
 		return fmt.Sprintf("Working on `archive %s`; I will post the result here.", sub)
 	}
 	return fmt.Sprintf("Unknown archive action `%s`. %s", sub, archiveCommandHelp)

@@ -32,8 +32,7 @@ func (u *User) refreshAvatar(ctx context.Context, jid types.JID) {
 	r.pending[jid] = struct{}{}
 	r.order = append(r.order, jid)
 	if !r.running {
-		r.running = true
-		go u.drainAvatars(context.WithoutCancel(ctx))
+		r.running = u.b.jobs.Go(context.WithoutCancel(ctx), "avatar refresh", u.drainAvatars)
 	}
 }
 
@@ -41,7 +40,8 @@ func (u *User) drainAvatars(ctx context.Context) {
 	r := &u.avatars
 	for {
 		r.mu.Lock()
-		if len(r.order) == 0 {
+		if len(r.order) == 0 || ctx.Err() != nil {
+			// Stopping leaves the rest queued in memory only: the next address-book sync names them again.
 			r.running = false
 			r.mu.Unlock()
 			return

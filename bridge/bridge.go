@@ -24,6 +24,7 @@ import (
 	"codeberg.org/causeway/causeway/archive"
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/database"
+	"codeberg.org/causeway/causeway/internal/archivecmd"
 	"codeberg.org/causeway/causeway/msgconv"
 	"codeberg.org/causeway/causeway/portal"
 	"codeberg.org/causeway/causeway/puppet"
@@ -70,6 +71,8 @@ type Bridge struct {
 
 	stopOnce sync.Once
 	stopping chan struct{}
+	// jobs is the background work Stop cancels and waits for (jobs.go).
+	jobs *jobs
 
 	syncCancel context.CancelFunc
 	syncDone   chan struct{}
@@ -87,6 +90,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Bridge, error) 
 		opts:     opts,
 		txns:     newTxnDedup(256),
 		stopping: make(chan struct{}),
+		jobs:     newJobs(log.With().Str("component", "jobs").Logger()),
 		users:    map[id.UserID]*User{},
 		metrics:  newMetrics(cfg.Metrics),
 	}
@@ -116,23 +120,22 @@ func (b *Bridge) Start(ctx context.Context) error {
 	b.db = db
 	b.metrics.depth = db.Queue.Depth
 	if b.cfg.Archive.Enabled {
-		if b.archive, err = OpenArchive(ctx, b.cfg, db, b.log, false); err != nil {
+		// A live writer elsewhere (`causeway archive export`) is waited for; a dead one is not.
+		if b.archive, err = archivecmd.OpenWriter(ctx, b.cfg, db, b.log, "the bridge", true); err != nil {
 			b.db.Close()
 			return err
 		}
 	}
 
 	if err := b.setupAppservice(); err != nil {
-		b.db.Close()
-		return err
+		return errors.Join(err, b.closeStores())
 	}
 	// Listen before talking to the homeserver: anything we do can trigger a transaction,
 	// and a homeserver that finds us down backs off for up to a minute.
 	addr := net.JoinHostPort(b.cfg.Appservice.Hostname, strconv.Itoa(b.cfg.Appservice.Port))
 	b.listener, err = net.Listen("tcp", addr)
 	if err != nil {
-		b.db.Close()
-		return fmt.Errorf("failed to listen on appservice.hostname/port %s: %w", addr, err)
+		return errors.Join(fmt.Errorf("failed to listen on appservice.hostname/port %s: %w", addr, err), b.closeStores())
 	}
 	b.server = &http.Server{Handler: b.router(), ReadHeaderTimeout: 30 * time.Second}
 	b.serveErr = make(chan error, 1)
@@ -293,12 +296,13 @@ func (b *Bridge) syncBotProfile(ctx context.Context) error {
 	return b.db.KV.Set(ctx, kvBotProfile, want)
 }
 
-// Stop stops accepting transactions, lets the ones being handled finish, then closes the
-// database. It is safe to call more than once.
+// Stop stops accepting transactions and cancels the background jobs, lets both finish, then
+// closes the archive and the database. It is safe to call more than once.
 func (b *Bridge) Stop(ctx context.Context) error {
 	var err error
 	b.stopOnce.Do(func() {
 		close(b.stopping)
+		b.jobs.stop()
 		b.stopMatrixSync()
 		if b.server != nil {
 			shutdownCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -322,15 +326,24 @@ func (b *Bridge) Stop(ctx context.Context) error {
 			u.disconnect()
 		}
 		b.usersMu.Unlock()
-		if b.archive != nil {
-			// Closing issues the shutdown checkpoint.
-			err = errors.Join(err, b.archive.Close())
-		}
-		if b.db != nil {
-			err = errors.Join(err, b.db.Close())
-		}
+		// The jobs write to both.
+		b.jobs.wait()
+		err = errors.Join(err, b.closeStores())
 		b.log.Info().Msg("Bridge stopped")
 	})
+	return err
+}
+
+// closeStores closes the archive, which issues the shutdown checkpoint and gives up the writer lease,
+// then the database.
+func (b *Bridge) closeStores() error {
+	var err error
+	if b.archive != nil {
+		err = b.archive.Close()
+	}
+	if b.db != nil {
+		err = errors.Join(err, b.db.Close())
+	}
 	return err
 }
 

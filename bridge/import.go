@@ -57,11 +57,12 @@ func (b *Bridge) cmdImport(ctx context.Context, ce *commandEvent) string {
 	}
 	// An export with years of photos takes minutes: answer now and post the report when it
 	// is ready, rather than hold up the homeserver's transaction (which it would retry).
-	work, cancel := b.untilStopping(context.WithoutCancel(ctx))
-	go func() {
-		defer cancel()
-		b.reply(work, ce.roomID, b.importFromRoom(work, ce.sender, p, uri, loc))
-	}()
+	started := b.jobs.Go(context.WithoutCancel(ctx), "import", func(ctx context.Context) {
+		b.reply(ctx, ce.roomID, b.importFromRoom(ctx, ce.sender, p, uri, loc))
+	})
+	if !started {
+		return errStopping.Error()
+	}
 	return fmt.Sprintf("Importing %s; I will post the report here.", content.FileName)
 }
 
@@ -75,20 +76,6 @@ func (b *Bridge) importFromRoom(ctx context.Context, user id.UserID, p *portal.P
 		return "Sorry: " + err.Error()
 	}
 	return rep.Text(20)
-}
-
-// untilStopping returns ctx that also ends when the bridge starts stopping, for work that
-// outlives the request that started it.
-func (b *Bridge) untilStopping(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(ctx)
-	go func() {
-		select {
-		case <-b.stopping:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	return ctx, cancel
 }
 
 // errNotAnExport marks a zip the parser refused: the caller's mistake, not the bridge's.

@@ -59,8 +59,11 @@ func (b *Bridge) cmdLogin(ctx context.Context, ce *commandEvent) string {
 		}
 		phone = strings.TrimPrefix(ce.args[1], "+")
 	}
-	loginCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
-	lp := &loginProcess{cancel: cancel, room: ce.roomID}
+	// The login outlives the command, but not the bridge: Stop ends it, and with it whatsmeow's QR
+	// emitter and our goroutines following it.
+	untilStop, cancelOnStop := b.jobs.until(context.WithoutCancel(ctx))
+	loginCtx, cancelTimeout := context.WithTimeout(untilStop, 5*time.Minute)
+	lp := &loginProcess{cancel: func() { cancelTimeout(); cancelOnStop() }, room: ce.roomID}
 	u.mu.Lock()
 	u.login = lp
 	u.mu.Unlock()
@@ -68,6 +71,7 @@ func (b *Bridge) cmdLogin(ctx context.Context, ce *commandEvent) string {
 	u.mu.Lock()
 	u.client = cli
 	u.wa = &waClient{cli: cli, http: b.waHTTP()}
+	u.pushName = pushNameWait{}
 	u.mu.Unlock()
 	if phone == "" {
 		qrChan, err := cli.GetQRChannel(loginCtx)
@@ -79,7 +83,11 @@ func (b *Bridge) cmdLogin(ctx context.Context, ce *commandEvent) string {
 			u.endLogin(lp)
 			return "Could not reach WhatsApp: " + err.Error()
 		}
-		go u.followQR(loginCtx, lp, qrChan)
+		if !b.jobs.Go(loginCtx, "login: QR codes", func(ctx context.Context) { u.followQR(ctx, lp, qrChan) }) {
+			u.endLogin(lp)
+			cli.Disconnect()
+			return errStopping.Error()
+		}
 		return "Open WhatsApp on your phone, tap **Settings → Linked devices → Link a device**, and scan the QR code below."
 	}
 	if err := cli.Connect(); err != nil {
@@ -92,7 +100,11 @@ func (b *Bridge) cmdLogin(ctx context.Context, ce *commandEvent) string {
 		cli.Disconnect()
 		return "WhatsApp refused the pairing request: " + err.Error()
 	}
-	go u.awaitPairing(loginCtx, lp)
+	if !b.jobs.Go(loginCtx, "login: pairing code", func(ctx context.Context) { u.awaitPairing(ctx, lp) }) {
+		u.endLogin(lp)
+		cli.Disconnect()
+		return errStopping.Error()
+	}
 	return fmt.Sprintf("On your phone, open WhatsApp's notification (or **Settings → Linked devices → Link with phone number**) and enter this code:\n\n**%s**", code)
 }
 
@@ -210,6 +222,56 @@ func (u *User) handlePairSuccess(ctx context.Context, evt *events.PairSuccess) {
 	u.log.Info().Str("device", u.b.logJID(evt.ID.String())).Str("platform", evt.Platform).Msg("Paired with WhatsApp")
 }
 
+// pushNameWait is the account's push name as the phone's app state set it (events.PushNameSetting):
+// whatsmeow keeps it in cli.Store.PushName too, but writes that field from its own goroutine without a
+// lock, so it is not ours to read.
+type pushNameWait struct {
+	name string
+	set  chan struct{} // closed once name is set; nil until someone waits
+}
+
+// pushNameWaitLimit bounds the wait: the first app-state sync waits for the phone to share its keys,
+// seconds normally, longer on a loaded machine.
+const pushNameWaitLimit = 60 * time.Second
+
+func (u *User) setPushName(name string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if name == "" || name == u.pushName.name {
+		return
+	}
+	u.pushName.name = name
+	if u.pushName.set != nil {
+		close(u.pushName.set)
+		u.pushName.set = nil
+	}
+}
+
+// awaitPushName returns the push name once the phone's app state has set it, or "" after
+// pushNameWaitLimit or when ctx ends.
+func (u *User) awaitPushName(ctx context.Context) string {
+	u.mu.Lock()
+	name := u.pushName.name
+	if name == "" && u.pushName.set == nil {
+		u.pushName.set = make(chan struct{})
+	}
+	set := u.pushName.set
+	u.mu.Unlock()
+	if name != "" {
+		return name
+	}
+	timer := time.NewTimer(pushNameWaitLimit)
+	defer timer.Stop()
+	select {
+	case <-set:
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.pushName.name
+}
+
 // reportLoginSuccess finishes a login once the new session has connected. The push name
 // arrives with the phone's first app-state sync, moments after connecting, so it waits a
 // little for it rather than report a login without a name.
@@ -221,14 +283,11 @@ func (u *User) reportLoginSuccess(ctx context.Context) {
 		return
 	}
 	u.endLogin(lp)
-	go func() {
-		// whatsmeow learns the push name from the first app-state sync, which waits for the
-		// phone to share its keys: seconds normally, longer on a loaded machine.
-		deadline := time.Now().Add(60 * time.Second)
-		for cli.Store.PushName == "" && time.Now().Before(deadline) {
-			time.Sleep(100 * time.Millisecond)
+	u.b.jobs.Go(context.WithoutCancel(ctx), "login: report", func(ctx context.Context) {
+		push := u.awaitPushName(ctx)
+		if ctx.Err() != nil {
+			return // the bridge is stopping: the database is about to close, the room can wait
 		}
-		push := cli.Store.PushName
 		u.mu.Lock()
 		u.row.WAPushName = push
 		phone := u.row.WAPhone
@@ -242,7 +301,7 @@ func (u *User) reportLoginSuccess(ctx context.Context) {
 			name = " (" + push + ")"
 		}
 		u.b.reply(ctx, lp.room, fmt.Sprintf("✅ Successfully logged in as +%s%s. Your chats appear as rooms when messages arrive.", phone, name))
-	}()
+	})
 }
 
 func (b *Bridge) cmdLogout(ctx context.Context, ce *commandEvent) string {

@@ -61,7 +61,7 @@ func (b *Bridge) handleProvisionImport(w http.ResponseWriter, r *http.Request) {
 	}
 	// A client that goes away ends the import: what was sent stays, and importing the
 	// export again finishes it. So does a bridge that is stopping.
-	ctx, cancel := b.untilStopping(r.Context())
+	ctx, cancel := b.jobs.until(r.Context())
 	defer cancel()
 	log := b.log.With().Str("component", "provisioning").Str("remote", r.RemoteAddr).Logger()
 	ctx = log.WithContext(ctx)

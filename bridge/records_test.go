@@ -15,8 +15,8 @@ import (
 	"maunium.net/go/mautrix/event"
 
 	"codeberg.org/causeway/causeway/archive"
-	"codeberg.org/causeway/causeway/bridge"
 	"codeberg.org/causeway/causeway/database"
+	"codeberg.org/causeway/causeway/internal/archivecmd"
 )
 
 // deleteForMe is the app-state patch a phone sends when its user deletes a message for
@@ -131,7 +131,7 @@ func TestArchiveKeepsWhatUsersDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	ro, err := bridge.OpenArchive(ctx, cfg, db, zerolog.Nop(), true)
+	ro, err := archivecmd.OpenReadOnly(ctx, cfg, db, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

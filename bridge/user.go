@@ -29,6 +29,7 @@ type User struct {
 	connected bool
 	lastSeen  time.Time // last event from WhatsApp, for status
 	login     *loginProcess
+	pushName  pushNameWait
 	hist      historyState
 	// spaceMu makes two portals created at once share one new space.
 	spaceMu sync.Mutex

@@ -38,13 +38,15 @@ func (u *User) handleWAEvent(rawEvt any) bool {
 		u.ensurePortal(ctx, evt.JID, true)
 	case *events.PushName:
 		u.updatePuppetName(ctx, evt.JID)
+	case *events.PushNameSetting:
+		u.setPushName(evt.Action.GetName())
 	case *events.Contact:
 		u.updatePuppetName(ctx, evt.JID)
 		u.refreshAvatar(ctx, evt.JID)
 	case *events.AppStateSyncComplete:
 		if evt.Name == appstate.WAPatchCriticalUnblockLow {
 			// A first full sync applies the address book without per-contact events.
-			go u.syncContactPuppets(context.WithoutCancel(ctx))
+			u.b.jobs.Go(context.WithoutCancel(ctx), "contact sync", u.syncContactPuppets)
 		}
 	case *events.Picture:
 		if evt.JID.Server == types.DefaultUserServer {
@@ -269,6 +271,9 @@ func (u *User) syncContactPuppets(ctx context.Context) {
 	}
 	own := u.ownJID()
 	for jid := range all {
+		if ctx.Err() != nil {
+			return // the bridge is stopping
+		}
 		if jid.Server == types.DefaultUserServer && jid.User != own.User {
 			u.updatePuppetName(ctx, jid)
 			// Contacts without a chat get their picture too, so the user recognises them

@@ -1,14 +1,16 @@
-package main
+package archivecmd
 
 import (
 	"archive/zip"
 	"bytes"
 	"context"
-	"encoding/json"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,8 +18,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	causeway "codeberg.org/causeway/causeway"
 	"codeberg.org/causeway/causeway/archive"
-	"codeberg.org/causeway/causeway/bridge"
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/database"
 )
@@ -27,6 +29,33 @@ const (
 	chatB = "120363000000000001@g.us"
 	alice = "4915550001@s.whatsapp.net"
 )
+
+// writeExample writes the example config with each replacements pair (old, new) applied once.
+func writeExample(t *testing.T, replacements ...string) string {
+	t.Helper()
+	s := string(causeway.ExampleConfig)
+	for i := 0; i+1 < len(replacements); i += 2 {
+		if !strings.Contains(s, replacements[i]) {
+			t.Fatalf("example has no %q", replacements[i])
+		}
+		s = strings.Replace(s, replacements[i], replacements[i+1], 1)
+	}
+	path := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// run runs `causeway ARGS...` for args that start with "archive", as the binary would.
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "archive" {
+		panic("not an archive command line")
+	}
+	return Run(args[1:], stdout, stderr, func(_ config.Logging, w io.Writer) zerolog.Logger {
+		return zerolog.New(w).Level(zerolog.WarnLevel)
+	})
+}
 
 // archiveSetup is a config from the example with its own SQLite file and archive directory, and a
 // retention of one day so disposal can be tried on entries dated ten days ago.
@@ -92,7 +121,7 @@ func (s *archiveSetup) withDB(fn func(ctx context.Context, db *database.Database
 func (s *archiveSetup) populate(texts ...string) {
 	s.t.Helper()
 	s.withDB(func(ctx context.Context, db *database.Database) {
-		a, err := bridge.OpenArchive(ctx, s.cfg, db, zerolog.Nop(), false)
+		a, err := OpenWriter(ctx, s.cfg, db, zerolog.Nop(), "the test", false)
 		if err != nil {
 			s.t.Fatal(err)
 		}
@@ -341,61 +370,62 @@ func copySQLite(t *testing.T, from, to string) string {
 
 func TestArchiveCLIWritersRefuseWhileAnotherProcessWrites(t *testing.T) {
 	s := newArchiveSetup(t)
-	s.populate("first minutes") // six entries; the last, 5, is archive_stopped
-	setLease := func(expires time.Time, size int) {
-		t.Helper()
-		lease, _ := json.Marshal(map[string]any{"holder": "records-host pid 4242 (0badf00d)", "purpose": "the bridge",
-			"expires": expires.UnixMilli(), "size": size})
-		s.withDB(func(ctx context.Context, db *database.Database) {
-			if err := db.KV.Set(ctx, "archive_writer_lease", string(lease)); err != nil {
-				t.Fatal(err)
-			}
-		})
-	}
+	s.populate("first minutes")
 	writes := [][]string{
 		{"hold", "add", "--user", alice, "--reason", "r"},
 		{"dispose", "--before", "2026-01-01"},
 		{"export", "--out", filepath.Join(t.TempDir(), "b.zip")},
 	}
+	host, _ := os.Hostname()
 
-	// A bridge in another process took the lease at size 6 and is running: the stop at 5 is older.
-	setLease(time.Now().Add(time.Minute), 6)
-	for _, args := range writes {
-		code, _, errOut := s.run(args...)
-		if code != exitFailure || !strings.Contains(errOut, "open for writing: the bridge (records-host pid 4242") ||
-			!strings.Contains(errOut, "bot's `archive") {
-			t.Errorf("%v while a bridge holds the archive: exit %d, %q", args, code, errOut)
+	// A bridge has the archive open for writing (in this process, which the lease cannot tell from
+	// another one).
+	s.withDB(func(ctx context.Context, db *database.Database) {
+		bridge, err := OpenWriter(ctx, s.cfg, db, zerolog.Nop(), "the bridge", false)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	// Reading needs no lease.
-	if out := s.mustRun("status"); !strings.Contains(out, "Size:         6 entries") {
-		t.Errorf("status while a bridge holds the archive:\n%s", out)
-	}
-	s.mustRun("verify")
+		for _, args := range writes {
+			code, _, errOut := s.run(args...)
+			want := fmt.Sprintf("open for writing: the bridge (pid %d on %s", os.Getpid(), host)
+			if code != exitFailure || !strings.Contains(errOut, want) || !strings.Contains(errOut, "bot's `archive") {
+				t.Errorf("%v while a bridge holds the archive: exit %d, %q", args, code, errOut)
+			}
+		}
+		// Reading needs no lease.
+		if out := s.mustRun("status"); !strings.Contains(out, "Size:         7 entries") {
+			t.Errorf("status while a bridge holds the archive:\n%s", out)
+		}
+		s.mustRun("verify")
+		// Closing the bridge's archive ends its lease at once.
+		if err := bridge.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	s.mustRun("hold", "add", "--user", alice, "--reason", "after the bridge stopped")
 
-	tests := []struct {
-		name    string
-		expires time.Time
-		size    func(logSize int64) int64 // the log size the holder took the lease at
-	}{
-		// The log ends with an archive_stopped written after the lease was taken: the holder's archive
-		// has closed, so the lease is over before it lapses.
-		{"holder's archive closed", time.Now().Add(time.Minute), func(n int64) int64 { return n - 1 }},
-		// The holder died without closing: the lease lapsed.
-		{"lease lapsed", time.Now().Add(-time.Second), func(n int64) int64 { return n + 1 }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			var n int64
-			s.withDB(func(ctx context.Context, db *database.Database) {
-				if err := db.QueryRow(ctx, `SELECT MAX(idx)+1 FROM archive_entry`).Scan(&n); err != nil {
-					t.Fatal(err)
-				}
-			})
-			setLease(tt.expires, int(tt.size(n)))
-			s.mustRun("hold", "add", "--user", alice, "--reason", tt.name)
+	// A bridge on another host whose lease is renewed is waited for; one whose lease lapsed is not.
+	plant := func(expires time.Time) {
+		s.withDB(func(ctx context.Context, db *database.Database) {
+			_, err := db.Exec(ctx, `INSERT INTO archive_writer (id, token, purpose, host, machine, pid_ns, pid, pid_start, lock_file, taken_ts, expires_ts)
+				VALUES (1, 'elsewhere', 'the bridge', 'records-host', 'records-host boot b', 'pid:[1]', 4242, '1', '', $1, $2)`,
+				time.Now().Add(-time.Hour).UnixMilli(), expires.UnixMilli())
+			if err != nil {
+				t.Fatal(err)
+			}
 		})
 	}
+	plant(time.Now().Add(time.Minute))
+	if code, _, errOut := s.run(writes[0]...); code != exitFailure || !strings.Contains(errOut, "the bridge (pid 4242 on records-host") {
+		t.Errorf("while a bridge on another host holds the archive: exit %d, %q", code, errOut)
+	}
+	s.withDB(func(ctx context.Context, db *database.Database) {
+		if _, err := db.Exec(ctx, `DELETE FROM archive_writer`); err != nil {
+			t.Fatal(err)
+		}
+	})
+	plant(time.Now().Add(-time.Second))
+	s.mustRun("hold", "add", "--user", alice, "--reason", "after the lease lapsed")
 }
 
 func TestArchiveCLIUsage(t *testing.T) {
@@ -429,5 +459,21 @@ func TestArchiveCLIUsage(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run([]string{"archive", "help"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "Only one process may append") {
 		t.Errorf("archive help: exit %d\n%s", code, stdout.String())
+	}
+}
+
+// The records tools reach the archive without the bridge: a records officer's `causeway archive` must
+// not need (or break with) the daemon's code, and the bridge must not be the archive's only way in.
+func TestArchiveCLIDoesNotDependOnTheBridge(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, "codeberg.org/causeway/causeway/archive") {
+		t.Fatalf("go list -deps does not list the archive package:\n%s", out)
+	}
+	if slices.Contains(deps, "codeberg.org/causeway/causeway/bridge") {
+		t.Errorf("internal/archivecmd depends on the bridge package")
 	}
 }

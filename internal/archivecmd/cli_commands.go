@@ -1,4 +1,4 @@
-package main
+package archivecmd
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"codeberg.org/causeway/causeway/archive"
-	"codeberg.org/causeway/causeway/internal/archivecmd"
 )
 
 func (c *archiveCLI) status(ctx context.Context, args []string) int {
@@ -27,7 +26,7 @@ func (c *archiveCLI) status(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.finish(o, c.fail("%v", err))
 	}
-	archivecmd.WriteStatus(c.stdout, st)
+	WriteStatus(c.stdout, st)
 	if !o.cfg.Archive.Enabled {
 		fmt.Fprintln(c.stdout, "Note: archive.enabled is false in the config; the bridge is not capturing.")
 	}
@@ -72,7 +71,7 @@ func (c *archiveCLI) verify(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.finish(o, c.fail("%v", err))
 	}
-	archivecmd.WriteVerify(c.stdout, o.a.Origin(), rep)
+	WriteVerify(c.stdout, o.a.Origin(), rep)
 	if !rep.OK() {
 		return c.finish(o, exitFailure)
 	}
@@ -93,7 +92,7 @@ func (f *timeFlag) String() string {
 }
 
 func (f *timeFlag) Set(s string) (err error) {
-	f.t, err = archivecmd.ParseTime(s, f.endOfDay)
+	f.t, err = ParseTime(s, f.endOfDay)
 	return err
 }
 
@@ -127,7 +126,7 @@ func (c *archiveCLI) gaps(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.finish(o, c.fail("%v", err))
 	}
-	archivecmd.WriteGaps(c.stdout, from.t, to.t, gaps)
+	WriteGaps(c.stdout, from.t, to.t, gaps)
 	return c.finish(o, 0)
 }
 
@@ -173,7 +172,7 @@ func (c *archiveCLI) export(ctx context.Context, args []string) int {
 	if err != nil {
 		return c.finish(o, c.fail("%v", err))
 	}
-	archivecmd.WriteExport(c.stdout, rep)
+	WriteExport(c.stdout, rep)
 	fmt.Fprintf(c.stdout, "Wrote %s. Check it anywhere with: causeway archive verify-bundle %s\n", *out, filepath.Base(*out))
 	return c.finish(o, 0)
 }
@@ -203,7 +202,7 @@ func (c *archiveCLI) verifyBundle(_ context.Context, args []string) int {
 	if err != nil {
 		return c.fail("%s: %v", rest[0], err)
 	}
-	archivecmd.WriteBundle(c.stdout, rep)
+	WriteBundle(c.stdout, rep)
 	if !rep.OK() {
 		return exitFailure
 	}
@@ -280,7 +279,7 @@ func (c *archiveCLI) hold(ctx context.Context, args []string) int {
 		if err != nil {
 			return c.finish(o, c.fail("%v", err))
 		}
-		archivecmd.WriteHolds(c.stdout, holds, *all)
+		WriteHolds(c.stdout, holds, *all)
 		return c.finish(o, 0)
 	}
 	c.usageError(nil, "unknown hold command %q: say add, remove or list", verb)
@@ -302,7 +301,7 @@ func (c *archiveCLI) dispose(ctx context.Context, args []string) int {
 	return c.withWriter(ctx, *configPath, func(a *archive.Archive) error {
 		rep, err := a.Dispose(ctx, before.t, *by)
 		if err == nil {
-			archivecmd.WriteDisposal(c.stdout, before.t, rep)
+			WriteDisposal(c.stdout, before.t, rep)
 		}
 		return err
 	})
@@ -325,7 +324,7 @@ func (c *archiveCLI) readKey(arg string) (string, bool) {
 	if arg == "" {
 		return "", true
 	}
-	key, err := archivecmd.ReadKey(arg)
+	key, err := ReadKey(arg)
 	if err != nil {
 		c.usageError(nil, "%v", err)
 		return "", false
