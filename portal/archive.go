@@ -104,8 +104,16 @@ func (p *Portal) waEntry(ctx context.Context, info *types.MessageInfo, rawMsg []
 	return []*archive.Entry{e}, nil
 }
 
-// outboundEntry records a Matrix event about to be sent to WhatsApp.
-func (p *Portal) outboundEntry(env *MatrixEnvelope, evt *msgconv.MatrixEvent, msgID types.MessageID, msg *waE2E.Message) ([]*archive.Entry, error) {
+// sentMedia is a file a Matrix user sent, as it went to WhatsApp.
+type sentMedia struct {
+	data               []byte
+	mimeType, fileName string
+}
+
+// outboundEntry records a Matrix event about to be sent to WhatsApp, with the bytes of its
+// file when it carries one (an image, video, audio, file or sticker, or an edit or relay
+// that does).
+func (p *Portal) outboundEntry(ctx context.Context, env *MatrixEnvelope, evt *msgconv.MatrixEvent, msgID types.MessageID, msg *waE2E.Message, media *sentMedia) ([]*archive.Entry, error) {
 	var rawMsg []byte
 	if msg != nil {
 		var err error
@@ -113,10 +121,18 @@ func (p *Portal) outboundEntry(env *MatrixEnvelope, evt *msgconv.MatrixEvent, ms
 			return nil, fmt.Errorf("failed to serialize the outgoing message: %w", err)
 		}
 	}
+	archived := &archive.Message{Proto: rawMsg, Text: evt.Content.Body, Type: string(evt.Content.MsgType)}
+	if media != nil {
+		sha, size, err := p.m.deps.Archive.PutMedia(ctx, bytes.NewReader(media.data))
+		if err != nil {
+			return nil, fmt.Errorf("failed to archive the sent file: %w", err)
+		}
+		archived.Media = []archive.MediaRef{{SHA256: sha, Size: size, MimeType: media.mimeType, FileName: media.fileName}}
+	}
 	return []*archive.Entry{{
 		Kind: archive.KindOutboundSend, Account: string(p.row.Receiver), Chat: p.row.ChatJID, ChatName: p.row.Name,
 		MessageID: msgID, Sender: string(env.Sender), Time: time.UnixMilli(evt.Timestamp),
-		Message: &archive.Message{Proto: rawMsg, Text: evt.Content.Body, Type: string(evt.Content.MsgType)},
+		Message: archived,
 		Outbound: &archive.Outbound{Status: "attempted", MatrixEventID: string(env.ID), MatrixRoomID: string(env.RoomID),
 			MatrixSender: string(env.Sender)},
 	}}, nil

@@ -95,10 +95,13 @@ func (p *Portal) handleMatrixEvent(ctx context.Context, item *database.QueueItem
 	}
 	zerolog.Ctx(ctx).Debug().Stringer("action", res.Action).Bool("has_message", res.Message != nil).Msg("Converted a Matrix event")
 	msg := res.Message
+	var media *sentMedia
 	if res.Upload != nil {
-		if err := p.uploadToWhatsApp(ctx, wa, res.Upload); err != nil {
+		data, err := p.uploadToWhatsApp(ctx, wa, res.Upload)
+		if err != nil {
 			return err
 		}
+		media = &sentMedia{data: data, mimeType: res.Upload.MimeType, fileName: res.Upload.FileName}
 	}
 	if res.PollVote != nil {
 		update, err := wa.EncryptPollVote(ctx, res.Target, res.PollVote)
@@ -112,7 +115,7 @@ func (p *Portal) handleMatrixEvent(ctx context.Context, item *database.QueueItem
 	}
 	msgID := MessageIDFor(env.ID)
 	if err := p.archiveItem(ctx, item, func() ([]*archive.Entry, error) {
-		return p.outboundEntry(&env, evt, msgID, msg)
+		return p.outboundEntry(ctx, &env, evt, msgID, msg, media)
 	}); err != nil {
 		return err
 	}
@@ -168,24 +171,26 @@ func (p *Portal) recordSent(ctx context.Context, wa WhatsApp, evt *msgconv.Matri
 	})
 }
 
-func (p *Portal) uploadToWhatsApp(ctx context.Context, wa WhatsApp, up *msgconv.MediaUpload) error {
+// uploadToWhatsApp moves a Matrix user's file to WhatsApp's media servers and returns its
+// bytes, for the archive: once WhatsApp's copy expires, only the archive can show what was sent.
+func (p *Portal) uploadToWhatsApp(ctx context.Context, wa WhatsApp, up *msgconv.MediaUpload) ([]byte, error) {
 	if up.File != nil {
-		return permanent(errors.New("encrypted Matrix media cannot be sent: this portal is not encrypted"))
+		return nil, permanent(errors.New("encrypted Matrix media cannot be sent: this portal is not encrypted"))
 	}
 	uri, err := up.URL.Parse()
 	if err != nil {
-		return permanent(fmt.Errorf("bad media URL %q: %w", up.URL, err))
+		return nil, permanent(fmt.Errorf("bad media URL %q: %w", up.URL, err))
 	}
 	data, err := p.m.matrix.Download(ctx, uri)
 	if err != nil {
-		return mediaDownloadFailure(err, up.URL)
+		return nil, mediaDownloadFailure(err, up.URL)
 	}
 	res, err := wa.Upload(ctx, data, up.Kind)
 	if err != nil {
-		return fmt.Errorf("failed to upload the media to WhatsApp: %w", err)
+		return nil, fmt.Errorf("failed to upload the media to WhatsApp: %w", err)
 	}
 	up.Complete(res)
-	return nil
+	return data, nil
 }
 
 // handleMatrixState relays room changes the receiver made to the WhatsApp group.
