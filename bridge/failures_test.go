@@ -51,7 +51,7 @@ func waitNotice(t *testing.T, f *dmFixture, about id.EventID) string {
 // next attempt either. The event fails on its first attempt with a notice, instead of being
 // retried while every later message of the chat waits behind it.
 func TestBrokenMediaFailsFast(t *testing.T) {
-	f := newDM(t, "broken_media", "4915550401", "4915550402")
+	f := newDM(t, "broken_media", "4915551901", "4915551902")
 	ctx := context.Background()
 	mx, room := f.alice.mx, f.room
 	before := relayErrors(t, lastBridge.cfg.Appservice.Address)

@@ -14,7 +14,7 @@ import (
 // asks, or Element shows one emoji as two reaction groups; and it takes it off again on the
 // way to WhatsApp. A reaction that is not an emoji is refused with a notice, either way.
 func TestReactionVariationSelector(t *testing.T) {
-	f := newDM(t, "reaction_vs", "4915550501", "4915550502")
+	f := newDM(t, "reaction_vs", "4915551903", "4915551904")
 	ctx := context.Background()
 	mx, room, ghost, c, chat := f.alice.mx, f.room, f.ghost, f.contact, f.alice.phone.JID()
 	notEmoji := strings.Repeat("a", 300)

@@ -12,7 +12,7 @@ import (
 // milliseconds. A WhatsApp message relayed as it arrives keeps the bridge's receive time to
 // the millisecond, so it does not sort before a Matrix message sent earlier in the same second.
 func TestMillisecondTimestamps(t *testing.T) {
-	f := newDM(t, "ms_stamps", "4915550601", "4915550602")
+	f := newDM(t, "ms_stamps", "4915551905", "4915551906")
 	ctx := context.Background()
 	mx, room := f.alice.mx, f.room
 

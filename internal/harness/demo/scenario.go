@@ -250,7 +250,9 @@ func (s *scenario) annaReacts(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if rel := relatesTo(evt); rel["key"] != "👍" || rel["event_id"] != string(s.mine) {
+	// Matrix clients write the emoji with its variation selector; the bridge adds it so that
+	// Element groups WhatsApp's reactions with its own.
+	if rel := relatesTo(evt); rel["key"] != "👍\ufe0f" || rel["event_id"] != string(s.mine) {
 		return "", fmt.Errorf("the reaction in Matrix is %v", rel)
 	}
 	return "Matrix shows 👍 from Anna on your message", nil
