@@ -159,7 +159,10 @@ func (p *Portal) recordSent(ctx context.Context, wa WhatsApp, evt *msgconv.Matri
 		return p.m.deps.DB.Reactions.Delete(ctx, key, res.Target.ReactionTo.ID, own)
 	}
 	partID := ""
-	if res.Action != msgconv.ActionMessage {
+	switch {
+	case res.Action == msgconv.ActionEdit && res.Target != nil:
+		partID = editPartID(string(evt.ID), res.Target.ID)
+	case res.Action != msgconv.ActionMessage:
 		partID = res.Action.String() + ":" + string(evt.ID)
 	}
 	return p.m.deps.DB.Messages.Put(ctx, &database.Message{

@@ -237,7 +237,10 @@ func (p *Portal) recordPart(ctx context.Context, info *types.MessageInfo, res *m
 		})
 	}
 	partID := string(part.PartID)
-	if res.Action != msgconv.ActionMessage {
+	switch {
+	case res.Action == msgconv.ActionEdit && res.Target != "":
+		partID = editPartID(strconv.Itoa(i), res.Target)
+	case res.Action != msgconv.ActionMessage:
 		// Edits, votes and notices are their own WhatsApp messages; the row dedups them and
 		// must not shadow the target's parts.
 		partID = res.Action.String() + ":" + strconv.Itoa(i)
