@@ -58,4 +58,3 @@ func TestNonStringFields(t *testing.T) {
 		t.Errorf("archive entry = %+v (message %+v, outbound %+v)", found, found.Message, found.Outbound)
 	}
 }
-
