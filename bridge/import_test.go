@@ -36,7 +36,7 @@ type importFixture struct {
 	cfgPath  string // the config on disk, for the CLI
 	alice    *waUser
 	ownName  string
-	ownGhost id.UserID
+	ownGhost id.UserID              // says the user's own messages: the chats are direct, so the bot
 	chats    map[string]*importChat // by contact number
 }
 
@@ -51,7 +51,7 @@ func newImportFixture(t *testing.T, contacts []string) *importFixture {
 	cfg := configFor(t, "sqlite")
 	permit(cfg, "user", "import_alice", "import_bob")
 	startRelayBridge(t, cfg)
-	f := &importFixture{cfg: cfg, ownName: "Alice Import", ownGhost: cfg.PuppetUserID("4915551400"), chats: map[string]*importChat{}}
+	f := &importFixture{cfg: cfg, ownName: "Alice Import", ownGhost: cfg.BotUserID(), chats: map[string]*importChat{}}
 	f.alice = loginWithQR(t, cfg, "import_alice", "4915551400", f.ownName)
 	inviters := map[id.UserID]string{}
 	for _, number := range contacts {
