@@ -152,7 +152,15 @@ func (b *Bridge) holdEchoAnswer(ctx context.Context) {
 func (b *Bridge) handleRawEvent(ctx context.Context, raw json.RawMessage) (echo bool, err error) {
 	var env portal.MatrixEnvelope
 	if err := json.Unmarshal(raw, &env); err != nil {
-		zerolog.Ctx(ctx).Warn().Err(err).Msg("Skipping an unparseable event")
+		// Only the event's own fields can fail here (content fields that are not strings
+		// decode, see portal.EnvelopeContent); name what can be named.
+		var ids struct {
+			ID   json.RawMessage `json:"event_id"`
+			Room json.RawMessage `json:"room_id"`
+		}
+		_ = json.Unmarshal(raw, &ids)
+		zerolog.Ctx(ctx).Warn().Err(err).RawJSON("event_id", orNull(ids.ID)).RawJSON("room_id", orNull(ids.Room)).
+			Msg("Skipping an unparseable event")
 		return false, nil
 	}
 	zerolog.Ctx(ctx).Trace().Str("type", env.Type).Stringer("event_id", env.ID).Stringer("sender", env.Sender).Msg("Transaction event")
@@ -180,6 +188,13 @@ func (b *Bridge) handleRawEvent(ctx context.Context, raw json.RawMessage) (echo 
 	}
 	b.handleEvent(ctx, &evt)
 	return false, nil
+}
+
+func orNull(raw json.RawMessage) []byte {
+	if len(raw) == 0 {
+		return []byte("null")
+	}
+	return raw
 }
 
 func isCommand(env *portal.MatrixEnvelope) bool {

@@ -36,7 +36,7 @@ type importFixture struct {
 	cfgPath  string // the config on disk, for the CLI
 	alice    *waUser
 	ownName  string
-	ownGhost id.UserID
+	ownGhost id.UserID              // says the user's own messages: the chats are direct, so the bot
 	chats    map[string]*importChat // by contact number
 }
 
@@ -56,7 +56,7 @@ func newImportFixtureFor(t *testing.T, localpart, number string, contacts []stri
 	cfg := configFor(t, "sqlite")
 	permit(cfg, "user", localpart, "import_bob")
 	startRelayBridge(t, cfg)
-	f := &importFixture{cfg: cfg, ownName: "Alice Import", ownGhost: cfg.PuppetUserID(number), chats: map[string]*importChat{}}
+	f := &importFixture{cfg: cfg, ownName: "Alice Import", ownGhost: cfg.BotUserID(), chats: map[string]*importChat{}}
 	f.alice = loginWithQR(t, cfg, localpart, number, f.ownName)
 	inviters := map[id.UserID]string{}
 	for _, number := range contacts {

@@ -129,7 +129,7 @@ type ghostDirectory struct {
 var _ portal.Ghosts = ghostDirectory{}
 
 func ghostOf(p *puppet.Puppet) portal.Ghost {
-	return portal.Ghost{JID: p.JID, MXID: p.MXID(), Name: p.Name()}
+	return portal.Ghost{JID: p.JID, MXID: p.MXID(), Name: p.Name(), Avatar: p.AvatarMXC()}
 }
 
 func (g ghostDirectory) Get(ctx context.Context, jid types.JID) (portal.Ghost, error) {

@@ -44,6 +44,11 @@ func newWorld() *memResolver {
 	r.refs["$known"] = MessageRef{Chat: groupJID, ID: "3EB0KNOWN", Sender: carolJID, Timestamp: baseTime.Add(-time.Minute),
 		Quoted: &waE2E.Message{Conversation: proto.String("Lunch at noon?")}}
 	r.refs["$mine"] = MessageRef{Chat: groupJID, ID: "3EB0MINE", Sender: selfJID, FromMe: true, Timestamp: baseTime.Add(-5 * time.Minute)}
+	// Edits: one recorded with the message it edited, one from before edits recorded that.
+	r.refs["$myedit"] = MessageRef{Chat: groupJID, ID: "3EB0EDIT", Sender: selfJID, FromMe: true, PartID: "edit:$myedit->3EB0MINE",
+		Timestamp: baseTime.Add(-4 * time.Minute), EditOf: &MessageRef{Chat: groupJID, ID: "3EB0MINE", Sender: selfJID, FromMe: true, Timestamp: baseTime.Add(-5 * time.Minute)}}
+	r.refs["$oldedit"] = MessageRef{Chat: groupJID, ID: "3EB0OLDEDIT", Sender: selfJID, FromMe: true, PartID: "edit:$oldedit",
+		Timestamp: baseTime.Add(-4 * time.Minute), EditOf: &MessageRef{Chat: groupJID}}
 	r.refs["$mineold"] = MessageRef{Chat: groupJID, ID: "3EB0MINEOLD", Sender: selfJID, FromMe: true, Timestamp: baseTime.Add(-72 * time.Hour)}
 	r.refs["$myreaction"] = MessageRef{Chat: groupJID, ID: "3EB0REACT", Sender: selfJID, FromMe: true,
 		ReactionTo: &MessageRef{Chat: groupJID, ID: "3EB0KNOWN", Sender: carolJID}}

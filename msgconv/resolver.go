@@ -72,6 +72,10 @@ type MessageRef struct {
 	Timestamp time.Time
 	// ReactionTo is set when the Matrix event is a bridged reaction: it names the reacted-to message.
 	ReactionTo *MessageRef
+	// EditOf is set when the Matrix event is a bridged edit: it names the edited message, whose ID is
+	// empty when the bridge does not know it. An edit's own ID names no message a phone shows, so
+	// relations to an edit resolve to EditOf or are refused.
+	EditOf *MessageRef
 	// Quoted is the message as WhatsApp knows it, for the quote shown on phones. Optional: without it
 	// replies carry an empty placeholder and phones look the quote up by ID.
 	Quoted *waE2E.Message

@@ -204,6 +204,10 @@ func (c *toWA) contextInfo(content *MessageContent, mentioned []string) (*waE2E.
 	if err != nil {
 		return nil, err
 	}
+	if found && ref.EditOf != nil {
+		// A reply to an edit quotes the message edited, which is what phones show.
+		ref, found = *ref.EditOf, ref.EditOf.ID != ""
+	}
 	if !found {
 		// The message still makes sense without its quote; phones just show it unquoted.
 		if len(mentioned) == 0 {
@@ -279,6 +283,10 @@ func (c *toWA) edit(content *MessageContent) (*ToWhatsAppResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ref.EditOf != nil {
+		// The spec makes an edit of an edit invalid; clients edit the original.
+		return nil, sendErr(ErrEditOfEdit, string(content.RelatesTo.EventID))
+	}
 	if !ref.FromMe {
 		return nil, sendErr(ErrNotOwnMessage, string(content.RelatesTo.EventID))
 	}
@@ -293,6 +301,12 @@ func (c *toWA) edit(content *MessageContent) (*ToWhatsAppResult, error) {
 		stripped.Body = strings.TrimPrefix(stripped.Body, "* ")
 		stripped.FormattedBody = strings.TrimPrefix(stripped.FormattedBody, "* ")
 		newContent = &stripped
+	}
+	switch newContent.MsgType {
+	case MsgText, MsgNotice, MsgEmote, "":
+	default:
+		// Sent as a text edit, the new media would read as its file name.
+		return nil, sendErr(ErrEditChangesType, string(newContent.MsgType))
 	}
 	text, mentioned, err := c.text(newContent)
 	if err != nil {
@@ -327,6 +341,12 @@ func (c *toWA) redaction() (*ToWhatsAppResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if ref.EditOf != nil {
+		// Revoking the edit's ID would delete nothing, and revoking the original would delete
+		// too much; going back to the previous text needs that text, which the converter
+		// does not have.
+		return nil, sendErr(ErrUndoEdit, string(redacts))
+	}
 	if ref.ReactionTo != nil {
 		// Redacting a reaction withdraws it: an empty reaction on WhatsApp.
 		msg := &waE2E.Message{ReactionMessage: &waE2E.ReactionMessage{
@@ -358,6 +378,13 @@ func (c *toWA) reaction() (*ToWhatsAppResult, error) {
 	}
 	if ref.ReactionTo != nil {
 		return nil, sendErr(ErrUnsupportedEventType, "WhatsApp has no reactions to reactions")
+	}
+	if ref.EditOf != nil {
+		// A reaction to an edit is a reaction to the message, as phones show it.
+		if ref.EditOf.ID == "" {
+			return nil, sendErr(ErrTargetNotFound, string(rel.EventID))
+		}
+		ref = ref.EditOf
 	}
 	// WhatsApp sends emoji without the variation selector Matrix clients add; matching its form keeps
 	// one emoji from showing as two different reactions on phones.

@@ -3,10 +3,12 @@ package portal
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"time"
 
+	"github.com/rs/zerolog"
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	"google.golang.org/protobuf/proto"
@@ -136,6 +138,30 @@ func (p *Portal) outboundEntry(ctx context.Context, env *MatrixEnvelope, evt *ms
 		Outbound: &archive.Outbound{Status: "attempted", MatrixEventID: string(env.ID), MatrixRoomID: string(env.RoomID),
 			MatrixSender: string(env.Sender)},
 	}}, nil
+}
+
+// refuseMalformed archives an event that cannot even be decoded as what its type says, as it
+// arrived, and fails it for good, which tells the sender in the room.
+func (p *Portal) refuseMalformed(ctx context.Context, item *database.QueueItem, env *MatrixEnvelope, cause error) error {
+	zerolog.Ctx(ctx).Warn().Err(cause).Stringer("event_id", env.ID).Stringer("room_id", env.RoomID).
+		Str("event_type", env.Type).Msg("Refusing a malformed Matrix event")
+	if err := p.archiveItem(ctx, item, func() ([]*archive.Entry, error) {
+		var raw struct {
+			Content json.RawMessage `json:"content"`
+		}
+		_ = json.Unmarshal(item.Payload, &raw)
+		return []*archive.Entry{{
+			Kind: archive.KindOutboundSend, Account: string(p.row.Receiver), Chat: p.row.ChatJID, ChatName: p.row.Name,
+			Sender: string(env.Sender), Time: time.UnixMilli(env.Timestamp),
+			// The content as it arrived: nothing of it could be rendered.
+			Message: &archive.Message{Text: string(raw.Content), Type: env.Type},
+			Outbound: &archive.Outbound{Status: "failed", Error: cause.Error(), MatrixEventID: string(env.ID),
+				MatrixRoomID: string(env.RoomID), MatrixSender: string(env.Sender)},
+		}}, nil
+	}); err != nil {
+		return err
+	}
+	return permanent(cause)
 }
 
 // groupEntries records a group change: one entry per kind of change.

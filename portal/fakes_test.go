@@ -56,6 +56,7 @@ type fakeMatrix struct {
 	failSend func(n int, body string) error
 	attempts int
 	rooms    int
+	states   []string
 }
 
 var _ Matrix = (*fakeMatrix)(nil)
@@ -104,8 +105,18 @@ func (f *fakeMatrix) sent() []sentEvent {
 	return append([]sentEvent(nil), f.sends...)
 }
 
-func (f *fakeMatrix) SendState(context.Context, id.UserID, id.RoomID, event.Type, string, any, time.Time) (id.EventID, error) {
+func (f *fakeMatrix) SendState(_ context.Context, _ id.UserID, _ id.RoomID, typ event.Type, key string, _ any, _ time.Time) (id.EventID, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.states = append(f.states, typ.Type+"|"+key)
 	return "$state", nil
+}
+
+// stateSent lists the state events set, as "type|state key", in order.
+func (f *fakeMatrix) stateSent() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.states...)
 }
 func (f *fakeMatrix) Redact(context.Context, id.UserID, id.RoomID, id.EventID, string) error {
 	return nil

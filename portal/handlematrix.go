@@ -25,17 +25,13 @@ import (
 // MatrixEnvelope is the part of a Matrix event the bridge reads to route it; the whole
 // event is queued as received.
 type MatrixEnvelope struct {
-	Type     string     `json:"type"`
-	ID       id.EventID `json:"event_id"`
-	RoomID   id.RoomID  `json:"room_id"`
-	Sender   id.UserID  `json:"sender"`
-	StateKey *string    `json:"state_key,omitempty"`
-	Content  struct {
-		Membership event.Membership `json:"membership,omitempty"`
-		Name       string           `json:"name,omitempty"`
-		Topic      string           `json:"topic,omitempty"`
-		Body       string           `json:"body,omitempty"`
-	} `json:"content"`
+	Type      string          `json:"type"`
+	ID        id.EventID      `json:"event_id"`
+	RoomID    id.RoomID       `json:"room_id"`
+	Sender    id.UserID       `json:"sender"`
+	StateKey  *string         `json:"state_key,omitempty"`
+	Timestamp int64           `json:"origin_server_ts"`
+	Content   EnvelopeContent `json:"content"`
 }
 
 // NewMatrixEventItem wraps a raw Matrix event for the queue.
@@ -70,6 +66,9 @@ func (p *Portal) handleMatrixEvent(ctx context.Context, item *database.QueueItem
 	if err := json.Unmarshal(item.Payload, &env); err != nil {
 		return permanent(fmt.Errorf("queued Matrix event is corrupt: %w", err))
 	}
+	if field := env.malformedField(); field != "" {
+		return p.refuseMalformed(ctx, item, &env, errMalformedField(field))
+	}
 	wa, err := p.whatsApp()
 	if err != nil {
 		return err
@@ -84,7 +83,7 @@ func (p *Portal) handleMatrixEvent(ctx context.Context, item *database.QueueItem
 	}
 	evt, err := msgconv.DecodeEvent(item.Payload)
 	if err != nil {
-		return permanent(err)
+		return p.refuseMalformed(ctx, item, &env, err)
 	}
 	res, err := msgconv.ToWhatsApp(ctx, evt, msgconv.Chat{JID: p.chat, Self: wa.OwnJID()}, p.resolver(wa), &p.m.deps.Convert)
 	var sendErr *msgconv.SendError
@@ -163,7 +162,10 @@ func (p *Portal) recordSent(ctx context.Context, wa WhatsApp, evt *msgconv.Matri
 		return p.m.deps.DB.Reactions.Delete(ctx, key, res.Target.ReactionTo.ID, own)
 	}
 	partID := ""
-	if res.Action != msgconv.ActionMessage {
+	switch {
+	case res.Action == msgconv.ActionEdit && res.Target != nil:
+		partID = editPartID(string(evt.ID), res.Target.ID)
+	case res.Action != msgconv.ActionMessage:
 		partID = res.Action.String() + ":" + string(evt.ID)
 	}
 	return p.m.deps.DB.Messages.Put(ctx, &database.Message{

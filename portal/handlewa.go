@@ -153,6 +153,10 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 	if err := p.ensureRoom(ctx); err != nil {
 		return err
 	}
+	if err := p.syncRoomMeta(ctx); err != nil {
+		// The message matters more than the room's name or bridge info; the next one retries.
+		p.log.Warn().Err(err).Msg("Failed to bring the room's name, picture or bridge info up to date")
+	}
 	sender, err := p.ghostFor(ctx, info)
 	if err != nil {
 		return err
@@ -259,7 +263,10 @@ func (p *Portal) recordPart(ctx context.Context, info *types.MessageInfo, res *m
 		})
 	}
 	partID := string(part.PartID)
-	if res.Action != msgconv.ActionMessage {
+	switch {
+	case res.Action == msgconv.ActionEdit && res.Target != "":
+		partID = editPartID(strconv.Itoa(i), res.Target)
+	case res.Action != msgconv.ActionMessage:
 		// Edits, votes and notices are their own WhatsApp messages; the row dedups them and
 		// must not shadow the target's parts.
 		partID = res.Action.String() + ":" + strconv.Itoa(i)
@@ -331,10 +338,19 @@ func (p *Portal) redact(ctx context.Context, as id.UserID, r msgconv.Redaction) 
 	}
 }
 
-// ghostFor returns the ghost that speaks for the message's sender, joined to the room.
+// ghostFor returns the ghost that speaks for the message's sender, joined to the room. In a
+// direct chat the bot speaks for the user's own phone (see ownSpeaker).
 func (p *Portal) ghostFor(ctx context.Context, info *types.MessageInfo) (id.UserID, error) {
+	if info.IsFromMe && !p.row.IsGroup {
+		return p.ownSpeaker(), nil
+	}
 	return p.joinedGhost(ctx, senderJID(info))
 }
+
+// ownSpeaker says what the user sent from their phone into a direct chat: the bot, which is
+// a member already. The user's own ghost would join the DM and make it a room of three
+// people to clients, and the user does not expect a second self there.
+func (p *Portal) ownSpeaker() id.UserID { return p.m.matrix.BotMXID() }
 
 // joinedGhost returns the ghost of a contact, joined to the room.
 func (p *Portal) joinedGhost(ctx context.Context, jid types.JID) (id.UserID, error) {

@@ -195,11 +195,15 @@ func ownJIDString(wa WhatsApp) string {
 	return wa.OwnJID().ToNonAD().String()
 }
 
-// exportSender picks who says an imported message: the user's own ghost for their names,
-// the contact's ghost in a direct chat, and otherwise the bot, naming the sender.
+// exportSender picks who says an imported message: the user's own ghost for their names
+// (the bot in a direct chat, see ownSpeaker), the contact's ghost in a direct chat, and
+// otherwise the bot, naming the sender.
 func (p *Portal) exportSender(ctx context.Context, wa WhatsApp, sender string, ownNames []string) (as id.UserID, senderJID, prefix string, err error) {
 	for _, own := range ownNames {
 		if own != "" && strings.EqualFold(strings.TrimSpace(sender), own) && wa != nil {
+			if !p.row.IsGroup {
+				return p.ownSpeaker(), wa.OwnJID().ToNonAD().String(), "", nil
+			}
 			ghost, err := p.joinedGhost(ctx, wa.OwnJID())
 			return ghost, wa.OwnJID().ToNonAD().String(), "", err
 		}

@@ -54,6 +54,8 @@ type Ghost struct {
 	JID  types.JID
 	MXID id.UserID
 	Name string
+	// Avatar is the contact's picture on the homeserver, empty when none is known.
+	Avatar id.ContentURIString
 }
 
 // Ghosts are the contacts' Matrix users. The bridge adapts puppet.Manager to it.

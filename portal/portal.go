@@ -243,6 +243,8 @@ type Portal struct {
 
 	// inflight is the queue's bookkeeping between storing an item and recording it relayed.
 	inflight *inflight
+	// meta is what the room was last made to say about the chat (syncRoomMeta).
+	meta roomMeta
 }
 
 // Key names the portal.

@@ -3,6 +3,7 @@ package portal
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
@@ -127,10 +128,48 @@ func (r *resolver) MessageByEvent(ctx context.Context, evt id.EventID) (msgconv.
 		return msgconv.MessageRef{}, fmt.Errorf("event %s: %w", evt, msgconv.ErrNotFound)
 	}
 	sender, _ := types.ParseJID(m.SenderJID)
-	return msgconv.MessageRef{
+	ref := msgconv.MessageRef{
 		Chat: r.p.chat, ID: m.WAID, Sender: sender, FromMe: m.FromMe,
 		PartID: msgconv.PartID(m.PartID), Timestamp: m.Timestamp,
-	}, nil
+	}
+	if target, isEdit := editTarget(m.PartID); isEdit {
+		ref.EditOf = &msgconv.MessageRef{Chat: r.p.chat}
+		if target != "" {
+			orig, err := db.Messages.GetPart(ctx, r.p.row.PortalKey, target, "")
+			if err != nil {
+				return msgconv.MessageRef{}, err
+			}
+			ref.EditOf.ID = target
+			if orig != nil {
+				origSender, _ := types.ParseJID(orig.SenderJID)
+				ref.EditOf.Sender, ref.EditOf.FromMe, ref.EditOf.Timestamp = origSender, orig.FromMe, orig.Timestamp
+			}
+		}
+	}
+	return ref, nil
+}
+
+// An edit is a WhatsApp message of its own, and its row is keyed by its own ID (which
+// deduplicates it), so the part ID names the message it edited: "edit:<tag>-><target>", the
+// tag being the Matrix event or the part index. Relations to the edit event resolve through
+// it (msgconv.MessageRef.EditOf).
+const editTargetSep = "->"
+
+func editPartID(tag string, target types.MessageID) string {
+	return msgconv.ActionEdit.String() + ":" + tag + editTargetSep + target
+}
+
+// editTarget says whether a part ID is an edit's and which message it edited; the target is
+// empty for rows written before edits recorded it.
+func editTarget(partID string) (target types.MessageID, isEdit bool) {
+	rest, ok := strings.CutPrefix(partID, msgconv.ActionEdit.String()+":")
+	if !ok {
+		return "", false
+	}
+	if i := strings.LastIndex(rest, editTargetSep); i >= 0 {
+		return rest[i+len(editTargetSep):], true
+	}
+	return "", true
 }
 
 func (r *resolver) isMe(jid types.JID) bool {

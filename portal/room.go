@@ -76,7 +76,9 @@ func (p *Portal) ensureRoom(ctx context.Context) error {
 		req.IsDirect = true
 		req.Invite = append(req.Invite, bot)
 		req.PowerLevelOverride.Users[creator] = powerAdmin
+		p.dmLooksLikeContact(req, g)
 	}
+	p.withBridgeInfo(req)
 	roomID, err := p.m.matrix.CreateRoom(ctx, creator, req)
 	if err != nil {
 		return fmt.Errorf("failed to create the Matrix room: %w", err)
@@ -88,6 +90,9 @@ func (p *Portal) ensureRoom(ctx context.Context) error {
 		return err
 	}
 	p.m.roomCreated(p)
+	if err := p.recordBridgeInfo(ctx); err != nil {
+		p.log.Warn().Err(err).Msg("Failed to record the room's bridge info; it is sent again on next use")
+	}
 	p.log.Info().Stringer("room_id", roomID).Bool("group", p.row.IsGroup).Msg("Created the portal room")
 	if !p.row.IsGroup {
 		if err := p.m.matrix.EnsureJoined(ctx, bot, roomID); err != nil {
