@@ -257,3 +257,57 @@ func TestSilentIncomingCall(t *testing.T) {
 		return e.Kind == archive.KindCall && e.Call != nil && e.Call.ID == callID && e.Call.Outcome == "timeout"
 	})
 }
+
+// TestSecretEncryptedEdits: an edit in WhatsApp's secret-encrypted form that the pinned
+// whatsmeow can decrypt (of an event message) is shown as the edit it is; one it cannot (a
+// MESSAGE_EDIT) is archived as it came, with an undecryptable edit in the ledger, and the
+// room is told.
+func TestSecretEncryptedEdits(t *testing.T) {
+	f := newDM(t, "silent_sealed", "4915555013", "4915555014")
+	ctx := context.Background()
+	bot := lastBridge.cfg.BotUserID()
+	alice := f.alice.phone.JID()
+
+	sent, err := f.contact.SendEvent(ctx, alice, "Team lunch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := waitMessage(t, f.alice.mx, f.room, f.ghost, func(e *event.Event) bool {
+		return strings.Contains(e.Content.AsMessage().Body, "Team lunch")
+	})
+	if _, err := f.contact.SendEventEdit(ctx, alice, sent.ID, "Team dinner"); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, f.alice.mx, f.room, f.ghost, "the decrypted edit", func(e *event.Event) bool {
+		rel := relatesTo(e)
+		newContent, _ := raw(e)["m.new_content"].(map[string]any)
+		body, _ := newContent["body"].(string)
+		return rel["rel_type"] == "m.replace" && rel["event_id"] == string(orig.ID) && strings.Contains(body, "Team dinner")
+	})
+
+	plain, err := f.contact.SendText(ctx, alice, "plain words")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitMessage(t, f.alice.mx, f.room, f.ghost, bodyIs("plain words"))
+	sealed, err := f.contact.SendSealedTextEdit(ctx, alice, plain.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, f.alice.mx, f.room, bot, "the notice about the undecryptable edit", func(e *event.Event) bool {
+		body := e.Content.AsMessage().Body
+		return e.Type == event.EventMessage && strings.Contains(body, "cannot decrypt") && strings.Contains(body, plain.ID)
+	})
+	e := waitEntry(t, "the sealed edit in the archive", func(e *archive.Entry) bool {
+		return e.Kind == archive.KindEdit && e.MessageID == sealed.ID
+	})
+	if e.Message == nil || e.Message.Type != "secret_encrypted" || len(e.Message.Proto) == 0 || e.Target == nil || e.Target.MessageID != plain.ID {
+		t.Errorf("archive entry = %+v (message %+v)", e, e.Message)
+	}
+	l := waitEntry(t, "the ledger entry", func(e *archive.Entry) bool {
+		return e.Kind == archive.KindUndecryptable && e.MessageID == sealed.ID
+	})
+	if l.Completeness == nil || !strings.Contains(l.Completeness.Reason, "undecryptable edit (MESSAGE_EDIT)") {
+		t.Errorf("ledger entry = %+v", l.Completeness)
+	}
+}

@@ -101,6 +101,9 @@ func (u *User) portalKey(ctx context.Context, chat types.JID) database.PortalKey
 }
 
 func (u *User) queueMessage(ctx context.Context, evt *events.Message) bool {
+	if evt.Message.GetSecretEncryptedMessage() != nil {
+		return u.queueSecretEncrypted(ctx, evt)
+	}
 	chat := evt.Info.Chat
 	if chat.Server == types.BroadcastServer {
 		return u.queueBroadcast(ctx, evt)

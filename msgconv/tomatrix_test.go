@@ -105,6 +105,8 @@ func toMatrixCases() []toMatrixCase {
 			EditedMessage: conv("the new text")}}},
 		{name: "edit_caption", msg: &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{Key: key("3EB0BOBMSG", false, ""), Type: waE2E.ProtocolMessage_MESSAGE_EDIT.Enum(),
 			EditedMessage: &waE2E.Message{ImageMessage: &waE2E.ImageMessage{Caption: proto.String("better caption")}}}}},
+		{name: "edit_event", msg: &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{Key: key("3EB0BOBMSG", false, ""), Type: waE2E.ProtocolMessage_MESSAGE_EDIT.Enum(),
+			EditedMessage: &waE2E.Message{EventMessage: &waE2E.EventMessage{Name: proto.String("Team dinner"), StartTime: proto.Int64(1767225600)}}}}},
 		{name: "revoke", msg: &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{Key: key("3EB0MULTI", false, ""), Type: waE2E.ProtocolMessage_REVOKE.Enum()}}},
 		{name: "revoke_by_admin", info: carolInfo, msg: &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{Key: key("3EB0BOBMSG", false, bobJID.String()), Type: waE2E.ProtocolMessage_REVOKE.Enum()}}},
 		{name: "revoke_unknown", msg: &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{Key: key("3EB0GONE", false, ""), Type: waE2E.ProtocolMessage_REVOKE.Enum()}}},
