@@ -76,7 +76,7 @@ func (p *Portal) handleMatrixUnrelayed(ctx context.Context, item *database.Queue
 func (p *Portal) unrelayedWhy(u *unrelayedItem, env *MatrixEnvelope) string {
 	switch u.Reason {
 	case UnrelayedEncrypted:
-		return "this bridge cannot read encrypted messages; turn encryption off for this room (a new room, as Matrix cannot turn it off) to talk to WhatsApp"
+		return "this bridge cannot read encrypted messages (it has no encryption support), so bridged rooms must stay unencrypted"
 	case UnrelayedNotReceiver:
 		if u.SenderHasLogin {
 			return fmt.Sprintf("this room carries the WhatsApp chat of %s; your own WhatsApp account has a room of its own for this chat", p.row.Receiver)
