@@ -28,6 +28,12 @@ const (
 	KindOutboundSend    Kind = "outbound_send"    // a Matrix->WhatsApp send attempt (Message, Outbound)
 	KindOutboundResult  Kind = "outbound_result"  // the result of Target's send (Outbound.Status, Error)
 	KindMediaBackfill   Kind = "media_backfill"   // Target's media, fetched after it was archived with a placeholder
+	KindStatus          Kind = "status"           // a WhatsApp status update (Message set; Chat is status@broadcast)
+	KindCall            Kind = "call"             // a WhatsApp call to the account (Call set), which the bridge cannot carry
+	// KindMatrixMessage is a Matrix event in a portal that did not go to WhatsApp (Message,
+	// Outbound with Status "not_relayed" and Error saying why): a Matrix user without the
+	// room's WhatsApp login wrote, or the event is of a kind WhatsApp has no counterpart for.
+	KindMatrixMessage Kind = "matrix_message"
 )
 
 // Completeness kinds: the ledger of what could not be captured. Never disposed.
@@ -75,8 +81,12 @@ func (k Kind) disposable() bool {
 // declaration order, and that order is what makes the encoding canonical (sorted keys). A test holds
 // every struct in this file to it.
 type Entry struct {
-	Account      string        `json:"account,omitempty"` // the bridged WhatsApp account that saw the event
-	Actor        string        `json:"actor,omitempty"`   // who did it, for audit entries
+	Account string `json:"account,omitempty"` // the bridged WhatsApp account that saw the event
+	Actor   string `json:"actor,omitempty"`   // who did it, for audit entries
+	// Broadcast is the broadcast list a message was sent to; Chat is then the sender's DM,
+	// where WhatsApp shows it.
+	Broadcast    string        `json:"broadcast,omitempty"`
+	Call         *Call         `json:"call,omitempty"`
 	Chat         string        `json:"chat,omitempty"`
 	ChatName     string        `json:"chat_name,omitempty"`
 	Completeness *Completeness `json:"completeness,omitempty"`
@@ -118,6 +128,14 @@ type MediaRef struct {
 type Target struct {
 	MessageID string `json:"message_id"`
 	Sender    string `json:"sender,omitempty"`
+}
+
+// Call describes a WhatsApp call; the bridge carries no calls, so each one is recorded.
+type Call struct {
+	ID    string `json:"id"`
+	Media string `json:"media,omitempty"` // voice or video
+	// Outcome is what the bridge saw: "offered" (ringing), or WhatsApp's reason for ending it.
+	Outcome string `json:"outcome,omitempty"`
 }
 
 // Receipt records delivery, read or played receipts.

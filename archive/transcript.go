@@ -133,9 +133,9 @@ func renderTranscript(h transcriptHeader, entries []transcriptEntry, present map
 			return true
 		}
 		switch e.Kind {
-		case KindMessage, KindOutboundSend:
+		case KindMessage, KindOutboundSend, KindStatus, KindMatrixMessage:
 			item.Class = "message"
-			if e.Kind == KindOutboundSend {
+			if e.Kind == KindOutboundSend || e.Kind == KindMatrixMessage {
 				item.Class = "outbound"
 				if e.Outbound != nil && e.Outbound.MatrixSender != "" {
 					item.Sender += " (via Matrix, " + e.Outbound.MatrixSender + ")"
@@ -143,6 +143,14 @@ func renderTranscript(h transcriptHeader, entries []transcriptEntry, present map
 			}
 			if e.Message != nil {
 				item.Text = e.Message.Text
+				switch {
+				case e.Kind == KindStatus:
+					item.Text = "(status update) " + item.Text
+				case e.Broadcast != "":
+					item.Text = "(broadcast) " + item.Text
+				case e.Kind == KindMatrixMessage && e.Outbound != nil:
+					item.Text = "(not relayed to WhatsApp: " + e.Outbound.Error + ") " + item.Text
+				}
 				item.Media = mediaViews(e.Message.Media, present)
 			}
 			if e.MessageID != "" {
@@ -323,6 +331,12 @@ func describeEvent(e *Entry, names nameBook) string {
 			return who + " removed admin rights from " + list
 		}
 		return who + ": " + e.Group.Action + " " + list
+	case KindCall:
+		media := "call"
+		if e.Call != nil && e.Call.Media != "" {
+			media = e.Call.Media + " call"
+		}
+		return "WhatsApp " + media + " from " + who + ", not answerable through the bridge"
 	case KindGroupSubject:
 		if e.Group == nil {
 			return who + " changed the subject"

@@ -164,16 +164,9 @@ func (b *Bridge) handleRawEvent(ctx context.Context, raw json.RawMessage) (echo 
 		return false, nil
 	}
 	zerolog.Ctx(ctx).Trace().Str("type", env.Type).Stringer("event_id", env.ID).Stringer("sender", env.Sender).Msg("Transaction event")
-	if !b.isBridgeUser(env.Sender) && portal.IsRelayed(env.Type, env.StateKey != nil) && !isCommand(&env) {
-		p, err := b.portals.ByRoom(ctx, env.RoomID)
-		if err != nil {
+	if !b.isBridgeUser(env.Sender) && !isCommand(&env) {
+		if err := b.queuePortalEvent(ctx, &env, raw); err != nil {
 			return false, err
-		}
-		zerolog.Ctx(ctx).Debug().Str("type", env.Type).Bool("portal", p != nil).Msg("Matrix event in a bridged room")
-		if p != nil && p.Key().Receiver == env.Sender {
-			if err := p.Enqueue(ctx, portal.NewMatrixEventItem(&env, raw)); err != nil {
-				return false, err
-			}
 		}
 	}
 	if env.StateKey == nil && b.isBridgeUser(env.Sender) {

@@ -8,6 +8,7 @@ import (
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
 
+	"codeberg.org/causeway/causeway/archive"
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/database"
 	"codeberg.org/causeway/causeway/portal"
@@ -67,6 +68,8 @@ func (u *User) handleWAEvent(rawEvt any) bool {
 		u.handleLoggedOut(ctx, evt)
 	case *events.PairSuccess:
 		u.handlePairSuccess(ctx, evt)
+	case *events.CallOffer, *events.CallOfferNotice, *events.CallTerminate:
+		return u.handleCallEvent(ctx, evt)
 	case *events.UndecryptableMessage:
 		u.log.Warn().Str("message_id", evt.Info.ID).Str("chat_jid", u.b.logJID(evt.Info.Chat.String())).
 			Bool("unavailable", evt.IsUnavailable).Msg("Received a message that could not be decrypted")
@@ -98,10 +101,12 @@ func (u *User) portalKey(ctx context.Context, chat types.JID) database.PortalKey
 }
 
 func (u *User) queueMessage(ctx context.Context, evt *events.Message) bool {
-	log := u.log.With().Str("message_id", evt.Info.ID).Str("chat_jid", u.b.logJID(evt.Info.Chat.String())).Logger()
+	if evt.Message.GetSecretEncryptedMessage() != nil {
+		return u.queueSecretEncrypted(ctx, evt)
+	}
 	chat := evt.Info.Chat
 	if chat.Server == types.BroadcastServer {
-		return true // status updates and broadcast lists have no room
+		return u.queueBroadcast(ctx, evt)
 	}
 	if !evt.Info.IsGroup {
 		// A DM addressed by LID: the other side's number came along as the alt of its sender,
@@ -112,7 +117,13 @@ func (u *User) queueMessage(ctx context.Context, evt *events.Message) bool {
 		}
 		chat = puppet.PreferPhone(chat, alt)
 	}
-	p, err := u.b.portals.Get(ctx, u.portalKey(ctx, chat), evt.Info.IsGroup)
+	return u.queueInto(ctx, evt, chat, evt.Info.IsGroup)
+}
+
+// queueInto queues a message into the portal of chat.
+func (u *User) queueInto(ctx context.Context, evt *events.Message, chat types.JID, isGroup bool) bool {
+	log := u.log.With().Str("message_id", evt.Info.ID).Str("chat_jid", u.b.logJID(chat.String())).Logger()
+	p, err := u.b.portals.Get(ctx, u.portalKey(ctx, chat), isGroup)
 	if err != nil {
 		log.Err(err).Msg("Failed to load the portal; WhatsApp will redeliver the message")
 		return false
@@ -137,7 +148,16 @@ func (u *User) queueMessage(ctx context.Context, evt *events.Message) bool {
 	item, err := portal.NewWAMessageItem(&evt.Info, msg)
 	if err != nil {
 		log.Err(err).Msg("Failed to pack a message")
-		return true // it cannot be packed on redelivery either
+		// It cannot be packed on redelivery either; the ledger says it was lost.
+		return u.record(ctx, &archive.Entry{
+			Kind: archive.KindUndecryptable, Chat: chat.ToNonAD().String(), Sender: evt.Info.Sender.ToNonAD().String(),
+			MessageID: evt.Info.ID, Time: evt.Info.Timestamp,
+			Completeness: &archive.Completeness{Reason: "message could not be stored for relaying: " + err.Error()},
+		})
+	}
+	if evt.Info.Chat.IsBroadcastList() {
+		// One message to a list the user sent goes into several DMs, each its own queue item.
+		item.Item.DedupKey += "|" + chat.String()
 	}
 	if err := p.EnqueueMessage(ctx, item); err != nil {
 		log.Err(err).Msg("Failed to queue a message; WhatsApp will redeliver it")

@@ -78,10 +78,13 @@ type Database struct {
 
 // BridgeBehaviour is how chats behave on the Matrix side.
 type BridgeBehaviour struct {
-	Deletes  string  `yaml:"deletes"`
-	ViewOnce string  `yaml:"view_once"`
-	History  History `yaml:"history"`
-	Import   Import  `yaml:"import"`
+	Deletes  string `yaml:"deletes"`
+	ViewOnce string `yaml:"view_once"`
+	// StatusRoom bridges contacts' WhatsApp status updates into a per-user "WhatsApp Status"
+	// room. Off, they are only archived.
+	StatusRoom bool    `yaml:"status_room"`
+	History    History `yaml:"history"`
+	Import     Import  `yaml:"import"`
 }
 
 // Import bounds chat-export imports (the bot's import command and `causeway import`).

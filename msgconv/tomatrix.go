@@ -27,7 +27,31 @@ func ToMatrix(ctx context.Context, info *types.MessageInfo, msg *waE2E.Message, 
 	if err := c.convert(msg, 0); err != nil {
 		return nil, err
 	}
+	if info != nil && info.Chat.IsBroadcastList() && c.res.Action == ActionMessage {
+		markBroadcast(c.res)
+	}
 	return c.res, nil
+}
+
+// broadcastMarker starts the body of a message sent to a broadcast list. WhatsApp shows such
+// a message in the DM with its sender, as the portal does; the marker keeps the reader from
+// taking a message to many for one addressed to them alone.
+const broadcastMarker = "(broadcast) "
+
+func markBroadcast(res *ToMatrixResult) {
+	for _, part := range res.Events {
+		mc, ok := part.Content.(*MessageContent)
+		if !ok {
+			continue
+		}
+		if mc.FileName == "" && (mc.URL != "" || mc.File != nil || mc.Info != nil) {
+			mc.FileName = mc.Body // the body was the file's name; it becomes a caption
+		}
+		mc.Body = broadcastMarker + mc.Body
+		if mc.FormattedBody != "" {
+			mc.FormattedBody = "<em>(broadcast)</em> " + mc.FormattedBody
+		}
+	}
 }
 
 // toMatrix carries one conversion's inputs so the helpers need no long parameter lists.

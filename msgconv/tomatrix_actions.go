@@ -136,6 +136,10 @@ func editedText(m *waE2E.Message) (text string, ci *waE2E.ContextInfo, isText bo
 		return m.GetConversation(), nil, true
 	case m.ExtendedTextMessage != nil:
 		return m.ExtendedTextMessage.GetText(), m.ExtendedTextMessage.GetContextInfo(), true
+	case m.EventMessage != nil:
+		// Event messages are shown as text, so an edit of one (WhatsApp sends those
+		// secret-encrypted, EVENT_EDIT) replaces the text.
+		return eventText(m.EventMessage), m.EventMessage.GetContextInfo(), true
 	case m.ImageMessage != nil:
 		return m.ImageMessage.GetCaption(), m.ImageMessage.GetContextInfo(), false
 	case m.VideoMessage != nil:

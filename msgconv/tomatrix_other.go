@@ -250,6 +250,11 @@ func (c *toMatrix) scheduledCall(m *waE2E.ScheduledCallCreationMessage) error {
 }
 
 func (c *toMatrix) eventMessage(m *waE2E.EventMessage) error {
+	return c.text(eventText(m), m.GetContextInfo())
+}
+
+// eventText is an event message as text, for the message and for edits of it.
+func eventText(m *waE2E.EventMessage) string {
 	var b strings.Builder
 	if m.GetIsCanceled() {
 		b.WriteString("Canceled event: ")
@@ -281,7 +286,7 @@ func (c *toMatrix) eventMessage(m *waE2E.EventMessage) error {
 		b.WriteString("\nJoin: ")
 		b.WriteString(link)
 	}
-	return c.text(b.String(), m.GetContextInfo())
+	return b.String()
 }
 
 func nonEmpty(list ...string) []string {

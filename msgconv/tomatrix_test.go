@@ -56,6 +56,11 @@ func toMatrixCases() []toMatrixCase {
 		i.Sender = carolJID
 		return i
 	}
+	broadcastInfo := func() *types.MessageInfo {
+		i := groupInfo()
+		i.Chat, i.IsGroup = types.NewJID("1700000000", types.BroadcastServer), true
+		return i
+	}
 	unknownField := &waE2E.Message{}
 	unknownField.ProtoReflect().SetUnknown(protowire.AppendBytes(protowire.AppendTag(nil, 9999, protowire.BytesType), []byte("x")))
 
@@ -100,6 +105,8 @@ func toMatrixCases() []toMatrixCase {
 			EditedMessage: conv("the new text")}}},
 		{name: "edit_caption", msg: &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{Key: key("3EB0BOBMSG", false, ""), Type: waE2E.ProtocolMessage_MESSAGE_EDIT.Enum(),
 			EditedMessage: &waE2E.Message{ImageMessage: &waE2E.ImageMessage{Caption: proto.String("better caption")}}}}},
+		{name: "edit_event", msg: &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{Key: key("3EB0BOBMSG", false, ""), Type: waE2E.ProtocolMessage_MESSAGE_EDIT.Enum(),
+			EditedMessage: &waE2E.Message{EventMessage: &waE2E.EventMessage{Name: proto.String("Team dinner"), StartTime: proto.Int64(1767225600)}}}}},
 		{name: "revoke", msg: &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{Key: key("3EB0MULTI", false, ""), Type: waE2E.ProtocolMessage_REVOKE.Enum()}}},
 		{name: "revoke_by_admin", info: carolInfo, msg: &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{Key: key("3EB0BOBMSG", false, bobJID.String()), Type: waE2E.ProtocolMessage_REVOKE.Enum()}}},
 		{name: "revoke_unknown", msg: &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{Key: key("3EB0GONE", false, ""), Type: waE2E.ProtocolMessage_REVOKE.Enum()}}},
@@ -160,6 +167,8 @@ func toMatrixCases() []toMatrixCase {
 		{name: "timer_off", info: dmInfo, msg: &waE2E.Message{ProtocolMessage: &waE2E.ProtocolMessage{Type: waE2E.ProtocolMessage_EPHEMERAL_SETTING.Enum(), EphemeralExpiration: proto.Uint32(0)}}},
 		{name: "group_invite", info: dmInfo, msg: &waE2E.Message{GroupInviteMessage: &waE2E.GroupInviteMessage{GroupJID: proto.String(groupJID.String()), InviteCode: proto.String("AbCdEf123"),
 			InviteExpiration: proto.Int64(baseTime.Add(72 * 3600e9).Unix()), GroupName: proto.String("Referat 4"), Caption: proto.String("join us")}}},
+		{name: "broadcast_list_text", info: broadcastInfo, msg: ext("to everyone on my *list*", nil)},
+		{name: "broadcast_list_image", info: broadcastInfo, msg: bench["image"]},
 		{name: "call", info: dmInfo, msg: &waE2E.Message{Call: &waE2E.Call{CallKey: []byte{1, 2, 3}}}},
 		{name: "call_log_missed", info: dmInfo, msg: &waE2E.Message{CallLogMesssage: &waE2E.CallLogMessage{IsVideo: proto.Bool(true), CallOutcome: waE2E.CallLogMessage_MISSED.Enum()}}},
 		{name: "call_log_connected", info: dmInfo, msg: &waE2E.Message{CallLogMesssage: &waE2E.CallLogMessage{CallOutcome: waE2E.CallLogMessage_CONNECTED.Enum(), DurationSecs: proto.Int64(312)}}},

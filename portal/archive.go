@@ -77,11 +77,17 @@ func (p *Portal) waEntry(ctx context.Context, info *types.MessageInfo, rawMsg []
 		}
 		msg.Media = append(msg.Media, archive.MediaRef{SHA256: sha, Size: size, MimeType: t.MimeType, FileName: t.FileName})
 	}
+	if info.Chat.IsBroadcastList() {
+		e.Broadcast = info.Chat.String()
+	}
 	switch res.Action {
 	case msgconv.ActionMessage, msgconv.ActionPollVote, msgconv.ActionTimer:
 		e.Kind = archive.KindMessage
 		if res.Action == msgconv.ActionTimer {
 			msg.Type = "disappearing_timer"
+		}
+		if p.isStatus() {
+			e.Kind = archive.KindStatus
 		}
 	case msgconv.ActionEdit:
 		e.Kind = archive.KindEdit

@@ -150,6 +150,9 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 	if len(res.Events) == 0 && len(res.Redactions) == 0 {
 		return nil // e.g. a revoke of something never bridged: recorded, nothing to show
 	}
+	if p.recordOnly() {
+		return nil // a status update without bridge.status_room: recorded, not shown
+	}
 	if err := p.ensureRoom(ctx); err != nil {
 		return err
 	}

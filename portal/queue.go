@@ -154,6 +154,10 @@ func (p *Portal) process(ctx context.Context, item *database.QueueItem) (done bo
 			err = p.handleBotNotice(ctx, item)
 		case KindHistoryChunk:
 			err = p.handleHistoryChunk(ctx, item)
+		case KindWACall:
+			err = p.handleWACall(ctx, item)
+		case KindMatrixUnrelayed:
+			err = p.handleMatrixUnrelayed(ctx, item)
 		default:
 			err = permanent(fmt.Errorf("unknown queue item kind %q", item.Kind))
 		}

@@ -40,7 +40,10 @@ func (p *Portal) ensureRoom(ctx context.Context) error {
 	creator := bot
 	var members []types.JID
 	var admins map[types.JID]bool
-	if p.row.IsGroup {
+	switch {
+	case p.isStatus():
+		p.statusRoom(req)
+	case p.row.IsGroup:
 		wa, err := p.whatsApp()
 		if err != nil {
 			return err
@@ -66,7 +69,7 @@ func (p *Portal) ensureRoom(ctx context.Context) error {
 				admins[jid] = true
 			}
 		}
-	} else {
+	default:
 		p.updateGhostName(ctx, p.chat)
 		g, err := p.m.ghosts.Get(ctx, p.chat)
 		if err != nil {
@@ -94,7 +97,7 @@ func (p *Portal) ensureRoom(ctx context.Context) error {
 		p.log.Warn().Err(err).Msg("Failed to record the room's bridge info; it is sent again on next use")
 	}
 	p.log.Info().Stringer("room_id", roomID).Bool("group", p.row.IsGroup).Msg("Created the portal room")
-	if !p.row.IsGroup {
+	if !p.row.IsGroup && !p.isStatus() {
 		if err := p.m.matrix.EnsureJoined(ctx, bot, roomID); err != nil {
 			p.log.Warn().Err(err).Msg("The bot failed to join the DM")
 		}

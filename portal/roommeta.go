@@ -45,7 +45,7 @@ func (p *Portal) bridgeInfo() *event.BridgeEventContent {
 			ID: p.row.ChatJID, DisplayName: p.row.Name, AvatarURL: p.row.AvatarMXC, Receiver: string(p.row.Receiver),
 		},
 	}
-	if !p.row.IsGroup {
+	if !p.row.IsGroup && !p.isStatus() {
 		info.BeeperRoomType = "dm"
 	}
 	return info
@@ -82,7 +82,7 @@ func (p *Portal) withBridgeInfo(req *mautrix.ReqCreateRoom) {
 func (p *Portal) syncRoomMeta(ctx context.Context) error {
 	room, bot := p.RoomID(), p.m.matrix.BotMXID()
 	rowChanged := false
-	if !p.row.IsGroup {
+	if !p.row.IsGroup && !p.isStatus() {
 		g, err := p.m.ghosts.Get(ctx, p.chat)
 		if err != nil {
 			return err

@@ -76,6 +76,7 @@ func (s *Server) routeDirectMessageLocked(c *conn, sender *account, node *waBina
 			attrs["sender_lid"] = alt
 		}
 		copyAttrs(attrs, node.Attrs, "type", "edit", "category", "push_priority")
+		s.broadcastAttrsLocked(attrs, attrStr(node.Attrs["id"]), sender, c.dev.Device, s.st.accountFor(target))
 		return attrs
 	}
 	participants, ok := node.GetOptionalChildByTag("participants")
@@ -141,7 +142,8 @@ func (s *Server) handleReceipt(c *conn, node *waBinary.Node) {
 	}
 	s.receiptAcksLocked(c.dev, node)
 	participant, hasParticipant := node.Attrs["participant"].(types.JID)
-	isGroup := to.Server == types.GroupServer
+	// Receipts for status updates and broadcast lists go to the poster, as in groups.
+	isGroup := to.Server == types.GroupServer || to.Server == types.BroadcastServer
 	targetJID := to
 	if isGroup {
 		if !hasParticipant {

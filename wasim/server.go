@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"go.mau.fi/whatsmeow/types"
 )
 
 // Options configures a simulator.
@@ -47,6 +49,9 @@ type Server struct {
 	phones  []*Phone
 	nacks   []Nack
 	online  map[devRef]bool
+	// broadcastSends maps the message ID of a status update or broadcast-list message to the
+	// broadcast address its copies are delivered from (broadcast.go).
+	broadcastSends map[string]types.JID
 	// mediaOutage makes media downloads fail with 503, as a media host that is down.
 	mediaOutage bool
 	running     bool
