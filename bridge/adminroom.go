@@ -73,7 +73,6 @@ func (b *Bridge) adminRoom(ctx context.Context) (id.RoomID, error) {
 		Preset:     "private_chat",
 		Name:       "WhatsApp bridge administration",
 		Topic:      "Notices from the WhatsApp bridge: when capture stops for someone, and when it resumes",
-		Invite:     admins,
 		PowerLevelOverride: &event.PowerLevelsEventContent{
 			Users: levels,
 		},
@@ -83,6 +82,12 @@ func (b *Bridge) adminRoom(ctx context.Context) (id.RoomID, error) {
 	}
 	if err := b.db.KV.Set(ctx, kvAdminRoom, resp.RoomID.String()); err != nil {
 		return "", err
+	}
+	// One by one: an admin the homeserver does not know must not keep the others out.
+	for _, a := range admins {
+		if _, err := b.bot.InviteUser(ctx, resp.RoomID, &mautrix.ReqInviteUser{UserID: a}); err != nil {
+			b.log.Warn().Err(err).Stringer("admin", a).Msg("Failed to invite an admin to the admin room")
+		}
 	}
 	b.log.Info().Stringer("room_id", resp.RoomID).Int("admins", len(admins)).Msg("Created the admin room")
 	return resp.RoomID, nil

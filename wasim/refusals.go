@@ -142,6 +142,22 @@ func (s *Server) handleWebVersion(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, `<!DOCTYPE html><html><head><script>self.__swData={"dynamic_data":{"SiteData":{"server_revision":%d,"client_revision":%d,"push_phash":""}}};</script></head><body></body></html>`, v[2], v[2])
 }
 
+// ReplaceStream tells a connected device that another connection took its session over
+// (<stream:error><conflict type="replaced"/>), as WhatsApp does when the same device logs in twice.
+func (s *Server) ReplaceStream(jid types.JID) error {
+	return s.withConn(jid, func(c *conn) {
+		s.mu.Lock()
+		if s.conns[c.dev] == c {
+			delete(s.conns, c.dev)
+		}
+		c.loggedIn = false
+		s.mu.Unlock()
+		c.sendAndClose(waBinary.Node{Tag: "stream:error", Content: []waBinary.Node{{
+			Tag: "conflict", Attrs: waBinary.Attrs{"type": "replaced"},
+		}}}, "injected stream replacement")
+	})
+}
+
 // GoOffline disconnects the phone and keeps it away, as a phone left switched off does: its companions
 // keep working, and nothing comes from the phone until ComeOnline.
 func (p *Phone) GoOffline() {
