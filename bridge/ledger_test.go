@@ -25,71 +25,72 @@ func TestLedgerNeverCertifiesOpenGap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	resumed := func(t *testing.T) {
+	resumed := func() {
 		waitLoginState(t, cfg, alice, "capture resumed", capturing)
 	}
 	ways := []struct {
 		name string
 		want string // in the gap's detail and the bot's answer
-		stop func(t *testing.T)
+		stop func()
 		// resume brings capture back; nil leaves the gap open.
-		resume func(t *testing.T)
+		resume func()
 	}{
 		{"connection lost", "connection to WhatsApp was lost",
-			func(t *testing.T) { must(sim.Stop()) },
-			func(t *testing.T) { must(sim.Start(ctx)); resumed(t) }},
+			func() { must(sim.Stop()) },
+			func() { must(sim.Start(ctx)); resumed() }},
 		{"stream error", "stream error 500",
-			func(t *testing.T) { must(sim.SendStreamError(companion, "500")) }, resumed},
+			func() { must(sim.SendStreamError(companion, "500")) }, resumed},
 		{"client outdated", "refused the client as outdated",
-			func(t *testing.T) {
+			func() {
 				must(sim.FailNextLogin(companion, 405))
 				must(sim.DropConnection(companion))
 			}, resumed},
 		{"temporary ban", "temporarily banned",
-			func(t *testing.T) {
+			func() {
 				must(sim.BanAccount("4915554061", events.TempBanBlockedByUsers, time.Now().Add(5*time.Second)))
 			}, resumed},
 		{"another connection took over", "another connection took over",
-			func(t *testing.T) { must(sim.ReplaceStream(companion)) },
-			func(t *testing.T) {
+			func() { must(sim.ReplaceStream(companion)) },
+			func() {
 				waitForReply(t, f.alice.mx, f.alice.mgmt, bot, send(t, f.alice.mx, f.alice.mgmt, "reconnect"), "Reconnecting")
-				resumed(t)
+				resumed()
 			}},
 		{"bridge started while WhatsApp was unreachable", "could not be reached",
-			func(t *testing.T) {
+			func() {
 				must(lastBridge.br.Stop(ctx))
 				must(sim.Stop())
 				startRelayBridge(t, cfg)
 			},
-			func(t *testing.T) { must(sim.Start(ctx)); resumed(t) }},
+			func() { must(sim.Start(ctx)); resumed() }},
 		{"logged out", "401", // last: nothing brings this one back but a new login
-			func(t *testing.T) { must(sim.SendFailure(companion, 401)) }, nil},
+			func() { must(sim.SendFailure(companion, 401)) }, nil},
 	}
 	t.Cleanup(func() { _ = sim.Start(context.Background()) })
+	// One login through every way in turn, not subtests: a way may restart the bridge, which must
+	// outlive it.
 	for _, w := range ways {
-		t.Run(w.name, func(t *testing.T) {
-			from := time.Now()
-			w.stop(t)
-			// The stop is in the ledger before anything resumes it.
-			deadline := time.Now().Add(time.Minute)
-			for gapSaying(accountGaps(t, lastBridge.br, alice, from, time.Time{}), w.want) == nil {
-				if time.Now().After(deadline) {
-					t.Fatalf("the ledger never recorded %q: %+v", w.want, accountGaps(t, lastBridge.br, alice, from, time.Time{}))
-				}
-				time.Sleep(100 * time.Millisecond)
+		t.Logf("capture stops: %s", w.name)
+		from := time.Now()
+		w.stop()
+		// The stop is in the ledger before anything resumes it.
+		deadline := time.Now().Add(time.Minute)
+		for gapSaying(accountGaps(t, lastBridge.br, alice, from, time.Time{}), w.want) == nil {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: the ledger never recorded %q: %+v", w.name, w.want, accountGaps(t, lastBridge.br, alice, from, time.Time{}))
 			}
-			if w.resume != nil {
-				w.resume(t)
-			}
-			to := time.Now()
-			g := gapSaying(accountGaps(t, lastBridge.br, alice, from, to), w.want)
-			if g == nil {
-				t.Fatalf("archive gaps from %s to %s lists no gap saying %q: %+v", from, to, w.want, accountGaps(t, lastBridge.br, alice, from, to))
-			}
-			answer := botGaps(t, f.alice, bot, from, to, w.want)
-			if w.resume == nil && !strings.Contains(answer, "still open") {
-				t.Errorf("the bot's answer does not say the gap is still open: %q", answer)
-			}
-		})
+			time.Sleep(100 * time.Millisecond)
+		}
+		if w.resume != nil {
+			w.resume()
+		}
+		to := time.Now()
+		g := gapSaying(accountGaps(t, lastBridge.br, alice, from, to), w.want)
+		if g == nil {
+			t.Fatalf("%s: archive gaps from %s to %s lists no gap saying %q: %+v", w.name, from, to, w.want, accountGaps(t, lastBridge.br, alice, from, to))
+		}
+		answer := botGaps(t, f.alice, bot, from, to, w.want)
+		if w.resume == nil && !strings.Contains(answer, "still open") {
+			t.Errorf("%s: the bot's answer does not say the gap is still open: %q", w.name, answer)
+		}
 	}
 }
