@@ -286,9 +286,9 @@ func (u *User) retryLater(ctx context.Context, delay time.Duration, refreshVersi
 		if refreshVersion {
 			u.b.refreshWAVersion(ctx)
 		}
-		if cli.IsConnected() {
-			return
-		}
+		// The refused socket may linger until WhatsApp closes it; whatsmeow's IsConnected cannot be
+		// asked (it reads the socket without its lock), and Disconnect is a no-op on a closed one.
+		cli.Disconnect()
 		if err := cli.Connect(); err != nil {
 			u.log.Warn().Err(err).Msg("Reconnecting to WhatsApp failed")
 			u.retryLater(ctx, 0, refreshVersion)
