@@ -38,6 +38,23 @@
 // Append returns once its entry is committed. One goroutine owns the tree head and commits whatever
 // appends are queued in one transaction (group commit), so many relaying goroutines share one fsync.
 //
+// # Completeness ledger
+//
+// Gaps answers "was anything missed from T1 to T2?", and an empty answer certifies the window, so the
+// ledger must never let a gap close early. The rule the bridge writes it by:
+//
+//   - A gap opens for an account the moment capture stops: the bridge starts and has not yet caught
+//     up, the first connect fails (WhatsApp unreachable), the connection drops, WhatsApp refuses the
+//     client (outdated, banned, an unknown failure) or logs it out. It is a disconnected or logged_out
+//     entry; further stops while it is open add their reason to the same window instead of opening another.
+//   - It closes only with a connected entry, which the bridge writes once the account is connected AND
+//     WhatsApp has delivered its offline queue (whatsmeow's OfflineSyncCompleted): until then messages
+//     sent while it was away may still be on WhatsApp's side, not in the archive.
+//   - The archive's own downtime is a gap of its own (archive_stopped or a crash, to archive_started).
+//
+// A gap with no closing entry is reported as still open, up to the end of the query; no window that
+// overlaps it is ever reported complete.
+//
 // # Storage
 //
 // The archive owns its tables (upgrades, versioned in "archive_version") in a database the caller

@@ -85,13 +85,22 @@ func (a *Archive) Gaps(ctx context.Context, from, to time.Time) ([]Gap, error) {
 			}
 			closeWindow("", at, idx)
 		case KindDisconnected, KindLoggedOut:
-			if open[e.Account] == nil {
-				r := GapDisconnected
-				if e.Kind == KindLoggedOut {
-					r = GapLoggedOut
-				}
-				open[e.Account] = &Gap{Start: at, Reason: r, Account: e.Account, Detail: reason, StartIndex: idx}
+			r := GapDisconnected
+			if e.Kind == KindLoggedOut {
+				r = GapLoggedOut
 			}
+			if g := open[e.Account]; g != nil {
+				// The window stays the one the first stop opened; what happened during it is kept, so
+				// an officer reads "disconnected; then: client outdated" rather than the first cause alone.
+				if r == GapLoggedOut {
+					g.Reason = r
+				}
+				if reason != "" && !strings.Contains(g.Detail, reason) {
+					g.Detail = strings.TrimPrefix(g.Detail+"; then: "+reason, "; then: ")
+				}
+				continue
+			}
+			open[e.Account] = &Gap{Start: at, Reason: r, Account: e.Account, Detail: reason, StartIndex: idx}
 		case KindConnected:
 			closeWindow(e.Account, at, idx)
 		case KindUndecryptable:

@@ -74,3 +74,40 @@ func TestGapsLedger(t *testing.T) {
 		}
 	}
 }
+
+// TestGapsKeepEveryStop: stops while a gap is open stay one window, with every reason in its detail; a
+// logout makes it a logged_out gap; it is open until a connected entry closes it.
+func TestGapsKeepEveryStop(t *testing.T) {
+	env := newEnv(t)
+	ctx := context.Background()
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	stop := func(kind Kind, m int, reason string) {
+		env.append(&Entry{Kind: kind, Account: account, Time: at(m), Completeness: &Completeness{Reason: reason}})
+	}
+	stop(KindDisconnected, 1, "the bridge started")
+	stop(KindDisconnected, 2, "client outdated")
+	stop(KindDisconnected, 3, "client outdated")
+	stop(KindLoggedOut, 4, "401: logged out")
+
+	gaps, err := env.a.Gaps(ctx, at(0), at(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gaps) != 1 {
+		t.Fatalf("got %d gaps %+v, want one window", len(gaps), gaps)
+	}
+	g := gaps[0]
+	if g.Reason != GapLoggedOut || !g.Start.Equal(at(1)) || g.EndIndex != -1 ||
+		g.Detail != "the bridge started; then: client outdated; then: 401: logged out" {
+		t.Errorf("open gap %+v", g)
+	}
+
+	env.append(&Entry{Kind: KindConnected, Account: account, Time: at(6)})
+	gaps, err = env.a.Gaps(ctx, at(0), at(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(gaps) != 1 || gaps[0].EndIndex < 0 || !gaps[0].End.Equal(at(6)) {
+		t.Errorf("after connected: %+v, want the window closed at %s", gaps, at(6))
+	}
+}

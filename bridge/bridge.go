@@ -38,6 +38,12 @@ type Options struct {
 	ConfigureWhatsApp func(*whatsmeow.Client)
 	// WhatsAppHTTP fetches profile pictures; nil means http.DefaultClient.
 	WhatsAppHTTP *http.Client
+	// VersionHTTP fetches the current WhatsApp Web version (web.whatsapp.com); nil means
+	// WhatsAppHTTP.
+	VersionHTTP *http.Client
+	// Clock runs the connection-health checks (phone last seen, ban expiry, retries); nil means
+	// the real one.
+	Clock Clock
 }
 
 // Bridge is one running Causeway.
@@ -76,6 +82,12 @@ type Bridge struct {
 
 	syncCancel context.CancelFunc
 	syncDone   chan struct{}
+
+	clock     Clock
+	waVersion waVersionInUse
+	// adminRoomMu makes two notices at once share one new admin room.
+	adminRoomMu     sync.Mutex
+	adminRoomJoined bool
 }
 
 // New checks that the config can run a bridge. Nothing is opened until Start.
@@ -93,7 +105,12 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Bridge, error) 
 		jobs:     newJobs(log.With().Str("component", "jobs").Logger()),
 		users:    map[id.UserID]*User{},
 		metrics:  newMetrics(cfg.Metrics),
+		clock:    opts.Clock,
 	}
+	if b.clock == nil {
+		b.clock = realClock{}
+	}
+	b.metrics.loginStates = b.loginStateCounts
 	dir, err := loadDirectory(cfg.Migration.DirectoryFile)
 	if err != nil {
 		return nil, err
@@ -146,11 +163,14 @@ func (b *Bridge) Start(ctx context.Context) error {
 		_ = b.Stop(context.Background())
 		return err
 	}
+	// Before any login connects: the version is what WhatsApp checks first.
+	b.resolveWAVersion(ctx)
 	if err := b.connectUsers(ctx); err != nil {
 		_ = b.Stop(context.Background())
 		return err
 	}
 	b.startMatrixSync()
+	b.jobs.Go(context.WithoutCancel(ctx), "health: phones", b.watchPhones)
 	b.log.Info().Stringer("bot", b.bot.UserID).Msg("Bridge started")
 	return nil
 }
@@ -167,6 +187,8 @@ func (b *Bridge) connectUsers(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		u.loadPhoneSeen(ctx)
+		u.startingCapture(ctx)
 		if err := u.connect(ctx); err != nil {
 			u.log.Err(err).Msg("Failed to start the WhatsApp session")
 		}

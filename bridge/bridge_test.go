@@ -149,7 +149,9 @@ func permit(cfg *config.Config, level string, localparts ...string) {
 
 func startBridge(t *testing.T, cfg *config.Config) *bridge.Bridge {
 	t.Helper()
-	return startBridgeWith(t, cfg, bridge.Options{})
+	// The version fetch at start goes to the simulator's stand-in of web.whatsapp.com: tests
+	// never reach the internet.
+	return startBridgeWith(t, cfg, bridge.Options{VersionHTTP: sim.HTTPClient()})
 }
 
 // lastBridge is the bridge the last startBridgeWith started, for tests that restart it.

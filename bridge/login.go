@@ -15,6 +15,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"codeberg.org/causeway/causeway/archive"
 	"codeberg.org/causeway/causeway/config"
 )
 
@@ -326,9 +327,14 @@ func (b *Bridge) cmdLogout(ctx context.Context, ce *commandEvent) string {
 	u.client, u.wa = nil, nil
 	u.mu.Unlock()
 	u.setConnected(false)
+	u.cancelRetries()
 	if err := u.forgetDevice(ctx); err != nil {
 		return "Logged out of WhatsApp, but saving that failed: " + err.Error()
 	}
+	// Asked for, so the user needs no notice; the ledger and the admins still need to know.
+	u.stopCapture(ctx, captureStop{kind: "logged_out", state: stateLoggedOut, ledger: archive.KindLoggedOut,
+		reason: "the user logged out with the bot's logout command",
+		admin:  "ℹ️ Capture stopped for %s: they logged out of WhatsApp with the bot's `logout` command."})
 	return "Logged out. Your rooms and their history stay; send `login` to link again."
 }
 
@@ -338,6 +344,7 @@ func (b *Bridge) cmdReconnect(ctx context.Context, ce *commandEvent) string {
 		return "You are not logged in."
 	}
 	u.disconnect()
+	u.cancelRetries()
 	u.mu.Lock()
 	cli := u.client
 	u.mu.Unlock()

@@ -29,7 +29,11 @@ type metrics struct {
 	loginsUp  prometheus.Gauge
 	queue     *prometheus.GaugeVec
 	depth     func(context.Context) (map[database.Direction]int, error)
-	token     string
+	// loginStates counts logins by state and says whether any capture gap is open, at scrape time.
+	loginStates func() (map[string]int, bool)
+	states      *prometheus.GaugeVec
+	gapOpen     prometheus.Gauge
+	token       string
 
 	upMu sync.Mutex
 	up   map[id.UserID]bool
@@ -56,8 +60,15 @@ func newMetrics(cfg config.Metrics) *metrics {
 		queue: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "causeway_relay_queue_depth", Help: "Events received durably and not yet relayed.",
 		}, []string{"direction"}),
+		// Counts only: a label per login would tell whoever can scrape who uses the bridge.
+		states: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "causeway_login_state", Help: "Logins in each state (connected, connecting, outdated, banned_until, logged_out, phone_offline, disconnected).",
+		}, []string{"state"}),
+		gapOpen: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "causeway_capture_gap_open", Help: "1 while capture is stopped for any login (an open gap in the completeness ledger).",
+		}),
 	}
-	m.registry.MustRegister(m.relayed, m.failures, m.latency, m.loginsUp, m.queue,
+	m.registry.MustRegister(m.relayed, m.failures, m.latency, m.loginsUp, m.queue, m.states, m.gapOpen,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	if cfg.PerUserLabels {
 		m.connected = prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -112,6 +123,17 @@ func (m *metrics) handler() http.Handler {
 					m.queue.WithLabelValues(string(d)).Set(float64(depth[d]))
 				}
 			}
+		}
+		if m.loginStates != nil {
+			counts, gap := m.loginStates()
+			for _, s := range loginStates {
+				m.states.WithLabelValues(s).Set(float64(counts[s]))
+			}
+			v := 0.0
+			if gap {
+				v = 1
+			}
+			m.gapOpen.Set(v)
 		}
 		inner.ServeHTTP(w, r)
 	})

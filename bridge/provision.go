@@ -29,6 +29,7 @@ const maxImportZip = 8 << 30
 // the bridge anyway, so it needs no secret of its own.
 func (b *Bridge) mountProvisioning(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+importapi.Path, b.handleProvisionImport)
+	mux.HandleFunc("GET "+StatusPath, b.handleProvisionStatus)
 }
 
 // inputError is a request the bridge cannot carry out as asked (400), as opposed to a

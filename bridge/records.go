@@ -11,7 +11,7 @@ import (
 )
 
 // record appends what the relay path does not see to the archive: the completeness ledger
-// (connections, logouts, undecryptable messages) and deletions made on the phone that
+// (connections and logouts, written by health.go; undecryptable messages) and deletions made on the phone that
 // change nothing on Matrix but belong in the record. Appends block until durable.
 func (u *User) record(ctx context.Context, e *archive.Entry) bool {
 	a := u.b.archive
@@ -33,14 +33,6 @@ func (u *User) record(ctx context.Context, e *archive.Entry) bool {
 // false when the event must not be acknowledged because it could not be recorded.
 func (u *User) recordWAEvent(ctx context.Context, rawEvt any) bool {
 	switch evt := rawEvt.(type) {
-	case *events.Connected:
-		return u.record(ctx, &archive.Entry{Kind: archive.KindConnected})
-	case *events.Disconnected:
-		return u.record(ctx, &archive.Entry{Kind: archive.KindDisconnected, Completeness: &archive.Completeness{Reason: "connection lost"}})
-	case *events.StreamReplaced:
-		return u.record(ctx, &archive.Entry{Kind: archive.KindDisconnected, Completeness: &archive.Completeness{Reason: "another connection took over the session"}})
-	case *events.LoggedOut:
-		return u.record(ctx, &archive.Entry{Kind: archive.KindLoggedOut, Completeness: &archive.Completeness{Reason: evt.Reason.String()}})
 	case *events.UndecryptableMessage:
 		return u.record(ctx, &archive.Entry{
 			Kind: archive.KindUndecryptable, Chat: chatKey(evt.Info.Chat), Sender: evt.Info.Sender.ToNonAD().String(),

@@ -28,6 +28,7 @@ type User struct {
 	wa        *waClient
 	connected bool
 	lastSeen  time.Time // last event from WhatsApp, for status
+	health    health    // connection health and capture episodes (health.go)
 	login     *loginProcess
 	pushName  pushNameWait
 	hist      historyState
@@ -89,6 +90,9 @@ func (u *User) newClient(device *store.Device) *whatsmeow.Client {
 	cli.SynchronousAck = true
 	cli.EnableDecryptedEventBuffer = true
 	cli.EnableAutoReconnect = true
+	// Without it whatsmeow gives up after a failed first connect, and a bridge started while
+	// WhatsApp was unreachable would stay down until someone sent `reconnect`.
+	cli.InitialAutoReconnect = true
 	cli.AutoTrustIdentity = true
 	// Without this a first full app-state sync applies the address book silently, and a
 	// contact's ghost could keep its number for a name.
@@ -132,8 +136,9 @@ func (u *User) connect(ctx context.Context) error {
 		u.log.Err(err).Msg("Failed to resume queued relaying")
 	}
 	if err := cli.Connect(); err != nil {
-		// whatsmeow keeps retrying on its own for network errors.
+		// Network errors never get here (InitialAutoReconnect retries them in the background).
 		u.log.Warn().Err(err).Msg("Failed to connect to WhatsApp")
+		u.retryLater(ctx, 0, false)
 	}
 	return nil
 }
@@ -171,21 +176,33 @@ func (u *User) setConnected(connected bool) {
 
 // status describes the login for ping/status.
 func (u *User) status() string {
+	version, source := u.b.WhatsAppVersion()
+	versionLine := fmt.Sprintf(" WhatsApp Web version in use: %s (%s).", version, source)
+	s := u.healthSnapshot()
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.row.WADevice == "" {
+		if s.State == stateLoggedOut {
+			return "You are not logged in to WhatsApp: WhatsApp logged the bridge out (" + s.Detail + "). Send `login` to link your phone again."
+		}
 		return "You are not logged in to WhatsApp. Send `login` to link your phone."
 	}
-	state := "disconnected"
-	if u.connected {
-		state = "connected"
+	state := s.State
+	if !s.Since.IsZero() {
+		state += " since " + s.Since.Format(time.DateTime)
+	}
+	if s.State == stateBanned && !s.Until.IsZero() {
+		state += ", until " + s.Until.Format(time.DateTime)
+	}
+	if s.Detail != "" {
+		state += " (" + s.Detail + ")"
 	}
 	seen := "never"
 	if !u.lastSeen.IsZero() {
 		seen = u.lastSeen.Format(time.DateTime)
 	}
-	return fmt.Sprintf("Logged in to WhatsApp as +%s (%s), %s. Device: %s. Last heard from WhatsApp: %s.",
-		u.row.WAPhone, u.row.WAPushName, state, u.row.WADevice, seen)
+	return fmt.Sprintf("Logged in to WhatsApp as +%s (%s), %s. Device: %s. Last heard from WhatsApp: %s.%s",
+		u.row.WAPhone, u.row.WAPushName, state, u.row.WADevice, seen, versionLine)
 }
 
 // notify sends a notice to the user's management room, if they have one.

@@ -24,6 +24,12 @@ func (u *User) handleWAEvent(rawEvt any) bool {
 	if !u.recordWAEvent(ctx, rawEvt) {
 		return false
 	}
+	if u.fromPhone(rawEvt) {
+		u.phoneSeen(ctx)
+	}
+	if handled, ack := u.handleHealthEvent(ctx, rawEvt); handled {
+		return ack
+	}
 	switch evt := rawEvt.(type) {
 	case *events.Message:
 		u.touch()
@@ -53,19 +59,6 @@ func (u *User) handleWAEvent(rawEvt any) bool {
 		if evt.JID.Server == types.DefaultUserServer {
 			u.updatePuppetAvatar(ctx, evt.JID)
 		}
-	case *events.Connected:
-		u.log.Info().Msg("Connected to WhatsApp")
-		u.setConnected(true)
-		u.afterConnect(ctx)
-		u.reportLoginSuccess(ctx)
-	case *events.Disconnected:
-		u.log.Info().Msg("Disconnected from WhatsApp")
-		u.setConnected(false)
-	case *events.StreamReplaced:
-		u.setConnected(false)
-		u.notify(ctx, "Another connection to WhatsApp took over this session. Send `reconnect` to take it back.")
-	case *events.LoggedOut:
-		u.handleLoggedOut(ctx, evt)
 	case *events.PairSuccess:
 		u.handlePairSuccess(ctx, evt)
 	case *events.CallOffer, *events.CallOfferNotice, *events.CallTerminate:
@@ -348,17 +341,4 @@ func (u *User) afterConnect(ctx context.Context) {
 			u.log.Warn().Err(err).Msg("Failed to restore presence")
 		}
 	}
-}
-
-func (u *User) handleLoggedOut(ctx context.Context, evt *events.LoggedOut) {
-	u.log.Warn().Bool("on_connect", evt.OnConnect).Str("reason", evt.Reason.String()).Msg("Logged out by WhatsApp")
-	u.setConnected(false)
-	u.mu.Lock()
-	u.client, u.wa = nil, nil
-	u.mu.Unlock()
-	if err := u.forgetDevice(ctx); err != nil {
-		u.log.Err(err).Msg("Failed to forget the device")
-	}
-	u.notify(ctx, "⚠️ WhatsApp logged this bridge out ("+evt.Reason.String()+"). "+
-		"Your rooms and their history stay. Send `login` to link your phone again.")
 }

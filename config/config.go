@@ -9,6 +9,8 @@ import (
 	"bytes"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -25,6 +27,7 @@ type Config struct {
 	Appservice  Appservice      `yaml:"appservice"`
 	Database    Database        `yaml:"database"`
 	Bridge      BridgeBehaviour `yaml:"bridge"`
+	WhatsApp    WhatsApp        `yaml:"whatsapp"`
 	Migration   Migration       `yaml:"migration"`
 	Archive     Archive         `yaml:"archive"`
 	Permissions Permissions     `yaml:"permissions"`
@@ -85,6 +88,36 @@ type BridgeBehaviour struct {
 	StatusRoom bool    `yaml:"status_room"`
 	History    History `yaml:"history"`
 	Import     Import  `yaml:"import"`
+	// AdminRoom is where the bridge tells its administrators that capture stopped for someone:
+	// empty for a room the bot creates on first use, or an existing room's ID.
+	AdminRoom string `yaml:"admin_room"`
+}
+
+// WhatsApp configures the connection to WhatsApp.
+type WhatsApp struct {
+	// Version is the web client version to announce ("2.3000.1031080782"); empty fetches
+	// the current one at start.
+	Version string `yaml:"version"`
+}
+
+// ParseWAVersion reads a web client version such as "2.3000.1031080782".
+func ParseWAVersion(s string) ([3]uint32, error) {
+	var v [3]uint32
+	parts := strings.Split(s, ".")
+	if len(parts) != 3 {
+		return v, fmt.Errorf("%q is not a version like 2.3000.1031080782", s)
+	}
+	for i, p := range parts {
+		n, err := strconv.ParseUint(p, 10, 32)
+		if err != nil {
+			return v, fmt.Errorf("%q is not a version like 2.3000.1031080782", s)
+		}
+		v[i] = uint32(n)
+	}
+	if v[0] == 0 {
+		return v, fmt.Errorf("%q is not a version like 2.3000.1031080782", s)
+	}
+	return v, nil
 }
 
 // Import bounds chat-export imports (the bot's import command and `causeway import`).

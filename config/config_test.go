@@ -75,6 +75,9 @@ func TestBadValuesNameTheKeyPath(t *testing.T) {
 		{"history per chat negative", []string{"max_messages_per_chat: 1000", "max_messages_per_chat: -5"}, "bridge.history.max_messages_per_chat: -5 must be 0"},
 		{"history media mode", []string{"media: eager", "media: later"}, `bridge.history.media: "later" is not one of eager, lazy, skip`},
 		{"history timeout", []string{"on_demand_timeout: 2m", "on_demand_timeout: 0s"}, `bridge.history.on_demand_timeout: "0s" is not a positive duration`},
+		{"admin room not a room ID", []string{`admin_room: ""`, "admin_room: '#admins:example.org'"}, `bridge.admin_room: "#admins:example.org" is not a room ID`},
+		{"whatsapp version", []string{`version: ""`, "version: 2.3000"}, `whatsapp.version: "2.3000" is not a version like 2.3000.1031080782`},
+		{"whatsapp version words", []string{`version: ""`, "version: latest"}, `whatsapp.version: "latest" is not a version`},
 		{"history unknown key", []string{"media: eager", "media: eager\n        max_chat: 3"}, "bridge.history.max_chat: unknown key (known here: max_chats, max_age_days"},
 	}
 	for _, tt := range tests {

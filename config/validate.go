@@ -119,6 +119,17 @@ func (c *Config) Validate() error {
 		bad("bridge.import.max_messages", "%d must be 1 or more", n)
 	}
 
+	if r := c.Bridge.AdminRoom; r != "" {
+		if !strings.HasPrefix(r, "!") || !strings.Contains(r, ":") {
+			bad("bridge.admin_room", "%q is not a room ID like !abc:example.org (empty: the bot creates one)", r)
+		}
+	}
+	if v := c.WhatsApp.Version; v != "" {
+		if _, err := ParseWAVersion(v); err != nil {
+			bad("whatsapp.version", "%v (empty: fetch the current one at start)", err)
+		}
+	}
+
 	if f := c.Migration.DirectoryFile; f != "" {
 		if !strings.HasSuffix(f, ".csv") && !strings.HasSuffix(f, ".json") {
 			bad("migration.directory_file", "%q must end in .csv or .json", f)

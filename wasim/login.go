@@ -32,6 +32,12 @@ func (s *Server) login(c *conn, hs *handshakeResult) bool {
 		c.sendAndClose(failureNode(reason), "injected login failure")
 		return false
 	}
+	if refusal, refused := s.refuseLoginLocked(ref, hs.payload); refused {
+		s.mu.Unlock()
+		c.log.Info().Str("tag", refusal.Tag).Any("attrs", refusal.Attrs).Msg("Refusing login")
+		c.sendAndClose(refusal, "login refused")
+		return false
+	}
 	if old := s.conns[ref]; old != nil {
 		old.loggedIn = false
 		delete(s.conns, ref)

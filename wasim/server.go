@@ -54,6 +54,7 @@ type Server struct {
 	broadcastSends map[string]types.JID
 	// mediaOutage makes media downloads fail with 503, as a media host that is down.
 	mediaOutage bool
+	refusals    refusals
 	running     bool
 	ln          net.Listener
 	httpSrv     *http.Server
@@ -177,6 +178,7 @@ func (s *Server) listen(ctx context.Context) error {
 	mux.HandleFunc("/mms/", s.handleUpload)
 	mux.HandleFunc("/v/", s.handleDownload)
 	mux.HandleFunc("/pps/", s.handlePictureDownload)
+	mux.HandleFunc("GET /{$}", s.handleWebVersion)
 	srv := &http.Server{
 		Handler:           mux,
 		TLSConfig:         &tls.Config{Certificates: []tls.Certificate{s.keys.ca.leaf}, MinVersion: tls.VersionTLS12},

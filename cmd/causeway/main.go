@@ -76,6 +76,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if *showVersion {
 		fmt.Fprintln(stdout, buildinfo.Get().String())
+		fmt.Fprintln(stdout, whatsAppVersionLine(*configPath))
 		return 0
 	}
 	cfg, err := config.Load(*configPath)
@@ -87,6 +88,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return generateRegistration(cfg, *configPath, *regPath, stdout, stderr)
 	}
 	return runBridge(cfg, *configPath, stderr)
+}
+
+// whatsAppVersionLine says which WhatsApp Web version the bridge announces: the config's, when the
+// config sets one, else the built-in one, which a running bridge replaces with the current one it
+// fetches at start (its `ping` shows that).
+func whatsAppVersionLine(configPath string) string {
+	if cfg, err := config.Load(configPath); err == nil && cfg.WhatsApp.Version != "" {
+		return "WhatsApp Web version " + cfg.WhatsApp.Version + " (whatsapp.version in " + configPath + ")"
+	}
+	return "WhatsApp Web version " + bridge.BuiltInWhatsAppVersion() + " built in; a running bridge uses the current one it fetches at start (see `ping`)"
 }
 
 func usage(fs *flag.FlagSet, w io.Writer) {

@@ -11,6 +11,7 @@ import (
 	"maunium.net/go/mautrix/appservice"
 
 	"codeberg.org/causeway/causeway"
+	"codeberg.org/causeway/causeway/bridge"
 	"codeberg.org/causeway/causeway/config"
 )
 
@@ -96,6 +97,18 @@ func TestVersion(t *testing.T) {
 	}
 	if !regexp.MustCompile(`^causeway \S+ \(commit \S+, go1\.\d+`).MatchString(stdout.String()) {
 		t.Errorf("--version printed %q", stdout.String())
+	}
+	if want := "WhatsApp Web version " + bridge.BuiltInWhatsAppVersion() + " built in"; !strings.Contains(stdout.String(), want) {
+		t.Errorf("--version printed %q, want %q", stdout.String(), want)
+	}
+	// With whatsapp.version in the config, that is the version in use.
+	path := writeExample(t, `version: ""`, `version: "2.3000.1999999999"`, "domain: example.org", "domain: example.org")
+	stdout.Reset()
+	if code := run([]string{"-c", path, "--version"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if want := "WhatsApp Web version 2.3000.1999999999 (whatsapp.version in " + path + ")"; !strings.Contains(stdout.String(), want) {
+		t.Errorf("--version with whatsapp.version printed %q, want %q", stdout.String(), want)
 	}
 }
 

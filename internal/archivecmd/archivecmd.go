@@ -151,11 +151,12 @@ func WriteGaps(w io.Writer, from, to time.Time, gaps []archive.Gap) {
 	fmt.Fprintf(w, "%s from %s to %s:\n", plural(uint64(len(gaps)), "gap", "gaps"), stamp(from), stamp(to))
 	for _, g := range gaps {
 		when := stamp(g.Start) + " .. " + stamp(g.End)
-		if g.Start.Equal(g.End) {
+		switch {
+		case g.EndIndex < 0:
+			// Still open: capture has not resumed, so the window's end is only where the query stops.
+			when = "since " + stamp(g.Start) + ", still open"
+		case g.Start.Equal(g.End):
 			when = stamp(g.Start)
-		}
-		if g.EndIndex < 0 && !g.Start.Equal(g.End) {
-			when += " (still open)"
 		}
 		fmt.Fprintf(w, "  %s  %s", when, g.Reason)
 		for _, kv := range [][2]string{{"account", g.Account}, {"chat", g.Chat}, {"sender", g.Sender}, {"message", g.MessageID}} {

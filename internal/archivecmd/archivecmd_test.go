@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"codeberg.org/causeway/causeway/archive"
 )
 
 func TestParseTime(t *testing.T) {
@@ -62,5 +64,39 @@ func TestReadKey(t *testing.T) {
 		if got != tt.want || (tt.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.wantErr)) {
 			t.Errorf("ReadKey(%q) = %q, %v; want %q, %q", tt.in, got, err, tt.want, tt.wantErr)
 		}
+	}
+}
+
+// TestWriteGaps: an open gap reads "since T, still open"; a closed one its window; a point event its time;
+// and no gaps is the one answer that certifies the window.
+func TestWriteGaps(t *testing.T) {
+	t1 := time.Date(2026, 3, 2, 14, 2, 0, 0, time.UTC)
+	cases := []struct {
+		name string
+		gaps []archive.Gap
+		want []string
+	}{
+		{"none", nil, []string{"No gaps from 2026-03-02T14:00:00Z to 2026-03-02T15:00:00Z"}},
+		{"open", []archive.Gap{{Start: t1, End: t1.Add(58 * time.Minute), Reason: archive.GapDisconnected, Account: "@a:x",
+			Detail: "client outdated", StartIndex: 7, EndIndex: -1}},
+			[]string{"1 gap from", "since 2026-03-02T14:02:00Z, still open  disconnected account=@a:x: client outdated [entry 7]"}},
+		{"closed", []archive.Gap{{Start: t1, End: t1.Add(time.Minute), Reason: archive.GapDisconnected, StartIndex: 7, EndIndex: 9}},
+			[]string{"2026-03-02T14:02:00Z .. 2026-03-02T14:03:00Z  disconnected"}},
+		{"point", []archive.Gap{{Start: t1, End: t1, Reason: archive.GapUndecryptable, StartIndex: 7, EndIndex: 7}},
+			[]string{"  2026-03-02T14:02:00Z  undecryptable"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var sb strings.Builder
+			WriteGaps(&sb, t1.Add(-2*time.Minute), t1.Add(58*time.Minute), tc.gaps)
+			for _, w := range tc.want {
+				if !strings.Contains(sb.String(), w) {
+					t.Errorf("output %q lacks %q", sb.String(), w)
+				}
+			}
+			if len(tc.gaps) > 0 && strings.Contains(sb.String(), "No gaps") {
+				t.Errorf("gaps certified away: %q", sb.String())
+			}
+		})
 	}
 }
