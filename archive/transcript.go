@@ -337,6 +337,8 @@ func describeEvent(e *Entry, names nameBook) string {
 		return fmt.Sprintf("%s receipt from %s for %d message(s) not in this export", e.Receipt.Type, who, len(e.Receipt.MessageIDs))
 	case KindUndecryptable:
 		return "A message from " + who + " could not be decrypted (" + e.MessageID + "): its content was not captured"
+	case KindRedactionTargetMissing:
+		return who + " deleted a message in Matrix that never reached the bridge (" + e.MessageID + "): its content was not captured" + reason
 	case KindHistorySync:
 		if e.Completeness != nil {
 			return fmt.Sprintf("History sync received messages from %s to %s%s", fmtTime(e.Completeness.From), fmtTime(e.Completeness.To), reason)

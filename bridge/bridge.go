@@ -151,6 +151,7 @@ func (b *Bridge) Start(ctx context.Context) error {
 		return err
 	}
 	b.startMatrixSync()
+	b.jobs.Go(context.Background(), "redaction_wait", b.expireWaitingRedactions)
 	b.log.Info().Stringer("bot", b.bot.UserID).Msg("Bridge started")
 	return nil
 }

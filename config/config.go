@@ -78,10 +78,19 @@ type Database struct {
 
 // BridgeBehaviour is how chats behave on the Matrix side.
 type BridgeBehaviour struct {
-	Deletes  string  `yaml:"deletes"`
-	ViewOnce string  `yaml:"view_once"`
-	History  History `yaml:"history"`
-	Import   Import  `yaml:"import"`
+	Deletes  string `yaml:"deletes"`
+	ViewOnce string `yaml:"view_once"`
+	// RedactionWait bounds how long a Matrix deletion waits for the message it deletes to
+	// reach the bridge (Dendrite delivers the two by different paths, in either order).
+	RedactionWait string  `yaml:"redaction_wait"`
+	History       History `yaml:"history"`
+	Import        Import  `yaml:"import"`
+}
+
+// RedactionWaitDuration is RedactionWait parsed (validated at load).
+func (b BridgeBehaviour) RedactionWaitDuration() time.Duration {
+	d, _ := time.ParseDuration(b.RedactionWait)
+	return d
 }
 
 // Import bounds chat-export imports (the bot's import command and `causeway import`).

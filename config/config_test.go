@@ -44,6 +44,9 @@ func TestExampleLoads(t *testing.T) {
 	if len(def.Permissions) != 0 {
 		t.Errorf("default permissions should be empty, got %v", def.Permissions)
 	}
+	if got := def.Bridge.RedactionWaitDuration(); got != 2*time.Minute {
+		t.Errorf("bridge.redaction_wait defaults to %v, want 2m", got)
+	}
 }
 
 func TestBadValuesNameTheKeyPath(t *testing.T) {
@@ -75,6 +78,7 @@ func TestBadValuesNameTheKeyPath(t *testing.T) {
 		{"history per chat negative", []string{"max_messages_per_chat: 1000", "max_messages_per_chat: -5"}, "bridge.history.max_messages_per_chat: -5 must be 0"},
 		{"history media mode", []string{"media: eager", "media: later"}, `bridge.history.media: "later" is not one of eager, lazy, skip`},
 		{"history timeout", []string{"on_demand_timeout: 2m", "on_demand_timeout: 0s"}, `bridge.history.on_demand_timeout: "0s" is not a positive duration`},
+		{"redaction wait", []string{"redaction_wait: 2m", "redaction_wait: soon"}, `bridge.redaction_wait: "soon" is not a positive duration`},
 		{"history unknown key", []string{"media: eager", "media: eager\n        max_chat: 3"}, "bridge.history.max_chat: unknown key (known here: max_chats, max_age_days"},
 	}
 	for _, tt := range tests {

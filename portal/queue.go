@@ -154,6 +154,8 @@ func (p *Portal) process(ctx context.Context, item *database.QueueItem) (done bo
 			err = p.handleBotNotice(ctx, item)
 		case KindHistoryChunk:
 			err = p.handleHistoryChunk(ctx, item)
+		case KindRedactionOverdue:
+			err = p.handleRedactionOverdue(ctx, item)
 		default:
 			err = permanent(fmt.Errorf("unknown queue item kind %q", item.Kind))
 		}
