@@ -338,7 +338,11 @@ func describeEvent(e *Entry, names nameBook) string {
 	case KindUndecryptable:
 		return "A message from " + who + " could not be decrypted (" + e.MessageID + "): its content was not captured"
 	case KindRedactionTargetMissing:
-		return who + " deleted a message in Matrix that never reached the bridge (" + e.MessageID + "): its content was not captured" + reason
+		what := e.MessageID
+		if e.Outbound != nil && e.Outbound.MatrixEventID != "" {
+			what = e.Outbound.MatrixEventID
+		}
+		return who + " deleted a message in Matrix (" + what + ") before it reached the bridge: its content was not captured, and it was not sent to WhatsApp"
 	case KindHistorySync:
 		if e.Completeness != nil {
 			return fmt.Sprintf("History sync received messages from %s to %s%s", fmtTime(e.Completeness.From), fmtTime(e.Completeness.To), reason)
