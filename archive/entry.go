@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -45,7 +46,15 @@ const (
 	KindHistorySync    Kind = "history_sync"    // Completeness.From..To of Chat was received by history sync
 	KindArchiveStarted Kind = "archive_started" // written by Open
 	KindArchiveStopped Kind = "archive_stopped" // written by Close
+	// KindRedactionTargetMissing: a Matrix user deleted an event (Outbound names it) that had
+	// not reached the bridge within bridge.redaction_wait, so its content was not captured.
+	// Target is the WhatsApp ID it would have been sent with.
+	KindRedactionTargetMissing Kind = "redaction_target_missing"
 )
+
+// completenessKinds are the completeness ledger's kinds.
+var completenessKinds = []Kind{KindConnected, KindDisconnected, KindLoggedOut, KindUndecryptable, KindHistorySync,
+	KindArchiveStarted, KindArchiveStopped, KindRedactionTargetMissing}
 
 // Audit kinds: written only by the archive itself. Never disposed.
 const (
@@ -60,12 +69,7 @@ func (k Kind) isAudit() bool {
 }
 
 func (k Kind) isCompleteness() bool {
-	switch k {
-	case KindConnected, KindDisconnected, KindLoggedOut, KindUndecryptable, KindHistorySync,
-		KindArchiveStarted, KindArchiveStopped:
-		return true
-	}
-	return false
+	return slices.Contains(completenessKinds, k)
 }
 
 // disposable reports whether retention applies: only content, never the ledger or the audit trail, which
@@ -157,7 +161,7 @@ type Outbound struct {
 	MatrixEventID string `json:"matrix_event_id,omitempty"`
 	MatrixRoomID  string `json:"matrix_room_id,omitempty"`
 	MatrixSender  string `json:"matrix_sender,omitempty"`
-	Status        string `json:"status,omitempty"` // attempted, sent, failed
+	Status        string `json:"status,omitempty"` // attempted, sent, failed, withheld (deleted in Matrix before it was sent)
 }
 
 // Completeness qualifies a completeness entry: why, and for history syncs the window received.

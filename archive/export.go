@@ -329,7 +329,7 @@ func (a *Archive) selectForExport(ctx context.Context, f ExportFilter, size uint
 			who = append(who, "(sender = "+u+" OR chat = "+u+" OR account = "+u+")")
 		}
 		var ledger []string
-		for _, k := range []Kind{KindConnected, KindDisconnected, KindLoggedOut, KindUndecryptable, KindHistorySync, KindArchiveStarted, KindArchiveStopped} {
+		for _, k := range completenessKinds {
 			ledger = append(ledger, arg(string(k)))
 		}
 		conds = append(conds, "(("+strings.Join(who, " AND ")+") OR kind IN ("+strings.Join(ledger, ",")+"))")

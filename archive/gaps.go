@@ -17,6 +17,8 @@ const (
 	GapLoggedOut       GapReason = "logged_out"          // an account was logged out
 	GapUndecryptable   GapReason = "undecryptable"       // one message arrived but could not be decrypted
 	GapHistoryBoundary GapReason = "history_boundary"    // history sync reached no further back than this
+	// GapRedactionTargetMissing: a Matrix user deleted an event that never reached the bridge.
+	GapRedactionTargetMissing GapReason = "redaction_target_missing"
 )
 
 // Gap is a window in which the archive did not, or could not, capture everything. Point events
@@ -40,12 +42,11 @@ func (a *Archive) Gaps(ctx context.Context, from, to time.Time) ([]Gap, error) {
 	if to.IsZero() {
 		to = a.now()
 	}
-	kinds := []Kind{KindConnected, KindDisconnected, KindLoggedOut, KindUndecryptable, KindHistorySync, KindArchiveStarted, KindArchiveStopped}
-	args := make([]any, len(kinds))
-	for i, k := range kinds {
+	args := make([]any, len(completenessKinds))
+	for i, k := range completenessKinds {
 		args[i] = string(k)
 	}
-	rows, err := a.db.Query(ctx, `SELECT idx, body FROM archive_entry WHERE kind IN (`+placeholders(len(kinds), 1)+`) AND body IS NOT NULL ORDER BY idx`, args...)
+	rows, err := a.db.Query(ctx, `SELECT idx, body FROM archive_entry WHERE kind IN (`+placeholders(len(completenessKinds), 1)+`) AND body IS NOT NULL ORDER BY idx`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("archive: read completeness ledger: %w", err)
 	}
@@ -106,6 +107,13 @@ func (a *Archive) Gaps(ctx context.Context, from, to time.Time) ([]Gap, error) {
 		case KindUndecryptable:
 			gaps = append(gaps, Gap{Start: at, End: at, Reason: GapUndecryptable, Account: e.Account, Chat: e.Chat,
 				Sender: e.Sender, MessageID: e.MessageID, Detail: reason, StartIndex: idx, EndIndex: idx})
+		case KindRedactionTargetMissing:
+			g := Gap{Start: at, End: at, Reason: GapRedactionTargetMissing, Account: e.Account, Chat: e.Chat,
+				Sender: e.Sender, MessageID: e.MessageID, Detail: reason, StartIndex: idx, EndIndex: idx}
+			if e.Outbound != nil && e.Outbound.MatrixEventID != "" {
+				g.Detail = strings.TrimSpace("Matrix event " + e.Outbound.MatrixEventID + " " + reason)
+			}
+			gaps = append(gaps, g)
 		case KindHistorySync:
 			if e.Completeness == nil || e.Completeness.From.IsZero() {
 				continue

@@ -21,6 +21,9 @@ func TestGapsLedger(t *testing.T) {
 	env.clock.Set(t0.Add(210 * time.Minute))
 	env.open(false)
 	env.append(&Entry{Kind: KindConnected, Account: account, Time: t0.Add(220 * time.Minute)})
+	// A Matrix user deleted an event that never reached the bridge.
+	env.append(&Entry{Kind: KindRedactionTargetMissing, Account: account, Chat: "4915550002@s.whatsapp.net", MessageID: "3EB0GONE",
+		Time: t0.Add(230 * time.Minute), Outbound: &Outbound{MatrixEventID: "$gone"}, Completeness: &Completeness{Reason: "was deleted first"}})
 
 	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
 	type want struct {
@@ -39,6 +42,7 @@ func TestGapsLedger(t *testing.T) {
 			{GapArchiveDown, at(60), at(60)},  // stopped and started at the same test-clock instant
 			{GapArchiveDown, at(90), at(210)}, // a crash opens with no entry, so it sorts first
 			{GapLoggedOut, at(90), at(220)},
+			{GapRedactionTargetMissing, at(230), at(230)},
 		}},
 		{"inside the disconnection, clipped", at(15), at(18), []want{{GapDisconnected, at(15), at(18)}}},
 		{"a quiet window is certified complete", at(2), at(12), nil},
@@ -68,6 +72,9 @@ func TestGapsLedger(t *testing.T) {
 	for _, g := range gaps {
 		if g.Reason == GapArchiveDown && g.Start.Equal(at(90)) && (g.StartIndex != -1 || g.Detail == "") {
 			t.Errorf("crash gap %+v: want no opening entry and the reason", g)
+		}
+		if g.Reason == GapRedactionTargetMissing && (g.MessageID != "3EB0GONE" || g.Detail != "Matrix event $gone was deleted first") {
+			t.Errorf("missing-target gap %+v: want the message ID and the Matrix event named", g)
 		}
 		if g.Reason == GapLoggedOut && g.StartIndex != int64(lastBeforeCrash.Index) {
 			t.Errorf("logged-out gap opened by %d, want %d", g.StartIndex, lastBeforeCrash.Index)

@@ -351,6 +351,12 @@ func describeEvent(e *Entry, names nameBook) string {
 		return fmt.Sprintf("%s receipt from %s for %d message(s) not in this export", e.Receipt.Type, who, len(e.Receipt.MessageIDs))
 	case KindUndecryptable:
 		return "A message from " + who + " could not be decrypted (" + e.MessageID + "): its content was not captured"
+	case KindRedactionTargetMissing:
+		what := e.MessageID
+		if e.Outbound != nil && e.Outbound.MatrixEventID != "" {
+			what = e.Outbound.MatrixEventID
+		}
+		return who + " deleted a message in Matrix (" + what + ") before it reached the bridge: its content was not captured, and it was not sent to WhatsApp"
 	case KindHistorySync:
 		if e.Completeness != nil {
 			return fmt.Sprintf("History sync received messages from %s to %s%s", fmtTime(e.Completeness.From), fmtTime(e.Completeness.To), reason)

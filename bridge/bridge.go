@@ -171,6 +171,7 @@ func (b *Bridge) Start(ctx context.Context) error {
 	}
 	b.startMatrixSync()
 	b.jobs.Go(context.WithoutCancel(ctx), "health: phones", b.watchPhones)
+	b.jobs.Go(context.Background(), "redaction_wait", b.expireWaitingRedactions)
 	b.log.Info().Stringer("bot", b.bot.UserID).Msg("Bridge started")
 	return nil
 }

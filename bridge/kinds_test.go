@@ -17,6 +17,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/wasim"
 )
 
@@ -28,10 +29,13 @@ type dmFixture struct {
 	room    id.RoomID
 }
 
-func newDM(t *testing.T, localpart, aliceNumber, contactNumber string) *dmFixture {
+func newDM(t *testing.T, localpart, aliceNumber, contactNumber string, adjust ...func(*config.Config)) *dmFixture {
 	t.Helper()
 	cfg := configFor(t, "sqlite")
 	permit(cfg, "user", localpart)
+	for _, f := range adjust {
+		f(cfg)
+	}
 	startRelayBridge(t, cfg)
 	alice := loginWithQR(t, cfg, localpart, aliceNumber, "Alice "+localpart)
 	contact := newPhone(t, contactNumber, "Contact "+contactNumber)

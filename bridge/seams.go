@@ -105,6 +105,10 @@ func (m asMatrix) MarkRead(ctx context.Context, as id.UserID, room id.RoomID, ev
 	return m.intent(as).MarkRead(ctx, room, evt)
 }
 
+func (m asMatrix) GetEvent(ctx context.Context, room id.RoomID, evt id.EventID) (*event.Event, error) {
+	return m.as.BotIntent().GetEvent(ctx, room, evt)
+}
+
 func (m asMatrix) EnsureRegistered(ctx context.Context, ghost id.UserID) error {
 	return m.intent(ghost).EnsureRegistered(ctx)
 }

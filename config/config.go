@@ -85,9 +85,12 @@ type BridgeBehaviour struct {
 	ViewOnce string `yaml:"view_once"`
 	// StatusRoom bridges contacts' WhatsApp status updates into a per-user "WhatsApp Status"
 	// room. Off, they are only archived.
-	StatusRoom bool    `yaml:"status_room"`
-	History    History `yaml:"history"`
-	Import     Import  `yaml:"import"`
+	StatusRoom bool `yaml:"status_room"`
+	// RedactionWait bounds how long a Matrix deletion waits for the message it deletes to
+	// reach the bridge (Dendrite delivers the two by different paths, in either order).
+	RedactionWait string  `yaml:"redaction_wait"`
+	History       History `yaml:"history"`
+	Import        Import  `yaml:"import"`
 	// AdminRoom is where the bridge tells its administrators that capture stopped for someone:
 	// empty for a room the bot creates on first use, or an existing room's ID.
 	AdminRoom string `yaml:"admin_room"`
@@ -118,6 +121,12 @@ func ParseWAVersion(s string) ([3]uint32, error) {
 		return v, fmt.Errorf("%q is not a version like 2.3000.1031080782", s)
 	}
 	return v, nil
+}
+
+// RedactionWaitDuration is RedactionWait parsed (validated at load).
+func (b BridgeBehaviour) RedactionWaitDuration() time.Duration {
+	d, _ := time.ParseDuration(b.RedactionWait)
+	return d
 }
 
 // Import bounds chat-export imports (the bot's import command and `causeway import`).

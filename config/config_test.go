@@ -44,6 +44,9 @@ func TestExampleLoads(t *testing.T) {
 	if len(def.Permissions) != 0 {
 		t.Errorf("default permissions should be empty, got %v", def.Permissions)
 	}
+	if got := def.Bridge.RedactionWaitDuration(); got != 2*time.Minute {
+		t.Errorf("bridge.redaction_wait defaults to %v, want 2m", got)
+	}
 }
 
 func TestBadValuesNameTheKeyPath(t *testing.T) {
@@ -78,6 +81,7 @@ func TestBadValuesNameTheKeyPath(t *testing.T) {
 		{"admin room not a room ID", []string{`admin_room: ""`, "admin_room: '#admins:example.org'"}, `bridge.admin_room: "#admins:example.org" is not a room ID`},
 		{"whatsapp version", []string{`version: ""`, "version: 2.3000"}, `whatsapp.version: "2.3000" is not a version like 2.3000.1031080782`},
 		{"whatsapp version words", []string{`version: ""`, "version: latest"}, `whatsapp.version: "latest" is not a version`},
+		{"redaction wait", []string{"redaction_wait: 2m", "redaction_wait: soon"}, `bridge.redaction_wait: "soon" is not a positive duration`},
 		{"history unknown key", []string{"media: eager", "media: eager\n        max_chat: 3"}, "bridge.history.max_chat: unknown key (known here: max_chats, max_age_days"},
 	}
 	for _, tt := range tests {

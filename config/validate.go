@@ -104,6 +104,9 @@ func (c *Config) Validate() error {
 
 	oneOf("bridge.deletes", c.Bridge.Deletes, "redact", "annotate")
 	oneOf("bridge.view_once", c.Bridge.ViewOnce, "bridge", "notice")
+	if d, err := time.ParseDuration(c.Bridge.RedactionWait); err != nil || d <= 0 {
+		bad("bridge.redaction_wait", "%q is not a positive duration such as 2m", c.Bridge.RedactionWait)
+	}
 	hist := &c.Bridge.History
 	for path, n := range map[string]int{"bridge.history.max_chats": hist.MaxChats, "bridge.history.max_age_days": hist.MaxAgeDays,
 		"bridge.history.max_messages_per_chat": hist.MaxMessagesPerChat} {

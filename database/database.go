@@ -47,6 +47,8 @@ type Database struct {
 	Messages  *MessageQuery
 	Reactions *ReactionQuery
 	Queue     *QueueQuery
+	// ParkedRedactions are Matrix deletions waiting for the message they delete.
+	ParkedRedactions *ParkedRedactionQuery
 
 	log zerolog.Logger
 }
@@ -117,6 +119,7 @@ func Open(ctx context.Context, cfg config.Database, log zerolog.Logger) (*Databa
 	db.Messages = &MessageQuery{db: raw}
 	db.Reactions = &ReactionQuery{db: raw}
 	db.Queue = &QueueQuery{db: raw}
+	db.ParkedRedactions = &ParkedRedactionQuery{db: raw}
 
 	if err := db.upgrade(ctx); err != nil {
 		raw.Close()

@@ -152,3 +152,14 @@ func (q *QueueQuery) Depth(ctx context.Context) (map[Direction]int, error) {
 	}
 	return out, rows.Err()
 }
+
+// Has says whether an item with the dedup key is queued for receiver.
+func (q *QueueQuery) Has(ctx context.Context, direction Direction, receiver id.UserID, dedupKey string) (bool, error) {
+	var n int
+	err := q.db.QueryRow(ctx, "SELECT COUNT(*) FROM relay_queue WHERE direction=$1 AND receiver=$2 AND dedup_key=$3",
+		direction, receiver, dedupKey).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("failed to look for %s in the relay queue: %w", dedupKey, err)
+	}
+	return n > 0, nil
+}

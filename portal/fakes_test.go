@@ -57,6 +57,8 @@ type fakeMatrix struct {
 	attempts int
 	rooms    int
 	states   []string
+	// events are what GetEvent finds.
+	events map[id.EventID]*event.Event
 }
 
 var _ Matrix = (*fakeMatrix)(nil)
@@ -142,6 +144,16 @@ func (f *fakeMatrix) SetPowerLevel(context.Context, id.UserID, id.RoomID, id.Use
 	return nil
 }
 func (f *fakeMatrix) MarkRead(context.Context, id.UserID, id.RoomID, id.EventID) error { return nil }
+
+// GetEvent serves the events a test put in f.events.
+func (f *fakeMatrix) GetEvent(_ context.Context, _ id.RoomID, evt id.EventID) (*event.Event, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if e, ok := f.events[evt]; ok {
+		return e, nil
+	}
+	return nil, fmt.Errorf("event %s: %w", evt, mautrix.MNotFound)
+}
 
 type fakeGhosts struct{}
 

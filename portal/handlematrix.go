@@ -69,6 +69,11 @@ func (p *Portal) handleMatrixEvent(ctx context.Context, item *database.QueueItem
 	if field := env.malformedField(); field != "" {
 		return p.refuseMalformed(ctx, item, &env, errMalformedField(field))
 	}
+	if env.StateKey == nil {
+		if withheld, err := p.withholdDeleted(ctx, item, &env); withheld || err != nil {
+			return err
+		}
+	}
 	wa, err := p.whatsApp()
 	if err != nil {
 		return err
@@ -88,6 +93,9 @@ func (p *Portal) handleMatrixEvent(ctx context.Context, item *database.QueueItem
 	res, err := msgconv.ToWhatsApp(ctx, evt, msgconv.Chat{JID: p.chat, Self: wa.OwnJID()}, p.resolver(wa), &p.m.deps.Convert)
 	var sendErr *msgconv.SendError
 	if errors.As(err, &sendErr) {
+		if evt.Type == event.EventRedaction.Type && errors.Is(err, msgconv.ErrTargetNotFound) {
+			return p.parkRedaction(ctx, &env, evt, permanent(err))
+		}
 		return permanent(err)
 	} else if err != nil {
 		return fmt.Errorf("failed to convert %s: %w", env.ID, err)

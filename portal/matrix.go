@@ -38,6 +38,9 @@ type Matrix interface {
 	SetPowerLevel(ctx context.Context, as id.UserID, room id.RoomID, user id.UserID, level int) error
 	// MarkRead moves as's read receipt to evt.
 	MarkRead(ctx context.Context, as id.UserID, room id.RoomID, evt id.EventID) error
+	// GetEvent fetches an event of a room as the bot sees it (a redacted one without its
+	// content).
+	GetEvent(ctx context.Context, room id.RoomID, evt id.EventID) (*event.Event, error)
 }
 
 // SendOptions go with one SendMessage.

@@ -158,6 +158,8 @@ func (p *Portal) process(ctx context.Context, item *database.QueueItem) (done bo
 			err = p.handleWACall(ctx, item)
 		case KindMatrixUnrelayed:
 			err = p.handleMatrixUnrelayed(ctx, item)
+		case KindRedactionOverdue:
+			err = p.handleRedactionOverdue(ctx, item)
 		default:
 			err = permanent(fmt.Errorf("unknown queue item kind %q", item.Kind))
 		}

@@ -3,11 +3,15 @@ package main
 import (
 	"archive/zip"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"maunium.net/go/mautrix/event"
 
 	"codeberg.org/causeway/causeway/internal/harness/demo"
 )
@@ -20,7 +24,9 @@ import (
 func TestDemoOnceThenArchiveVerify(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "demo")
 	var stdout, stderr bytes.Buffer
-	err := demo.Run(t.Context(), demo.Options{DataDir: dir, Once: true, Out: &stdout})
+	var sent []demo.SentFile
+	err := demo.Run(t.Context(), demo.Options{DataDir: dir, Once: true, Out: &stdout,
+		SentFiles: func(f demo.SentFile) { sent = append(sent, f) }})
 	t.Logf("demo output:\n%s", stdout.String())
 	if err != nil {
 		t.Fatalf("the demo with Once failed: %v", err)
@@ -62,6 +68,7 @@ func TestDemoOnceThenArchiveVerify(t *testing.T) {
 	if code := run([]string{"archive", "verify-bundle", bundle}, &stdout, &stderr); code != 0 {
 		t.Fatalf("verify-bundle of the demo export exited %d:\n%s%s", code, stdout.String(), stderr.String())
 	}
+	checkSentFilesInBundle(t, bundle, sent)
 	lines := 0
 	if zr, err := zip.OpenReader(bundle); err == nil {
 		for _, zf := range zr.File {
@@ -88,6 +95,55 @@ func TestDemoOnceThenArchiveVerify(t *testing.T) {
 		stdout.Reset()
 		if code := run([]string{"archive", "verify-bundle", tampered}, &stdout, &stderr); code != 1 {
 			t.Errorf("verify-bundle accepted a bundle with entry line %d changed (exit %d):\n%s", line, code, stdout.String())
+		}
+	}
+}
+
+// checkSentFilesInBundle: the export holds the bytes of every image (and every other file) the
+// Matrix user sent, under media/ by their SHA-256, so the record still shows what an official
+// sent once WhatsApp's copy has expired.
+func checkSentFilesInBundle(t *testing.T, bundle string, sent []demo.SentFile) {
+	t.Helper()
+	images := 0
+	for _, f := range sent {
+		if f.MsgType == event.MsgImage {
+			images++
+		}
+	}
+	if images == 0 || len(sent) < 2 {
+		t.Fatalf("the demo reported %d files sent from Matrix, %d of them images: it sends a photo and a file", len(sent), images)
+	}
+	zr, err := zip.OpenReader(bundle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	media := map[string]*zip.File{}
+	for _, zf := range zr.File {
+		if strings.HasPrefix(zf.Name, "media/") {
+			media[strings.TrimPrefix(zf.Name, "media/")] = zf
+		}
+	}
+	for _, f := range sent {
+		sum := sha256.Sum256(f.Data)
+		want := hex.EncodeToString(sum[:])
+		zf, ok := media[want]
+		if !ok {
+			t.Errorf("the export lacks the %s %s sent from Matrix (SHA-256 %s; it holds %d media files)", f.MsgType, f.Name, want, len(media))
+			continue
+		}
+		rc, err := zf.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := sha256.New()
+		_, err = io.Copy(h, rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); got != want {
+			t.Errorf("media/%s in the export hashes to %s, not to the %s sent", want, got, f.Name)
 		}
 	}
 }

@@ -28,6 +28,9 @@ type Options struct {
 	Once bool
 	// Out receives the story of the demo, line by line.
 	Out io.Writer
+	// SentFiles, when set, hears of every file the scenario sends from Matrix, with its
+	// bytes, so that a caller can look for them elsewhere (the demo test, in an archive export).
+	SentFiles func(SentFile)
 }
 
 // demoUser is the Matrix user the demo creates for the newcomer.
@@ -81,6 +84,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	if err != nil {
 		return err
 	}
+	s.sentFiles = opts.SentFiles
 	if err := loginWithQR(ctx, p, mx, s.me); err != nil {
 		return err
 	}

@@ -50,6 +50,8 @@ type scenario struct {
 	mineOnWA            *events.Message // the same message as Anna's phone got it
 	annaReplyEvt        id.EventID
 	annaReplyOnWhatsApp types.MessageID
+
+	sentFiles func(SentFile) // Options.SentFiles
 }
 
 // step is one action on one side and the check that it arrived on the other.
@@ -72,8 +74,10 @@ func (s *scenario) steps() []step {
 		{"You react 😂 to Anna's reply in Matrix", s.youReact},
 		{"Anna sends a photo from WhatsApp", s.annaPhoto},
 		{"You send a photo from Matrix", s.youPhoto},
+		{"You send a file from Matrix", s.youFile},
 		{"Anna deletes a message for everyone on WhatsApp", s.annaDeletes},
 		{"You delete a message in Matrix", s.youDelete},
+		{"You send a message in Matrix and delete it at once", s.youDeleteAtOnce},
 		{"Ben creates the WhatsApp group \"Causeway pilot\" with you, Anna and Clara", s.groupCreated},
 		{"Ben writes in the group on WhatsApp", s.benWrites},
 		{"Clara mentions you in the group on WhatsApp", s.claraMentions},
@@ -309,6 +313,7 @@ func (s *scenario) youPhoto(ctx context.Context) (string, error) {
 	if _, err := s.mx.cli.SendMessageEvent(ctx, s.dm, event.EventMessage, content); err != nil {
 		return "", err
 	}
+	s.sent(SentFile{Name: content.Body, MimeType: "image/png", MsgType: event.MsgImage, Data: img})
 	msg, err := waitWA(ctx, s.anna, "your photo", func(m *events.Message) bool { return m.Message.GetImageMessage() != nil })
 	if err != nil {
 		return "", err
@@ -355,10 +360,7 @@ func (s *scenario) youDelete(ctx context.Context) (string, error) {
 	if _, err := s.mx.cli.RedactEvent(ctx, s.dm, resp.EventID); err != nil {
 		return "", err
 	}
-	if _, err := waitWA(ctx, s.anna, "the deletion", func(m *events.Message) bool {
-		pm := m.Message.GetProtocolMessage()
-		return pm.GetType() == waE2E.ProtocolMessage_REVOKE && pm.GetKey().GetID() == sent.Info.ID
-	}); err != nil {
+	if _, err := waitWA(ctx, s.anna, "the deletion", isRevokeOf(sent.Info.ID)); err != nil {
 		return "", err
 	}
 	return "Anna's phone got \"delete for everyone\" for " + sent.Info.ID, nil

@@ -1,0 +1,327 @@
+package bridge_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.mau.fi/whatsmeow/proto/waE2E"
+	"go.mau.fi/whatsmeow/types/events"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"codeberg.org/causeway/causeway/archive"
+	"codeberg.org/causeway/causeway/config"
+	"codeberg.org/causeway/causeway/internal/harness/devserver"
+	"codeberg.org/causeway/causeway/portal"
+)
+
+// txnGate stands where the homeserver sends appservice transactions and passes them on to
+// the bridge, except those carrying an event the test picked, which it holds until released:
+// the late transaction that let a deletion overtake what it deletes, made on demand.
+type txnGate struct {
+	next *httputil.ReverseProxy
+
+	mu      sync.Mutex
+	hold    func(evt map[string]any) bool
+	release chan struct{}
+	heldN   int
+	held    sync.WaitGroup
+}
+
+// startTxnGate listens on the appservice address the homeserver was given and moves the
+// bridge to a port of its own behind it.
+func startTxnGate(t *testing.T, cfg *config.Config) *txnGate {
+	t.Helper()
+	port, err := devserver.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := cfg.Appservice.Port
+	cfg.Appservice.Port = port
+	g := &txnGate{next: httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: net.JoinHostPort(cfg.Appservice.Hostname, strconv.Itoa(port))})}
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Appservice.Hostname, strconv.Itoa(front)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		g.releaseAll()
+		_ = srv.Close()
+	})
+	return g
+}
+
+func (g *txnGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/transactions/") {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		var txn struct {
+			Events []map[string]any `json:"events"`
+		}
+		_ = json.Unmarshal(body, &txn)
+		g.mu.Lock()
+		release, matched := g.release, false
+		for _, evt := range txn.Events {
+			matched = matched || (g.hold != nil && g.hold(evt))
+		}
+		if matched {
+			g.heldN++
+			g.held.Add(1)
+			defer g.held.Done()
+		}
+		g.mu.Unlock()
+		if matched {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				return // the homeserver gave up on this attempt and will retry
+			}
+		}
+	}
+	g.next.ServeHTTP(w, r)
+}
+
+// holdBack holds every transaction carrying an event that hold matches, until releaseAll.
+func (g *txnGate) holdBack(hold func(evt map[string]any) bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.hold, g.release, g.heldN = hold, make(chan struct{}), 0
+}
+
+// waitHeld waits until the homeserver has tried to deliver a held transaction.
+func (g *txnGate) waitHeld(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		g.mu.Lock()
+		n := g.heldN
+		g.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the homeserver never sent the transaction the test holds back")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// releaseAll passes the held transactions on and returns once the bridge has answered them
+// all, that is, once their events are in its queue.
+func (g *txnGate) releaseAll() {
+	g.mu.Lock()
+	if g.release != nil {
+		close(g.release)
+	}
+	g.hold, g.release = nil, nil
+	g.mu.Unlock()
+	g.held.Wait()
+}
+
+// matrixEventsHandled counts the Matrix events the bridge's queues have finished with, relayed
+// or failed, from its metrics.
+func matrixEventsHandled(t *testing.T, address string) int {
+	t.Helper()
+	resp, err := http.Get(address + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	total := 0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "causeway_messages_relayed_total{") && !strings.HasPrefix(line, "causeway_relay_errors_total{") {
+			continue
+		}
+		if !strings.Contains(line, `direction="to_whatsapp"`) || !strings.Contains(line, `kind="matrix_event"`) {
+			continue
+		}
+		n, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		total += int(n)
+	}
+	return total
+}
+
+// waitHandled waits until the bridge has finished with more Matrix events than before.
+func waitHandled(t *testing.T, before int) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for matrixEventsHandled(t, lastBridge.cfg.Appservice.Address) <= before {
+		if time.Now().After(deadline) {
+			t.Fatal("the bridge never handled the deletion")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func textOf(m *events.Message) string {
+	if s := m.Message.GetConversation(); s != "" {
+		return s
+	}
+	return m.Message.GetExtendedTextMessage().GetText()
+}
+
+func fromAlice(typ string, match func(content map[string]any) bool) func(map[string]any) bool {
+	return func(evt map[string]any) bool {
+		content, _ := evt["content"].(map[string]any)
+		sender, _ := evt["sender"].(string)
+		return evt["type"] == typ && strings.HasPrefix(sender, "@redaction_order:") && match(content)
+	}
+}
+
+// TestRedactionBeforeTarget: on Dendrite a user's deletion reaches the bridge by the bot's
+// sync and what it deletes by an appservice transaction, in either order. The test holds the
+// target's transaction back until the bridge has handled the deletion, which is the order
+// that left reactions and messages on WhatsApp for good: the deletion must wait for its
+// target, and the target, deleted already, must not stay on the phone. A target that does
+// not come within bridge.redaction_wait gets a notice and a completeness ledger entry, and
+// is still not sent when it comes after all.
+func TestRedactionBeforeTarget(t *testing.T) {
+	var gate *txnGate
+	f := newDM(t, "redaction_order", "4915553010", "4915553011", func(cfg *config.Config) {
+		cfg.Bridge.RedactionWait = "1s"
+		gate = startTxnGate(t, cfg)
+	})
+	ctx := context.Background()
+	mx, room, ghost, c, chat := f.alice.mx, f.room, f.ghost, f.contact, f.alice.phone.JID()
+
+	theirs, err := c.SendText(ctx, chat, "react to this")
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirEvt := waitEvent(t, mx, room, ghost, "their message", func(e *event.Event) bool {
+		return e.Type == event.EventMessage && e.Content.AsMessage().Body == "react to this"
+	})
+
+	// sendHeld sends an event whose transaction the gate holds back, deletes it at once, and
+	// waits until the bridge has handled the deletion.
+	sendHeld := func(t *testing.T, typ event.Type, content map[string]any, hold func(map[string]any) bool) id.EventID {
+		t.Helper()
+		before := matrixEventsHandled(t, lastBridge.cfg.Appservice.Address)
+		gate.holdBack(hold)
+		resp, err := mx.SendMessageEvent(ctx, room, typ, content)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := mx.RedactEvent(ctx, room, resp.EventID); err != nil {
+			t.Fatal(err)
+		}
+		waitHandled(t, before)
+		gate.waitHeld(t)
+		return resp.EventID
+	}
+	// neverStays checks, once the queue has moved past the target, that the phone either
+	// never got it or got it and then its removal.
+	neverStays := func(t *testing.T, sentinel string, arrived, removed func(*events.Message) bool) {
+		t.Helper()
+		if _, err := mx.SendText(ctx, room, sentinel); err != nil {
+			t.Fatal(err)
+		}
+		waitWAText(t, c, sentinel)
+		for _, e := range c.Events.All() {
+			if m, ok := e.(*events.Message); ok && arrived(m) {
+				waitWA(t, c, "its removal", removed)
+				return
+			}
+		}
+	}
+
+	tests := []struct {
+		name    string
+		typ     event.Type
+		content map[string]any
+		hold    func(map[string]any) bool
+		// arrived and removed recognise the target and its removal on the phone.
+		arrived, removed func(target id.EventID) func(*events.Message) bool
+	}{
+		{
+			name: "message deleted at once", typ: event.EventMessage,
+			content: map[string]any{"msgtype": "m.text", "body": "sent and deleted at once"},
+			hold:    fromAlice("m.room.message", func(c map[string]any) bool { return c["body"] == "sent and deleted at once" }),
+			arrived: func(id.EventID) func(*events.Message) bool {
+				return func(m *events.Message) bool { return textOf(m) == "sent and deleted at once" }
+			},
+			removed: func(target id.EventID) func(*events.Message) bool {
+				return func(m *events.Message) bool {
+					pm := m.Message.GetProtocolMessage()
+					return pm.GetType() == waE2E.ProtocolMessage_REVOKE && pm.GetKey().GetID() == portal.MessageIDFor(target)
+				}
+			},
+		},
+		{
+			name: "reaction withdrawn at once", typ: event.EventReaction,
+			content: map[string]any{"m.relates_to": map[string]any{"rel_type": "m.annotation", "event_id": theirEvt.ID, "key": "👍\ufe0f"}},
+			hold:    fromAlice("m.reaction", func(map[string]any) bool { return true }),
+			arrived: func(id.EventID) func(*events.Message) bool {
+				return func(m *events.Message) bool {
+					r := m.Message.GetReactionMessage()
+					return r.GetKey().GetID() == theirs.ID && r.GetText() != ""
+				}
+			},
+			removed: func(id.EventID) func(*events.Message) bool {
+				return func(m *events.Message) bool {
+					r := m.Message.GetReactionMessage()
+					return r != nil && r.GetKey().GetID() == theirs.ID && r.GetText() == ""
+				}
+			},
+		},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			target := sendHeld(t, tt.typ, tt.content, tt.hold)
+			gate.releaseAll()
+			neverStays(t, fmt.Sprintf("after case %d", i), tt.arrived(target), tt.removed(target))
+		})
+	}
+
+	t.Run("target later than the bound", func(t *testing.T) {
+		body := "deleted, and late beyond the bound"
+		target := sendHeld(t, event.EventMessage, map[string]any{"msgtype": "m.text", "body": body},
+			fromAlice("m.room.message", func(c map[string]any) bool { return c["body"] == body }))
+		notice := waitNotice(t, f, target)
+		if !strings.Contains(notice, "deletion") || !strings.Contains(notice, "1s") {
+			t.Errorf("notice = %q, want it to say the deletion waited 1s for the message", notice)
+		}
+		gaps, err := lastBridge.br.Archive().Gaps(ctx, time.Time{}, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, g := range gaps {
+			found = found || (g.Reason == archive.GapReason("redaction_target_missing") && g.Chat == c.JID().String() &&
+				strings.Contains(g.Detail, string(target)))
+		}
+		if !found {
+			t.Errorf("archive gaps %+v, want a redaction_target_missing entry naming %s in chat %s", gaps, target, c.JID())
+		}
+		gate.releaseAll()
+		neverStays(t, "after the late one",
+			func(m *events.Message) bool { return textOf(m) == body },
+			func(m *events.Message) bool {
+				pm := m.Message.GetProtocolMessage()
+				return pm.GetType() == waE2E.ProtocolMessage_REVOKE && pm.GetKey().GetID() == portal.MessageIDFor(target)
+			})
+	})
+}
