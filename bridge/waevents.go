@@ -323,7 +323,12 @@ func (u *User) afterConnect(ctx context.Context) {
 	cli := u.client
 	changed := false
 	if cli != nil && cli.Store.ID != nil {
-		phone, push := cli.Store.ID.User, cli.Store.PushName
+		// Not cli.Store.PushName: whatsmeow writes it from its own goroutine without a lock. The
+		// name comes from events.PushNameSetting (setPushName); until then the stored one stands.
+		phone, push := cli.Store.ID.User, u.pushName.name
+		if push == "" {
+			push = u.row.WAPushName
+		}
 		if u.row.WAPhone != phone || u.row.WAPushName != push {
 			u.row.WAPhone, u.row.WAPushName = phone, push
 			changed = true
