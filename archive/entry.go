@@ -131,7 +131,10 @@ type MediaRef struct {
 // Target is the message an edit, revoke, reaction or send result refers to.
 type Target struct {
 	MessageID string `json:"message_id"`
-	Sender    string `json:"sender,omitempty"`
+	// NotRelayed says why an entry acting on a message was not relayed: the bridge never saw
+	// that message (a revoke, edit or reaction of one sent before the login, say).
+	NotRelayed string `json:"not_relayed,omitempty"`
+	Sender     string `json:"sender,omitempty"`
 }
 
 // Call describes a WhatsApp call; the bridge carries no calls, so each one is recorded.

@@ -54,6 +54,11 @@ type ToMatrixResult struct {
 	Timer *time.Duration
 	// Note explains, for the log and the archive, why a message produced nothing or was degraded.
 	Note string
+	// Unbridged marks an ActionNone that is not protocol housekeeping: a revoke, edit, reaction
+	// or poll vote of a message the bridge never saw (sent before the login, say). Nothing shows
+	// on Matrix, but the record keeps it, as UnbridgedAction: what it would have done.
+	Unbridged       bool
+	UnbridgedAction Action
 
 	// eventsBuf backs Events for the common single-event result. Allocation cost here grows with bytes
 	// more than with count, so only small, nearly always used buffers are embedded like this.

@@ -40,7 +40,7 @@ func (c *toMatrix) revoke(key *waCommon.MessageKey) error {
 		return fmt.Errorf("failed to look up revoked message %s: %w", target, err)
 	}
 	if len(parts) == 0 {
-		c.res.Action = ActionNone
+		c.res.Action, c.res.Unbridged, c.res.UnbridgedAction = ActionNone, true, ActionRevoke
 		c.res.Note = "revoke of a message that was not bridged"
 		return nil
 	}
@@ -79,7 +79,7 @@ func (c *toMatrix) edit(key *waCommon.MessageKey, edited *waE2E.Message, depth i
 		if edited.GetProtocolMessage() != nil || edited.GetReactionMessage() != nil || edited.GetPollUpdateMessage() != nil {
 			// An edit's new version must be content; acting on a nested revoke or reaction would let an
 			// edit do what its sender may not do directly.
-			c.res.Action = ActionNone
+			c.res.Action, c.res.Unbridged, c.res.UnbridgedAction = ActionNone, true, ActionEdit
 			c.res.Note = "edit of a message that was not bridged, whose new version is not content"
 			return nil
 		}
@@ -88,7 +88,7 @@ func (c *toMatrix) edit(key *waCommon.MessageKey, edited *waE2E.Message, depth i
 		}
 		c.res.Target = target
 		if len(c.res.Events) == 0 {
-			c.res.Action = ActionNone
+			c.res.Action, c.res.Unbridged, c.res.UnbridgedAction = ActionNone, true, ActionEdit
 			c.res.Note = "edit of a message that was not bridged, with nothing to show: " + c.res.Note
 			return nil
 		}
@@ -158,7 +158,7 @@ func (c *toMatrix) reaction(r *waE2E.ReactionMessage) error {
 		return err
 	}
 	if !found {
-		c.res.Action = ActionNone
+		c.res.Action, c.res.Unbridged, c.res.UnbridgedAction = ActionNone, true, ActionReaction
 		c.res.Note = "reaction to a message that was not bridged"
 		return nil
 	}

@@ -158,14 +158,14 @@ func (c *toMatrix) pollVote(u *waE2E.PollUpdateMessage) error {
 		return err
 	}
 	if !found {
-		c.res.Action = ActionNone
+		c.res.Action, c.res.Unbridged, c.res.UnbridgedAction = ActionNone, true, ActionPollVote
 		c.res.Note = "vote in a poll that was not bridged"
 		return nil
 	}
 	vote, err := c.r.DecryptPollVote(c.ctx, c.info, u)
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
-			c.res.Action = ActionNone
+			c.res.Action, c.res.Unbridged, c.res.UnbridgedAction = ActionNone, true, ActionPollVote
 			c.res.Note = "vote in a poll whose secret is unknown"
 			return nil
 		}

@@ -117,10 +117,26 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 		return fmt.Errorf("failed to convert message %s: %w", info.ID, err)
 	}
 	if res.Action == msgconv.ActionNone {
-		// Protocol housekeeping (key shares, sync notices): nothing for the room or the
-		// record, and no reason to create a room.
-		p.log.Debug().Str("message_id", info.ID).Str("note", res.Note).Msg("Nothing to show on Matrix")
-		return nil
+		p.log.Debug().Str("message_id", info.ID).Str("note", res.Note).Bool("unbridged", res.Unbridged).Msg("Nothing to show on Matrix")
+		if !res.Unbridged {
+			// Protocol housekeeping (key shares, sync notices): nothing for the room or the
+			// record, and no reason to create a room.
+			return nil
+		}
+		// A revoke, edit, reaction or vote of a message the bridge never saw: nothing to
+		// show, but what arrived is recorded, with why it was not relayed.
+		return p.archiveWAItem(ctx, item, func() ([]*archive.Entry, error) {
+			rec := *res
+			rec.Action = res.UnbridgedAction
+			entries, err := p.waEntry(ctx, info, wm.Message, &rec, nil)
+			for _, e := range entries {
+				e.Source = wm.Source
+				if e.Target != nil {
+					e.Target.NotRelayed = res.Note
+				}
+			}
+			return entries, err
+		})
 	}
 	if res.Action == msgconv.ActionReaction || res.Action == msgconv.ActionReactionRemove {
 		if err := p.settle(ctx); err != nil {
