@@ -1,10 +1,12 @@
 package demo
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -30,7 +32,7 @@ const (
 	streamContacts   = 5
 	streamPerContact = 300
 	streamRate       = 15 // WhatsApp messages a second, all contacts together
-	streamFromMatrix = 20   // Matrix messages per room
+	streamFromMatrix = 20 // Matrix messages per room (none under a homeserver stall, see there)
 	streamHits       = 3
 )
 
@@ -40,7 +42,7 @@ const (
 func TestCrashExactlyOnce(t *testing.T) {
 	for i, db := range []string{"sqlite", "postgres"} {
 		t.Run(db, func(t *testing.T) {
-			s := startStream(t, db, fmt.Sprintf("49155560%d0", i))
+			s := startStream(t, db, fmt.Sprintf("49155560%d0", i), streamFromMatrix)
 			s.run(t, "bridge killed", func(ctx context.Context, t *testing.T) error {
 				return s.killBridge(ctx)
 			})
@@ -50,8 +52,11 @@ func TestCrashExactlyOnce(t *testing.T) {
 
 // TestHomeserverStallExactlyOnce stops Dendrite with SIGSTOP for 30 s three times during the
 // stream: the bridge's sends time out or come back 500, and Dendrite stores some of them anyway.
+// The Matrix user sends nothing here: after a stall Dendrite 0.13.8 stops pushing events to
+// appservices altogether (docs/dendrite-duplicate-events.md), so no bridge that relies on its
+// pushes gets them.
 func TestHomeserverStallExactlyOnce(t *testing.T) {
-	s := startStream(t, "sqlite", "4915556030")
+	s := startStream(t, "sqlite", "4915556030", 0)
 	s.run(t, "homeserver stalled for 30 s", func(ctx context.Context, t *testing.T) error {
 		return s.homeserverDown(ctx, func() error {
 			pid := s.r.e.hs.PID()
@@ -68,7 +73,7 @@ func TestHomeserverStallExactlyOnce(t *testing.T) {
 // and starts it again: an event it accepted just before may be in its room graph and never in
 // what clients see, and the bridge must notice and send it again.
 func TestHomeserverRestartNothingMissing(t *testing.T) {
-	s := startStream(t, "sqlite", "4915556040")
+	s := startStream(t, "sqlite", "4915556040", streamFromMatrix)
 	s.run(t, "homeserver killed and restarted", func(ctx context.Context, t *testing.T) error {
 		return s.homeserverDown(ctx, func() error {
 			if err := s.r.e.hs.Kill(); err != nil {
@@ -87,6 +92,8 @@ type stream struct {
 	contacts []*wasim.Phone
 	rooms    []id.RoomID // rooms[c] is contacts[c]'s chat
 	ghosts   []id.UserID
+	// fromMatrix is how many messages the Matrix user sends into each room.
+	fromMatrix int
 
 	// matrixSends holds the Matrix user's sends: a disruption of the homeserver waits for the
 	// one under way and keeps new ones out, or the user's own client would make duplicates
@@ -96,7 +103,7 @@ type stream struct {
 	sentWA      atomic.Int64 // WhatsApp messages sent so far
 }
 
-func startStream(t *testing.T, dbType, number string) *stream {
+func startStream(t *testing.T, dbType, number string, fromMatrix int) *stream {
 	t.Helper()
 	ctx := context.Background()
 	dir, err := devserver.TempDir("causeway-once-")
@@ -104,7 +111,7 @@ func startStream(t *testing.T, dbType, number string) *stream {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = os.RemoveAll(dir) })
-	s := &stream{opts: BenchOptions{Archive: true, Database: dbType, Executable: os.Args[0], Out: io.Discard}}
+	s := &stream{fromMatrix: fromMatrix, opts: BenchOptions{Archive: true, Database: dbType, Executable: os.Args[0], Out: io.Discard}}
 	if s.r, err = startRig(ctx, dir, s.opts, newPrinter(io.Discard), number); err != nil {
 		t.Fatal(err)
 	}
@@ -182,14 +189,17 @@ func (s *stream) run(t *testing.T, what string, disrupt func(context.Context, *t
 }
 
 // play sends the stream: each contact at its share of streamRate, and after every
-// streamPerContact/streamFromMatrix of a contact's messages the Matrix user answers in its
-// room, from a goroutine of its own so that held-back Matrix sends do not hold WhatsApp's.
+// streamPerContact/fromMatrix of a contact's messages the Matrix user answers in its room,
+// from a goroutine of its own so that held-back Matrix sends do not hold WhatsApp's.
 func (s *stream) play(ctx context.Context) error {
 	interval := time.Second * streamContacts * 1000 / (streamRate * 1000)
-	every := streamPerContact / streamFromMatrix
+	every := streamPerContact + 1 // never
+	if s.fromMatrix > 0 {
+		every = streamPerContact / s.fromMatrix
+	}
 	answers := make([]chan int, streamContacts)
 	for c := range answers {
-		answers[c] = make(chan int, streamFromMatrix)
+		answers[c] = make(chan int, s.fromMatrix)
 	}
 	return parallel(2*streamContacts, func(i int) error {
 		if i >= streamContacts {
@@ -354,7 +364,7 @@ func (s *stream) waitDelivered(ctx context.Context, t *testing.T) {
 			if err != nil {
 				return false, nil // Dendrite may be busy; poll again
 			}
-			if distinct(v.fromContact, "c") < streamPerContact || len(s.onPhone(c).ids) < streamFromMatrix {
+			if distinct(v.fromContact, "c") < streamPerContact || len(s.onPhone(c).ids) < s.fromMatrix {
 				return false, nil
 			}
 			complete[c] = true
@@ -429,7 +439,7 @@ func (s *stream) check(ctx context.Context, t *testing.T, what string) {
 		}
 
 		p := s.onPhone(c)
-		for n := range streamFromMatrix {
+		for n := range s.fromMatrix {
 			switch ids := p.ids[mxBody(c, n)]; {
 			case len(ids) == 0:
 				phoneLost++
@@ -445,7 +455,17 @@ func (s *stream) check(ctx context.Context, t *testing.T, what string) {
 		}
 	}
 	t.Logf("%s %d times: into Matrix %d messages, %d lost, %d duplicated, %d chats out of order; to the phones %d messages, %d lost, %d duplicated, %d chats out of order",
-		what, streamHits, streamContacts*streamPerContact, lost, dup, disorder, streamContacts*streamFromMatrix, phoneLost, phoneDup, phoneDisorder)
+		what, streamHits, streamContacts*streamPerContact, lost, dup, disorder, streamContacts*s.fromMatrix, phoneLost, phoneDup, phoneDisorder)
+	// What the bridge did about it, from its log: the counts above are the verdict, these
+	// say whether the disruptions exercised the recovery at all.
+	logText, err := os.ReadFile(filepath.Join(s.r.e.dir, logFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("the bridge found %d events of earlier attempts in the room instead of sending them again, sent %d lost events again, and saw %d homeserver outages",
+		bytes.Count(logText, []byte("Found the event of an earlier attempt")),
+		bytes.Count(logText, []byte("is not in the room; sent it again")),
+		bytes.Count(logText, []byte("The homeserver is not answering")))
 	if userDup > 0 {
 		t.Errorf("%d of the Matrix user's messages came back into their rooms", userDup)
 	}
@@ -459,4 +479,3 @@ func firstDisorder(order []string) string {
 	}
 	return "?"
 }
-
