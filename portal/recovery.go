@@ -150,7 +150,7 @@ func (p *Portal) sendPart(ctx context.Context, suspect bool, as id.UserID, part 
 	}
 	room := p.RoomID()
 	if suspect {
-		if evt, ok := p.alreadySent(ctx, as, src); ok {
+		if evt, ok := p.alreadySent(as, src); ok {
 			return evt, nil
 		}
 		found, err := p.lookUp(ctx)
@@ -179,7 +179,7 @@ func (p *Portal) sendPart(ctx context.Context, suspect bool, as id.UserID, part 
 
 // alreadySent finds a part among this process's recent sends: an item whose commit failed is
 // relayed again.
-func (p *Portal) alreadySent(ctx context.Context, as id.UserID, src msgconv.Source) (id.EventID, bool) {
+func (p *Portal) alreadySent(as id.UserID, src msgconv.Source) (id.EventID, bool) {
 	r := &p.delivery.recent
 	for i := r.n - 1; i >= 0; i-- {
 		if s := r.at(i); s.src == src && s.as == as {
