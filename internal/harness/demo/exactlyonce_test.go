@@ -229,10 +229,28 @@ func (s *stream) play(ctx context.Context) error {
 	})
 }
 
+// sendMatrix sends the Matrix user's message n into room c. A send Dendrite fails (it answers
+// 500 now and then under this load) may have stored the event anyway, so before trying again
+// the user looks for it, as the bridge does: a second event would be the user's duplicate,
+// not the bridge's.
 func (s *stream) sendMatrix(ctx context.Context, c, n int) error {
 	s.matrixSends.RLock()
 	defer s.matrixSends.RUnlock()
-	if _, err := s.r.mx.cli.SendText(ctx, s.rooms[c], mxBody(c, n)); err != nil {
+	body := mxBody(c, n)
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		if attempt > 0 {
+			time.Sleep(3 * time.Second) // for a cut-off send to land (portal/recovery.go)
+			if evt, _ := s.r.mx.findEvent(ctx, s.rooms[c], s.r.mx.cli.UserID, isText(body)); evt != nil {
+				err = nil
+				break
+			}
+		}
+		if _, err = s.r.mx.cli.SendText(ctx, s.rooms[c], body); err == nil {
+			break
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("the Matrix user's message %d in room %d: %w", n, c, err)
 	}
 	s.sentMatrix.Add(1)
