@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -288,6 +289,15 @@ func (s *stream) homeserverDown(ctx context.Context, outage func() error) error 
 	if err != nil {
 		return err
 	}
+	// Right after a contact's message, while the bridge relays it: a disruption between two
+	// sends tests nothing.
+	for before := s.sentWA.Load(); s.sentWA.Load() == before; {
+		if err := waitCtx.Err(); err != nil {
+			return fmt.Errorf("no WhatsApp message to disrupt the relay of: %w", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(time.Duration(rand.IntN(20)) * time.Millisecond)
 	return outage()
 }
 
