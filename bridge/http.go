@@ -2,6 +2,8 @@ package bridge
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -63,7 +65,8 @@ func (b *Bridge) handleTransaction(w http.ResponseWriter, r *http.Request) {
 		mautrix.MNotJSON.WithMessage("Failed to read the transaction body").Write(w)
 		return
 	}
-	if b.txns.seen(txnID) {
+	txnKey := transactionKey(txnID, body)
+	if b.txns.seen(txnKey) {
 		exhttp.WriteEmptyJSONResponse(w, http.StatusOK)
 		return
 	}
@@ -92,7 +95,7 @@ func (b *Bridge) handleTransaction(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	b.txns.done(txnID)
+	b.txns.done(txnKey)
 	if echoesOnly {
 		b.holdEchoAnswer(r.Context())
 	}
@@ -234,6 +237,15 @@ func (b *Bridge) handleEvent(ctx context.Context, evt *event.Event) {
 
 func errorsIsUnsupported(err error) bool {
 	return errors.Is(err, event.ErrUnsupportedContentType) || errors.Is(err, event.ErrContentAlreadyParsed)
+}
+
+// transactionKey names a transaction by its ID and its content. The ID alone is not enough:
+// Dendrite 0.13.8 names a transaction after the stream time of its first event, so when it
+// retries one whose answer it did not get, the retry carries the same ID and, appended, every
+// event that arrived meanwhile. Skipping it by ID would drop those.
+func transactionKey(txnID string, body []byte) string {
+	sum := sha256.Sum256(body)
+	return txnID + "/" + base64.RawURLEncoding.EncodeToString(sum[:12])
 }
 
 // txnDedup remembers recently completed transaction IDs: a homeserver retries a

@@ -31,7 +31,13 @@ type dmFixture struct {
 
 func newDM(t *testing.T, localpart, aliceNumber, contactNumber string, adjust ...func(*config.Config)) *dmFixture {
 	t.Helper()
-	cfg := configFor(t, "sqlite")
+	return newDMOn(t, "sqlite", localpart, aliceNumber, contactNumber, adjust...)
+}
+
+// newDMOn is newDM on a bridge database of type dbType.
+func newDMOn(t *testing.T, dbType, localpart, aliceNumber, contactNumber string, adjust ...func(*config.Config)) *dmFixture {
+	t.Helper()
+	cfg := configFor(t, dbType)
 	permit(cfg, "user", localpart)
 	for _, f := range adjust {
 		f(cfg)
@@ -93,8 +99,21 @@ func waitWA(t *testing.T, phone *wasim.Phone, what string, match func(*events.Me
 	return msg
 }
 
+// kindsOn are the databases the message-kind tests run on, each with its own user and numbers.
+type kindsOn struct{ db, localpart, alice, contact string }
+
 func TestWhatsAppToMatrixKinds(t *testing.T) {
-	f := newDM(t, "kinds_wa", "4915550201", "4915550202")
+	for _, tt := range []kindsOn{
+		{"sqlite", "kinds_wa", "4915550201", "4915550202"},
+		{"postgres", "kinds_wa_pg", "4915556051", "4915556052"},
+	} {
+		t.Run(tt.db, func(t *testing.T) {
+			whatsAppToMatrixKinds(t, newDMOn(t, tt.db, tt.localpart, tt.alice, tt.contact))
+		})
+	}
+}
+
+func whatsAppToMatrixKinds(t *testing.T, f *dmFixture) {
 	ctx := context.Background()
 	mx, room, ghost, chat := f.alice.mx, f.room, f.ghost, f.alice.phone.JID()
 	c := f.contact
@@ -241,7 +260,17 @@ func TestWhatsAppToMatrixKinds(t *testing.T) {
 }
 
 func TestMatrixToWhatsAppKinds(t *testing.T) {
-	f := newDM(t, "kinds_mx", "4915550301", "4915550302")
+	for _, tt := range []kindsOn{
+		{"sqlite", "kinds_mx", "4915550301", "4915550302"},
+		{"postgres", "kinds_mx_pg", "4915556061", "4915556062"},
+	} {
+		t.Run(tt.db, func(t *testing.T) {
+			matrixToWhatsAppKinds(t, newDMOn(t, tt.db, tt.localpart, tt.alice, tt.contact))
+		})
+	}
+}
+
+func matrixToWhatsAppKinds(t *testing.T, f *dmFixture) {
 	ctx := context.Background()
 	mx, room, c := f.alice.mx, f.room, f.contact
 

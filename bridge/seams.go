@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"go.mau.fi/whatsmeow/types"
@@ -36,6 +37,10 @@ func (m asMatrix) intent(user id.UserID) *appservice.IntentAPI {
 func (m asMatrix) BotMXID() id.UserID { return m.as.BotMXID() }
 
 func (m asMatrix) SendMessage(ctx context.Context, as id.UserID, room id.RoomID, typ event.Type, content any, opts portal.SendOptions) (id.EventID, error) {
+	// One attempt: the portal retries, looking for the event first when an attempt's outcome
+	// is unknown. mautrix would resend at once with the same transaction ID, which Dendrite
+	// does not recognise after a failed attempt that persisted the event anyway.
+	ctx = mautrix.WithMaxRetries(ctx, 0)
 	req := mautrix.ReqSendEvent{TransactionID: opts.TransactionID}
 	if !opts.Timestamp.IsZero() {
 		req.Timestamp = opts.Timestamp.UnixMilli()
@@ -107,6 +112,32 @@ func (m asMatrix) MarkRead(ctx context.Context, as id.UserID, room id.RoomID, ev
 
 func (m asMatrix) GetEvent(ctx context.Context, room id.RoomID, evt id.EventID) (*event.Event, error) {
 	return m.as.BotIntent().GetEvent(ctx, room, evt)
+}
+
+// recentPage is how many events one /messages request of RecentEvents asks for.
+const recentPage = 100
+
+func (m asMatrix) RecentEvents(ctx context.Context, as id.UserID, room id.RoomID, until id.EventID, limit int) ([]portal.TimelineEvent, error) {
+	cli := m.intent(as)
+	var out []portal.TimelineEvent
+	from := ""
+	for len(out) < limit {
+		resp, err := cli.Messages(ctx, room, from, "", mautrix.DirectionBackward, nil, min(recentPage, limit-len(out)))
+		if err != nil {
+			return nil, fmt.Errorf("failed to read the timeline of %s: %w", room, err)
+		}
+		for _, evt := range resp.Chunk {
+			if evt.ID == until {
+				return out, nil
+			}
+			out = append(out, portal.TimelineEvent{ID: evt.ID, Sender: evt.Sender, Content: evt.Content.VeryRaw})
+		}
+		if len(resp.Chunk) == 0 || resp.End == "" || resp.End == from {
+			break
+		}
+		from = resp.End
+	}
+	return out, nil
 }
 
 func (m asMatrix) EnsureRegistered(ctx context.Context, ghost id.UserID) error {

@@ -55,6 +55,14 @@ func (q *MessageQuery) Put(ctx context.Context, m *Message) error {
 	return nil
 }
 
+// Repoint moves a part's mapping from event old to evt, which replaced it in the room.
+func (q *MessageQuery) Repoint(ctx context.Context, old, evt id.EventID) error {
+	if _, err := q.db.Exec(ctx, `UPDATE message SET mxid=$2 WHERE mxid=$1`, old, evt); err != nil {
+		return fmt.Errorf("failed to repoint message %s: %w", old, err)
+	}
+	return nil
+}
+
 // GetPart returns one part, or nil.
 func (q *MessageQuery) GetPart(ctx context.Context, key PortalKey, waID, partID string) (*Message, error) {
 	m, err := scanMessage(q.db.QueryRow(ctx, "SELECT "+messageColumns+
@@ -157,6 +165,14 @@ func (q *ReactionQuery) Put(ctx context.Context, r *Reaction) error {
 }
 
 // Delete removes sender's reaction to a message.
+// Repoint moves a reaction's mapping from event old to evt, which replaced it in the room.
+func (q *ReactionQuery) Repoint(ctx context.Context, old, evt id.EventID) error {
+	if _, err := q.db.Exec(ctx, `UPDATE reaction SET mxid=$2 WHERE mxid=$1`, old, evt); err != nil {
+		return fmt.Errorf("failed to repoint reaction %s: %w", old, err)
+	}
+	return nil
+}
+
 func (q *ReactionQuery) Delete(ctx context.Context, key PortalKey, targetID, sender string) error {
 	_, err := q.db.Exec(ctx, "DELETE FROM reaction WHERE chat_jid=$1 AND receiver=$2 AND target_id=$3 AND sender_jid=$4",
 		key.ChatJID, key.Receiver, targetID, sender)

@@ -42,6 +42,7 @@ type MessageContent struct {
 	Mentions   *Mentions       `json:"m.mentions,omitempty"`
 	RelatesTo  *RelatesTo      `json:"m.relates_to,omitempty"`
 	NewContent *MessageContent `json:"m.new_content,omitempty"`
+	Source     *Source         `json:"com.causeway.source,omitempty"`
 
 	// mentionsBuf backs Mentions, which every message we produce has.
 	mentionsBuf Mentions
@@ -128,6 +129,7 @@ const (
 // ReactionContent is the content of m.reaction.
 type ReactionContent struct {
 	RelatesTo RelatesTo `json:"m.relates_to"`
+	Source    *Source   `json:"com.causeway.source,omitempty"`
 }
 
 // PollStartContent is the content of an MSC3381 (unstable prefix) poll start event.
@@ -137,6 +139,7 @@ type PollStartContent struct {
 	Text      string     `json:"org.matrix.msc1767.text"`
 	Mentions  *Mentions  `json:"m.mentions,omitempty"`
 	RelatesTo *RelatesTo `json:"m.relates_to,omitempty"`
+	Source    *Source    `json:"com.causeway.source,omitempty"`
 }
 
 // PollStart is the poll definition inside a poll start event.
@@ -168,9 +171,23 @@ const (
 type PollResponseContent struct {
 	Response  PollResponse `json:"org.matrix.msc3381.poll.response"`
 	RelatesTo RelatesTo    `json:"m.relates_to"`
+	Source    *Source      `json:"com.causeway.source,omitempty"`
 }
 
 // PollResponse holds the chosen answer IDs; an empty list withdraws the vote.
 type PollResponse struct {
 	Answers []string `json:"answers"`
+}
+
+// SourceKey is the content key under which an event the bridge sends names what it was made from.
+const SourceKey = "com.causeway.source"
+
+// Source names the WhatsApp message part an event was made from. It travels in the event's content so
+// that the bridge can recognise its own event in the room's timeline when it cannot tell whether a send
+// reached the homeserver: the homeserver's transaction IDs do not survive every failure (see
+// docs/dendrite-duplicate-events.md).
+type Source struct {
+	Chat string `json:"chat"`
+	ID   string `json:"id"`
+	Part int    `json:"part"`
 }

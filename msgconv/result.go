@@ -74,6 +74,22 @@ type MatrixPart struct {
 	Content any
 }
 
+// SetSource names in the part's content the WhatsApp message it was made from. The portal sets it
+// rather than the conversion: it names the chat as the portal keys it, and keeps what the
+// conversion returns independent of where the message goes.
+func (p MatrixPart) SetSource(s *Source) {
+	switch c := p.Content.(type) {
+	case *MessageContent:
+		c.Source = s
+	case *ReactionContent:
+		c.Source = s
+	case *PollStartContent:
+		c.Source = s
+	case *PollResponseContent:
+		c.Source = s
+	}
+}
+
 // Redaction is a Matrix event to redact.
 type Redaction struct {
 	EventID id.EventID

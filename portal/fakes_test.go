@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -40,25 +41,75 @@ var (
 
 // sentEvent is one SendMessage the fake homeserver accepted.
 type sentEvent struct {
-	as    id.UserID
-	room  id.RoomID
-	typ   event.Type
-	body  string
-	txnID string
-	id    id.EventID
+	as      id.UserID
+	room    id.RoomID
+	typ     event.Type
+	body    string
+	txnID   string
+	id      id.EventID
+	content json.RawMessage
+	// hidden events are in the room but not in its timeline, as Dendrite loses an event
+	// its sync API never took.
+	hidden bool
 }
 
+// fakeMatrix is the homeserver, with Dendrite's transaction IDs: a send that succeeded is
+// remembered by transaction ID, until restartHomeserver; one that failed is not, whether or
+// not it created the event.
 type fakeMatrix struct {
 	mu    sync.Mutex
 	sends []sentEvent
 	// failSend, when set, is asked before each send (n counts the attempts, from 1); an
 	// error it returns is the send's.
 	failSend func(n int, body string) error
+	// cutOff, when set, is asked after a send created its event; an error it returns is the
+	// send's, as when the request is cut off or answered 500 after the event was stored.
+	cutOff func(n int, body string) error
+	// hide, when set, says whether an event created is left out of the timeline.
+	hide     func(n int, body string) bool
+	txns     map[string]id.EventID
 	attempts int
+	// reads counts RecentEvents calls; failRead, when set, fails them.
+	reads    int
+	failRead error
 	rooms    int
 	states   []string
 	// events are what GetEvent finds.
 	events map[id.EventID]*event.Event
+}
+
+// restartHomeserver forgets the transaction IDs, as Dendrite does when it restarts.
+func (f *fakeMatrix) restartHomeserver() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.txns = nil
+}
+
+func (f *fakeMatrix) RecentEvents(_ context.Context, _ id.UserID, room id.RoomID, until id.EventID, limit int) ([]TimelineEvent, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reads++
+	if f.failRead != nil {
+		return nil, f.failRead
+	}
+	var out []TimelineEvent
+	for i := len(f.sends) - 1; i >= 0 && len(out) < limit; i-- {
+		s := f.sends[i]
+		if s.id == until {
+			break
+		}
+		if s.room == room && !s.hidden {
+			out = append(out, TimelineEvent{ID: s.id, Sender: s.as, Content: s.content})
+		}
+	}
+	return out, nil
+}
+
+// readCount is how many timeline reads there were.
+func (f *fakeMatrix) readCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reads
 }
 
 var _ Matrix = (*fakeMatrix)(nil)
@@ -85,8 +136,27 @@ func (f *fakeMatrix) SendMessage(_ context.Context, as id.UserID, room id.RoomID
 			return "", err
 		}
 	}
+	if evt, ok := f.txns[opts.TransactionID]; ok && opts.TransactionID != "" {
+		return evt, nil
+	}
+	raw, err := json.Marshal(content)
+	if err != nil {
+		return "", err
+	}
 	evt := id.EventID(fmt.Sprintf("$%d", len(f.sends)+1))
-	f.sends = append(f.sends, sentEvent{as: as, room: room, typ: typ, body: body, txnID: opts.TransactionID, id: evt})
+	hidden := f.hide != nil && f.hide(f.attempts, body)
+	f.sends = append(f.sends, sentEvent{as: as, room: room, typ: typ, body: body, txnID: opts.TransactionID, id: evt, content: raw, hidden: hidden})
+	if f.cutOff != nil {
+		if err := f.cutOff(f.attempts, body); err != nil {
+			return "", err
+		}
+	}
+	if opts.TransactionID != "" {
+		if f.txns == nil {
+			f.txns = map[string]id.EventID{}
+		}
+		f.txns[opts.TransactionID] = evt
+	}
 	return evt, nil
 }
 
@@ -264,13 +334,22 @@ func (h *harness) restart() {
 		Log: zerolog.New(zerolog.NewTestWriter(h.t)).Level(zerolog.WarnLevel),
 	})
 	h.mgr.retryUnit = time.Millisecond
+	h.mgr.cutOffGrace = 0
 	h.t.Cleanup(h.mgr.Stop)
 }
 
-// portal returns the DM portal with the test contact, without starting its queue.
+// portal returns the DM portal with the test contact, without starting its queue. After a
+// restart it has the room the first one created.
 func (h *harness) portal() *Portal {
 	h.t.Helper()
-	p, err := h.mgr.newPortal(&database.Portal{PortalKey: testKey})
+	row, err := h.db.Portals.Get(context.Background(), testKey)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if row == nil {
+		row = &database.Portal{PortalKey: testKey}
+	}
+	p, err := h.mgr.newPortal(row)
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -78,8 +78,8 @@ func NewWAMessageItemFrom(info *types.MessageInfo, msg *waE2E.Message, source st
 
 func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) error {
 	v, unbridged := p.inflight.take(item.DedupKey, item.Payload)
-	wm, ok := v.(*WAMessage)
-	if !ok {
+	wm, handedOff := v.(*WAMessage)
+	if !handedOff {
 		wm = &WAMessage{}
 		if err := json.Unmarshal(item.Payload, wm); err != nil {
 			return permanent(fmt.Errorf("queued message is corrupt: %w", err))
@@ -186,16 +186,20 @@ func (p *Portal) handleWAMessage(ctx context.Context, item *database.QueueItem) 
 	for _, r := range res.Redactions {
 		p.removeFromRoom(ctx, sender, res, r)
 	}
-	room := p.RoomID()
 	ts := eventTime(wm)
+	// The item may have reached the room already when it was queued before this process
+	// started or an attempt at it failed (see recovery.go).
+	suspect := !handedOff || item.Attempts > 0
 	for i, part := range res.Events {
-		evtID, err := p.m.matrix.SendMessage(ctx, sender, room, part.Type, part.Content, SendOptions{
-			Timestamp:     ts,
-			TransactionID: txnID(key, info.ID, i),
-		})
+		src := msgconv.Source{Chat: key.ChatJID, ID: info.ID, Part: i}
+		part.SetSource(&src)
+		opts := SendOptions{Timestamp: ts, TransactionID: txnID(key, info.ID, i)}
+		evtID, err := p.sendPart(ctx, suspect, sender, part, src, opts)
 		if err != nil {
 			return fmt.Errorf("failed to send part %d of %s to Matrix: %w", i, info.ID, err)
 		}
+		p.delivery.recent.add(sentPart{src: src, evt: evtID, as: sender, typ: part.Type, content: part.Content, opts: opts,
+			reaction: res.Action == msgconv.ActionReaction})
 		record := func(ctx context.Context) error { return p.recordPart(ctx, info, res, part, i, evtID) }
 		if i == len(res.Events)-1 {
 			// The last write commits with the item's removal from the queue.
@@ -294,6 +298,14 @@ func (p *Portal) recordPart(ctx context.Context, info *types.MessageInfo, res *m
 		PortalKey: key, WAID: info.ID, PartID: partID, MXID: evtID,
 		SenderJID: senderKey(info), FromMe: info.IsFromMe, Timestamp: info.Timestamp,
 	})
+}
+
+// repointPart moves the mapping of a part the reconcile sent again to its new event.
+func (p *Portal) repointPart(ctx context.Context, reaction bool, old, evt id.EventID) error {
+	if reaction {
+		return p.m.deps.DB.Reactions.Repoint(ctx, old, evt)
+	}
+	return p.m.deps.DB.Messages.Repoint(ctx, old, evt)
 }
 
 // fetchMedia downloads what the message's media transfers need, so the same bytes go to

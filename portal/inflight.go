@@ -32,8 +32,9 @@ import (
 //     its payload and looks every mapping up.
 //  2. An item leaves the queue in the same transaction that records what relaying it did
 //     (settle). A crash before that commit relays it again, which is safe: every handler
-//     skips what its mapping says was relayed, and the homeserver drops a resend by
-//     transaction ID.
+//     skips what its mapping says was relayed, and a WhatsApp message not handed off by this
+//     process is looked for in the room before it is sent (recovery.go); the homeserver's
+//     transaction IDs do not survive every failure.
 //  3. A redelivered WhatsApp message (WhatsApp resends unacked stanzas; a restart replays the
 //     queue) is dropped: at the insert when its mapping is committed (AddOptions.NotIfBridged),
 //     else by the relay's mapping lookup. The lookup is skipped only for a message handed

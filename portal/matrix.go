@@ -2,6 +2,7 @@ package portal
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"go.mau.fi/whatsmeow/types"
@@ -41,6 +42,17 @@ type Matrix interface {
 	// GetEvent fetches an event of a room as the bot sees it (a redacted one without its
 	// content).
 	GetEvent(ctx context.Context, room id.RoomID, evt id.EventID) (*event.Event, error)
+	// RecentEvents reads the room's timeline as clients see it (/messages), as as, backward
+	// from the newest event: at most limit events, stopping before until when it is met.
+	// Newest first.
+	RecentEvents(ctx context.Context, as id.UserID, room id.RoomID, until id.EventID, limit int) ([]TimelineEvent, error)
+}
+
+// TimelineEvent is one event of a room's timeline, as a delivery check reads it.
+type TimelineEvent struct {
+	ID      id.EventID
+	Sender  id.UserID
+	Content json.RawMessage
 }
 
 // SendOptions go with one SendMessage.
@@ -48,7 +60,7 @@ type SendOptions struct {
 	// Timestamp is the event's original time (zero: now). Only appservices may set it.
 	Timestamp time.Time
 	// TransactionID makes a resend of the same event a no-op on the homeserver; empty lets
-	// the implementation pick a fresh one.
+	// the implementation pick a fresh one. It is not enough on its own (see recovery.go).
 	TransactionID string
 }
 

@@ -91,6 +91,12 @@ type Manager struct {
 	ghosts Ghosts
 	// retryUnit is the first wait after a failure (defaultRetryUnit; tests shorten it).
 	retryUnit time.Duration
+	// cutOffGrace is how long a timeline read waits after a send with an unknown outcome
+	// (defaultCutOffGrace; tests shorten it), and started when this process began: a send
+	// of the previous process may still land.
+	cutOffGrace time.Duration
+	started     time.Time
+	outages     outages
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -106,7 +112,8 @@ func NewManager(deps Deps) *Manager {
 	ctx, cancel := context.WithCancel(context.Background())
 	ctx = deps.Log.WithContext(ctx)
 	return &Manager{
-		deps: deps, matrix: deps.Matrix, ghosts: deps.Ghosts, retryUnit: defaultRetryUnit, ctx: ctx, cancel: cancel,
+		deps: deps, matrix: deps.Matrix, ghosts: deps.Ghosts, retryUnit: defaultRetryUnit,
+		cutOffGrace: defaultCutOffGrace, started: time.Now(), ctx: ctx, cancel: cancel,
 		portals: map[database.PortalKey]*Portal{}, byRoom: map[id.RoomID]*Portal{},
 	}
 }
@@ -173,6 +180,7 @@ func (m *Manager) newPortal(row *database.Portal) (*Portal, error) {
 		m: m, row: row, chat: jid,
 		wake:     make(chan struct{}, 1),
 		inflight: newInflight(m.deps.DB),
+		delivery: delivery{readableAt: m.started.Add(m.cutOffGrace)},
 		log:      m.deps.Log.With().Str("chat_jid", redact.ForConfig(m.deps.Config).JID(row.ChatJID)).Stringer("receiver", row.Receiver).Logger(),
 	}, nil
 }
@@ -245,6 +253,8 @@ type Portal struct {
 	inflight *inflight
 	// meta is what the room was last made to say about the chat (syncRoomMeta).
 	meta roomMeta
+	// delivery is what the queue knows about what reached the room (recovery.go).
+	delivery delivery
 }
 
 // Key names the portal.

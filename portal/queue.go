@@ -44,6 +44,14 @@ func (p *Portal) run(ctx context.Context) {
 			case <-p.wake: // a reconnect or new item is worth an early retry
 			}
 		}
+		if err := p.reconcileIfDue(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			p.log.Err(err).Msg("Failed to check the last sends after the homeserver's outage")
+			backoff = p.m.nextBackoff(backoff)
+			continue
+		}
 		items, err := p.m.deps.DB.Queue.Pending(ctx, p.row.PortalKey, 64)
 		if err != nil {
 			if ctx.Err() != nil {

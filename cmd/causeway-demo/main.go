@@ -72,6 +72,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	bench := fs.Bool("bench", false, "run the relay benchmark instead of the scenario")
 	benchBackfill := fs.Bool("bench-backfill", false, "run the history backfill benchmark instead of the scenario")
 	withArchive := fs.Bool("archive", true, "with --bench: the records archive on or off")
+	database := fs.String("database", "sqlite", "with --bench: the bridge's database, `sqlite` or postgres (a throwaway PostgreSQL)")
 	chats := fs.Int("chats", 20, "with --bench: contacts, each in their own chat")
 	perChat := fs.Int("per-chat", 100, "with --bench: plain texts each contact sends")
 	cpuProfile := fs.String("cpuprofile", "", "with --bench: write the bridge process's CPU profile of the burst to `FILE`")
@@ -104,6 +105,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 				*perChat = 500
 			}
 		}
+		if *database != "sqlite" && *database != "postgres" {
+			fmt.Fprintf(stderr, "causeway-demo: --database must be sqlite or postgres, not %q\n", *database)
+			return exitUsage
+		}
 		if *chats < 1 || *perChat < 1 {
 			fmt.Fprintln(stderr, "causeway-demo: --chats and --per-chat must be at least 1")
 			return exitUsage
@@ -114,7 +119,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitFailure
 		}
 		opts := demo.BenchOptions{
-			DataDir: *data, Archive: *withArchive, Chats: *chats, PerChat: *perChat,
+			DataDir: *data, Archive: *withArchive, Database: *database, Chats: *chats, PerChat: *perChat,
 			CPUProfile: *cpuProfile, Executable: exe, Out: stdout,
 		}
 		if *benchBackfill {

@@ -36,7 +36,7 @@ type rig struct {
 
 func startRig(ctx context.Context, dir string, opts BenchOptions, p *printer, number string) (_ *rig, err error) {
 	mxid := id.NewUserID("bench", "localhost")
-	e, err := startEnv(ctx, dir, envOptions{Archive: opts.Archive, Users: []string{string(mxid)}, LogLevel: "info"}, p)
+	e, err := startEnv(ctx, dir, envOptions{Archive: opts.Archive, Users: []string{string(mxid)}, LogLevel: "info", Database: opts.Database}, p)
 	if err != nil {
 		return nil, err
 	}

@@ -28,6 +28,8 @@ type BenchOptions struct {
 	DataDir string
 	// Archive turns the records archive on in the bridge under test.
 	Archive bool
+	// Database is the bridge's database: "sqlite" (default) or "postgres".
+	Database string
 	// Chats contacts each send PerChat plain texts into their existing DM room.
 	Chats, PerChat int
 	// CPUProfile, when set, receives the bridge process's CPU profile of the burst.
@@ -70,7 +72,7 @@ func RunBench(ctx context.Context, opts BenchOptions) (res *BenchResult, err err
 		}
 		defer os.RemoveAll(dir)
 	}
-	p.Linef("Relay benchmark in %s: %d chats x %d messages, archive %s", dir, opts.Chats, opts.PerChat, onOff(opts.Archive))
+	p.Linef("Relay benchmark in %s: %d chats x %d messages, archive %s, database %s", dir, opts.Chats, opts.PerChat, onOff(opts.Archive), dbName(opts))
 	r, err := startRig(ctx, dir, opts, p, "4915552000")
 	if err != nil {
 		return nil, err
@@ -95,6 +97,13 @@ func RunBench(ctx context.Context, opts BenchOptions) (res *BenchResult, err err
 	}
 	printBench(p, opts, res)
 	return res, nil
+}
+
+func dbName(opts BenchOptions) string {
+	if opts.Database == "" {
+		return "sqlite"
+	}
+	return opts.Database
 }
 
 func onOff(b bool) string {
@@ -383,7 +392,7 @@ func printBench(p *printer, opts BenchOptions, r *BenchResult) {
 		verdict = "MISSED"
 	}
 	p.Block("",
-		fmt.Sprintf("Relay benchmark, archive %s: %d WhatsApp messages, %d chats x %d, into existing rooms", onOff(opts.Archive), r.Messages, opts.Chats, opts.PerChat),
+		fmt.Sprintf("Relay benchmark, archive %s, database %s: %d WhatsApp messages, %d chats x %d, into existing rooms", onOff(opts.Archive), dbName(opts), r.Messages, opts.Chats, opts.PerChat),
 		fmt.Sprintf("  throughput    %.0f messages/s (%.2f s from the first send to the last event seen)", r.Rate(), r.Wall.Seconds()),
 		fmt.Sprintf("  latency       p50 %s, p99 %s, max %s (phone starts sending -> event in the Matrix user's /sync)",
 			r.P50.Round(time.Millisecond), r.P99.Round(time.Millisecond), r.Max.Round(time.Millisecond)),

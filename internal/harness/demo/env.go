@@ -41,6 +41,7 @@ type env struct {
 	logFile *os.File
 	sim     *wasim.Server
 	hs      *devserver.Dendrite
+	pg      *devserver.Postgres // the bridge's database server, when it is PostgreSQL
 	cfg     *config.Config
 	cfgPath string
 }
@@ -52,6 +53,9 @@ type envOptions struct {
 	Users []string
 	// LogLevel of the bridge; the demo logs everything, the benchmark what production logs.
 	LogLevel string
+	// Database is the bridge's: "sqlite" (the default) in the data directory, or "postgres"
+	// in a throwaway PostgreSQL started for it.
+	Database string
 }
 
 // startEnv creates dir's contents, starts the simulator and Dendrite and writes the bridge
@@ -92,6 +96,16 @@ func startEnv(ctx context.Context, dir string, opts envOptions, p *printer) (_ *
 	}
 	if e.cfg, err = bridgeConfig(dir, hsPort, asPort, opts); err != nil {
 		return nil, err
+	}
+	if opts.Database == "postgres" {
+		p.Linef("Starting a throwaway PostgreSQL for the bridge's database")
+		if e.pg, err = devserver.StartPostgres(ctx); err != nil {
+			return nil, fmt.Errorf("failed to start PostgreSQL: %w", err)
+		}
+		if e.cfg.Database.URI, err = e.pg.CreateDatabase(ctx, "causeway"); err != nil {
+			return nil, err
+		}
+		e.cfg.Database.Type = "postgres"
 	}
 	e.cfgPath = filepath.Join(dir, configFile)
 	if err := writeConfig(e.cfg, e.cfgPath); err != nil {
@@ -171,6 +185,9 @@ func writeConfig(cfg *config.Config, path string) error {
 func (e *env) close() {
 	if e.hs != nil {
 		_ = e.hs.Stop()
+	}
+	if e.pg != nil {
+		_ = e.pg.Stop()
 	}
 	if e.sim != nil {
 		_ = e.sim.Close()

@@ -315,6 +315,28 @@ func (d *Dendrite) Stop() error {
 	return nil
 }
 
+// Kill ends the server with SIGKILL, as a power cut would: what it held only in memory (its
+// transaction IDs, its in-memory event streams) is gone. Start brings it back on its state.
+func (d *Dendrite) Kill() error {
+	if d.cmd == nil {
+		return nil
+	}
+	if err := d.cmd.Process.Kill(); err != nil {
+		return fmt.Errorf("failed to kill Dendrite: %w", err)
+	}
+	<-d.exited
+	d.cmd = nil
+	return nil
+}
+
+// PID is the running server's process ID, 0 when it is stopped.
+func (d *Dendrite) PID() int {
+	if d.cmd == nil {
+		return 0
+	}
+	return d.cmd.Process.Pid
+}
+
 // RegisterUser creates a real Matrix account through the shared-secret admin API and
 // returns a client logged in as it.
 func (d *Dendrite) RegisterUser(ctx context.Context, localpart, password string, admin bool) (*mautrix.Client, error) {
