@@ -182,3 +182,130 @@ func TestEncryptedUndecryptable(t *testing.T) {
 	// first, the wait above would have passed it by and this one would fail.
 	waitWAText(t, bob, "sent after the late one")
 }
+
+// TestEncryptedBadInput: a garbled m.room.encrypted, an unknown algorithm and a replayed
+// Megolm message index are each rejected with a notice, a log line and a metric, and the
+// portal keeps relaying.
+func TestEncryptedBadInput(t *testing.T) {
+	cfg := encryptedConfig(t, "sqlite", "alice_e2ee_bad")
+	startRelayBridge(t, cfg)
+	alice := loginWithQR(t, cfg, "alice_e2ee_bad", "4915557031", "Alice Bad Input")
+	ac := newCryptoClient(t, alice.mx)
+	bob := newPhone(t, "4915557032", "Bob Bad Input")
+	bobGhost, bot := cfg.PuppetUserID("4915557032"), cfg.BotUserID()
+	ctx := context.Background()
+	if _, err := bob.SendText(ctx, alice.phone.JID(), "hi"); err != nil {
+		t.Fatal(err)
+	}
+	room := ac.waitInvite(t, bobGhost)
+	ac.waitDecrypted(t, room, bobGhost, bodyIs("hi"))
+	first := ac.sendText(t, room, "the original")
+	waitWAText(t, bob, "the original")
+	orig, err := alice.mx.GetEvent(ctx, room, first)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name    string
+		content map[string]any
+		reason  string
+	}{
+		{"garbled", map[string]any{"algorithm": "m.megolm.v1.aes-sha2", "ciphertext": "not base64 at all!", "sender_key": "x",
+			"session_id": "y", "device_id": "Z"}, "garbled"},
+		{"unknown algorithm", map[string]any{"algorithm": "org.example.rot13", "ciphertext": "uryyb"}, "unknown_algorithm"},
+		{"replayed index", orig.Content.Raw, "replayed_index"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := alice.mx.SendMessageEvent(ctx, room, event.EventEncrypted, tt.content)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ac.waitDecrypted(t, room, bot, func(e *event.Event) bool {
+				rel := e.Content.AsMessage().RelatesTo
+				return rel != nil && rel.GetReplyTo() == resp.EventID && strings.Contains(e.Content.AsMessage().Body, "could not be decrypted")
+			})
+			if m := httpGet(t, cfg.Appservice.Address+"/metrics"); !strings.Contains(m, `causeway_encrypted_events_failed_total{reason="`+tt.reason+`"}`) {
+				t.Errorf("/metrics does not count reason %s", tt.reason)
+			}
+			// The portal keeps working.
+			ac.sendText(t, room, "still working after "+tt.name)
+			waitWAText(t, bob, "still working after "+tt.name)
+		})
+	}
+}
+
+// TestEncryptedRequire: with encryption.require, a portal made before encryption was on is
+// encrypted before anything more is sent into it, a plaintext message from the user is not
+// relayed (they are told), and no event the bridge leaves in the room is plaintext.
+func TestEncryptedRequire(t *testing.T) {
+	cfg := configFor(t, "sqlite")
+	permit(cfg, "user", "alice_e2ee_req")
+	cfg.Encryption.Allow = true // first without default: the portal is created unencrypted
+	br := startRelayBridge(t, cfg)
+	alice := loginWithQR(t, cfg, "alice_e2ee_req", "4915557041", "Alice Require")
+	ac := newCryptoClient(t, alice.mx)
+	bob := newPhone(t, "4915557042", "Bob Require")
+	bobGhost, bot := cfg.PuppetUserID("4915557042"), cfg.BotUserID()
+	ctx := context.Background()
+	if _, err := bob.SendText(ctx, alice.phone.JID(), "plain before require"); err != nil {
+		t.Fatal(err)
+	}
+	room := ac.waitInvite(t, bobGhost)
+	waitMessage(t, alice.mx, room, bobGhost, bodyIs("plain before require"))
+	if err := br.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	required := *cfg
+	required.Encryption.Default, required.Encryption.Require = true, true
+	startRelayBridge(t, &required)
+	// Everything from here on must be encrypted.
+	var before int
+	for _, d := range ac.events(t, room) {
+		if d.evt.Sender == bobGhost || d.evt.Sender == bot {
+			before++
+		}
+	}
+
+	if _, err := bob.SendText(ctx, alice.phone.JID(), "encrypted under require"); err != nil {
+		t.Fatal(err)
+	}
+	ac.waitDecrypted(t, room, bobGhost, bodyIs("encrypted under require"))
+	if enc, _ := ac.state.IsEncrypted(ctx, room); !enc {
+		t.Errorf("the portal was not encrypted by the bridge")
+	}
+	plain, err := alice.mx.SendText(ctx, room, "plaintext under require")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ac.waitDecrypted(t, room, bot, func(e *event.Event) bool {
+		rel := e.Content.AsMessage().RelatesTo
+		return rel != nil && rel.GetReplyTo() == plain.EventID && strings.Contains(e.Content.AsMessage().Body, "only relays encrypted")
+	})
+	ac.sendText(t, room, "encrypted from matrix under require")
+	waitWAText(t, bob, "encrypted from matrix under require") // and the plaintext one never came first
+	if _, err := bob.SendText(ctx, alice.phone.JID(), "last under require"); err != nil {
+		t.Fatal(err)
+	}
+	ac.waitDecrypted(t, room, bobGhost, bodyIs("last under require"))
+
+	var after []decrypted
+	seen := 0
+	for _, d := range ac.events(t, room) {
+		if d.evt.Sender == bobGhost || d.evt.Sender == bot {
+			seen++
+			if seen > before {
+				after = append(after, d)
+			}
+		}
+	}
+	if len(after) < 3 {
+		t.Fatalf("only %d bridge events after the restart", len(after))
+	}
+	for _, d := range after {
+		if !d.encrypted && d.evt.Type != event.StateEncryption {
+			t.Errorf("plaintext %s from %s under encryption.require: %s", d.evt.Type.Type, d.evt.Sender, d.evt.ID)
+		}
+	}
+}

@@ -53,6 +53,14 @@ func (m *Machine) Decrypt(ctx context.Context, raw json.RawMessage) (json.RawMes
 		return nil, m.reject(ctx, ReasonGarbled, fmt.Errorf("%w: not an event: %w", ErrRejected, err))
 	}
 	evt.Type.Class = event.MessageEventType
+	// The algorithm first: mautrix refuses to parse content of an algorithm it does not know,
+	// which would count as garbled.
+	var alg struct {
+		Algorithm id.Algorithm `json:"algorithm"`
+	}
+	if json.Unmarshal(evt.Content.VeryRaw, &alg) == nil && alg.Algorithm != id.AlgorithmMegolmV1 {
+		return nil, m.reject(ctx, ReasonUnknownAlgorithm, fmt.Errorf("%w: algorithm %q is not %s", ErrRejected, alg.Algorithm, id.AlgorithmMegolmV1))
+	}
 	if err := evt.Content.ParseRaw(event.EventEncrypted); err != nil {
 		return nil, m.reject(ctx, ReasonGarbled, fmt.Errorf("%w: content is not m.room.encrypted: %w", ErrRejected, err))
 	}
