@@ -8,8 +8,9 @@ RUN go mod download
 COPY . .
 ARG VERSION=0.1.0-dev
 ARG COMMIT=unknown
-# Pure Go (modernc SQLite): a static binary that needs no libc.
-RUN CGO_ENABLED=0 go build -trimpath \
+# Pure Go (modernc SQLite, goolm for Matrix encryption instead of cgo libolm): a static binary
+# that needs no libc.
+RUN CGO_ENABLED=0 go build -tags goolm -trimpath \
       -ldflags "-s -w -X codeberg.org/causeway/causeway/internal/buildinfo.Version=${VERSION} -X codeberg.org/causeway/causeway/internal/buildinfo.Commit=${COMMIT}" \
       -o /out/causeway ./cmd/causeway \
  && mkdir -p /out/data /out/config \

@@ -165,6 +165,9 @@ type Outbound struct {
 	MatrixRoomID  string `json:"matrix_room_id,omitempty"`
 	MatrixSender  string `json:"matrix_sender,omitempty"`
 	Status        string `json:"status,omitempty"` // attempted, sent, failed, withheld (deleted in Matrix before it was sent)
+	// Encrypted is the algorithm the Matrix event was encrypted with (the entry holds what
+	// the bridge decrypted); empty for an event sent in plaintext.
+	Encrypted string `json:"encrypted,omitempty"`
 }
 
 // Completeness qualifies a completeness entry: why, and for history syncs the window received.

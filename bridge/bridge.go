@@ -82,6 +82,8 @@ type Bridge struct {
 
 	syncCancel context.CancelFunc
 	syncDone   chan struct{}
+	// crypto is the bot's encryption device (crypto.go).
+	crypto *cryptoState
 
 	clock     Clock
 	waVersion waVersionInUse
@@ -111,6 +113,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Bridge, error) 
 		b.clock = realClock{}
 	}
 	b.metrics.loginStates = b.loginStateCounts
+	b.crypto = &cryptoState{rejected: newCryptoMetrics(b.metrics.registry)}
 	dir, err := loadDirectory(cfg.Migration.DirectoryFile)
 	if err != nil {
 		return nil, err
@@ -160,6 +163,10 @@ func (b *Bridge) Start(ctx context.Context) error {
 	b.log.Info().Str("address", addr).Msg("Listening for the homeserver")
 
 	if err := b.setupBot(ctx); err != nil {
+		_ = b.Stop(context.Background())
+		return err
+	}
+	if err := b.openCrypto(ctx); err != nil {
 		_ = b.Stop(context.Background())
 		return err
 	}
@@ -231,11 +238,15 @@ func (b *Bridge) setupAppservice() error {
 	b.bot = as.BotIntent()
 	mx := asMatrix{as}
 	b.puppets = puppet.NewManager(b.cfg, mx, b.db, b.log.With().Str("component", "puppets").Logger())
-	b.portals = portal.NewManager(portal.Deps{
+	deps := portal.Deps{
 		Config: b.cfg, DB: b.db, Matrix: mx, Ghosts: ghostDirectory{b.puppets}, Logins: b,
 		Log: b.log.With().Str("component", "portals").Logger(), Observer: b.metrics,
 		Convert: b.convertOptions(), RoomCreated: b.portalRoomCreated, LoadHistory: b.loadHistory,
-	})
+	}
+	if b.cfg.Encryption.Allow {
+		deps.Matrix, deps.Decrypter = encryptingMatrix{Matrix: mx, b: b}, cryptoDecrypter{b}
+	}
+	b.portals = portal.NewManager(deps)
 	if b.archive != nil {
 		b.portals.SetArchive(b.archive)
 	}
@@ -351,6 +362,7 @@ func (b *Bridge) Stop(ctx context.Context) error {
 		b.usersMu.Unlock()
 		// The jobs write to both.
 		b.jobs.wait()
+		b.closeCrypto()
 		err = errors.Join(err, b.closeStores())
 		b.log.Info().Msg("Bridge stopped")
 	})

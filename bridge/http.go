@@ -229,6 +229,7 @@ func (b *Bridge) handleEvent(ctx context.Context, evt *event.Event) {
 
 	switch evt.Type {
 	case event.StateMember:
+		b.cryptoMember(ctx, evt)
 		b.handleMember(ctx, evt)
 	case event.EventMessage:
 		b.handleMessage(ctx, evt)

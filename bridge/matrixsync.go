@@ -41,7 +41,7 @@ func (b *Bridge) stopMatrixSync() {
 }
 
 func (b *Bridge) syncLoop(ctx context.Context) {
-	cli := b.as.BotClient()
+	cli := b.cryptoSyncClient()
 	since, err := b.db.KV.Get(ctx, kvSyncSince)
 	if err != nil {
 		b.log.Err(err).Msg("Failed to load the sync position")
@@ -64,6 +64,8 @@ func (b *Bridge) syncLoop(ctx context.Context) {
 			continue
 		}
 		backoff = time.Second
+		// To-device events and key counts are never stale: room keys among them.
+		b.cryptoSync(ctx, resp, since)
 		first := since == ""
 		if !first {
 			for roomID, room := range resp.Rooms.Join {

@@ -33,15 +33,19 @@ func (b *Bridge) queuePortalEvent(ctx context.Context, env *portal.MatrixEnvelop
 	}
 	reason := ""
 	switch {
-	case env.Type == event.EventEncrypted.Type:
+	case env.Type == event.EventEncrypted.Type && !b.cfg.Encryption.Allow:
 		reason = portal.UnrelayedEncrypted
 	case p.Key().Receiver != env.Sender:
 		if env.StateKey != nil {
 			return nil // another member's own membership or a name change: nothing to tell
 		}
 		reason = portal.UnrelayedNotReceiver
+	case env.Type == event.EventEncrypted.Type:
+		// Decrypted in the portal's queue, in order: its key may arrive after it.
 	case !relayed:
 		reason = portal.UnrelayedNoCounterpart
+	case b.cfg.Encryption.Require && env.StateKey == nil:
+		reason = portal.UnrelayedPlaintext
 	}
 	zerolog.Ctx(ctx).Debug().Str("type", env.Type).Str("unrelayed", reason).Msg("Matrix event in a bridged room")
 	if reason == "" {

@@ -33,6 +33,7 @@ type Config struct {
 	Permissions Permissions     `yaml:"permissions"`
 	Metrics     Metrics         `yaml:"metrics"`
 	Logging     Logging         `yaml:"logging"`
+	Encryption  Encryption      `yaml:"encryption"`
 }
 
 // Homeserver says where the Matrix homeserver is and what it is called.

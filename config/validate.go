@@ -185,6 +185,8 @@ func (c *Config) Validate() error {
 		bad("metrics.token", "must be empty (no authentication) or at least 16 characters without white space")
 	}
 
+	c.Encryption.validate(bad)
+
 	oneOf("logging.level", c.Logging.Level, "trace", "debug", "info", "warn", "error")
 	oneOf("logging.format", c.Logging.Format, "auto", "pretty", "json")
 

@@ -35,6 +35,14 @@ func (p *Portal) archiveItem(ctx context.Context, item *database.QueueItem, buil
 	if err != nil {
 		return err
 	}
+	if alg := decryptedAlgorithm(item.Payload); alg != "" {
+		// The record holds the plaintext; it says that it crossed Matrix encrypted.
+		for _, entry := range entries {
+			if entry.Outbound != nil {
+				entry.Outbound.Encrypted = alg
+			}
+		}
+	}
 	for _, entry := range entries {
 		if _, err := a.Append(ctx, entry); err != nil {
 			return fmt.Errorf("failed to archive: %w", err)

@@ -66,6 +66,11 @@ func (p *Portal) handleMatrixEvent(ctx context.Context, item *database.QueueItem
 	if err := json.Unmarshal(item.Payload, &env); err != nil {
 		return permanent(fmt.Errorf("queued Matrix event is corrupt: %w", err))
 	}
+	if isEncryptedEvent(&env) && p.m.deps.Decrypter != nil {
+		if handled, err := p.decryptQueued(ctx, item, &env); handled || err != nil {
+			return err
+		}
+	}
 	if field := env.malformedField(); field != "" {
 		return p.refuseMalformed(ctx, item, &env, errMalformedField(field))
 	}

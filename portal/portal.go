@@ -76,6 +76,8 @@ type Deps struct {
 	// LoadHistory fetches one of WhatsApp's history-sync chunks (the notification's
 	// protobuf) and files its messages into their portals; the bridge implements it.
 	LoadHistory func(ctx context.Context, receiver id.UserID, notification []byte) error
+	// Decrypter, when set, decrypts Matrix users' encrypted events before they are relayed.
+	Decrypter Decrypter
 }
 
 // Observer is told what the portals relay; the bridge feeds metrics from it.

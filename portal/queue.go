@@ -188,6 +188,11 @@ func (p *Portal) process(ctx context.Context, item *database.QueueItem) (done bo
 		log.Debug().Msg("Waiting for the WhatsApp login to reconnect")
 		return false, maxBackoff
 	}
+	var awaiting errAwaitingKey
+	if errors.As(err, &awaiting) {
+		log.Debug().Msg("Waiting for the room key of an encrypted event")
+		return false, awaiting.retryIn
+	}
 	if obs != nil {
 		obs.RelayFailed(item.Direction, item.Kind, err)
 	}

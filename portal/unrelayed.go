@@ -77,6 +77,8 @@ func (p *Portal) unrelayedWhy(u *unrelayedItem, env *MatrixEnvelope) string {
 	switch u.Reason {
 	case UnrelayedEncrypted:
 		return "this bridge cannot read encrypted messages (it has no encryption support), so bridged rooms must stay unencrypted"
+	case UnrelayedPlaintext:
+		return "this bridge only relays encrypted messages (encryption.require), and this room or your client sent it unencrypted"
 	case UnrelayedNotReceiver:
 		if u.SenderHasLogin {
 			return fmt.Sprintf("this room carries the WhatsApp chat of %s; your own WhatsApp account has a room of its own for this chat", p.row.Receiver)
@@ -90,7 +92,7 @@ func (p *Portal) unrelayedWhy(u *unrelayedItem, env *MatrixEnvelope) string {
 func (p *Portal) unrelayedEntry(u *unrelayedItem, env *MatrixEnvelope, why string) *archive.Entry {
 	e := &archive.Entry{Account: string(p.row.Receiver), Chat: p.row.ChatJID, ChatName: p.row.Name,
 		Sender: string(env.Sender), MessageID: string(env.ID), Time: time.UnixMilli(env.Timestamp)}
-	if u.Reason == UnrelayedEncrypted {
+	if u.Reason == UnrelayedEncrypted || u.Reason == UnrelayedUndecryptable {
 		// Nothing of it can be read, so it is a hole in the record, not content.
 		e.Kind = archive.KindUndecryptable
 		e.Completeness = &archive.Completeness{Reason: fmt.Sprintf("encrypted Matrix event from %s in room %s: %s", env.Sender, env.RoomID, why)}
@@ -126,7 +128,10 @@ func (p *Portal) tellUnrelayed(ctx context.Context, u *unrelayedItem, env *Matri
 		what = env.Type + " event"
 	}
 	text := fmt.Sprintf("⚠️ %s: your %s was not sent to WhatsApp: %s. It is kept in the records archive as not relayed.", env.Sender, what, why)
-	if u.Reason == UnrelayedEncrypted {
+	switch u.Reason {
+	case UnrelayedUndecryptable:
+		text = fmt.Sprintf("⚠️ %s: %s, and was not sent to WhatsApp. The records archive notes the gap.", env.Sender, why)
+	case UnrelayedEncrypted:
 		text = fmt.Sprintf("⚠️ %s: your encrypted message was not sent to WhatsApp: %s. The records archive notes that it could not be read.", env.Sender, why)
 	}
 	rendered := format.RenderMarkdown(text, false, false)

@@ -42,7 +42,7 @@ func TestDemoArguments(t *testing.T) {
 // people do, because the benchmark starts its bridge process from that same binary.
 func TestBenchmarksRun(t *testing.T) {
 	exe := filepath.Join(t.TempDir(), "causeway-demo")
-	build := exec.Command("go", "build", "-o", exe, ".")
+	build := exec.Command("go", "build", "-tags", "goolm", "-o", exe, ".")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}

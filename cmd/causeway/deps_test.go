@@ -30,7 +30,7 @@ func TestProductionBinaryDeps(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			cmd := exec.Command("go", "list", "-deps", "./cmd/causeway")
+			cmd := exec.Command("go", "list", "-tags", "goolm", "-deps", "./cmd/causeway")
 			cmd.Dir = root
 			cmd.Env = append(os.Environ(), tt.env...)
 			var stderr bytes.Buffer
@@ -43,6 +43,13 @@ func TestProductionBinaryDeps(t *testing.T) {
 			if !slices.Contains(pkgs, "codeberg.org/causeway/causeway/bridge") {
 				t.Fatalf("go list -deps ./cmd/causeway does not list the bridge; is this the right command?\n%s", out)
 			}
+			// Matrix encryption is pure Go: goolm in, cgo libolm out.
+			if !slices.Contains(pkgs, "maunium.net/go/mautrix/crypto/goolm") {
+				t.Errorf("the production binary does not link goolm")
+			}
+			if slices.Contains(pkgs, "maunium.net/go/mautrix/crypto/libolm") {
+				t.Errorf("the production binary links cgo libolm")
+			}
 			for _, pkg := range pkgs {
 				for _, elem := range strings.Split(pkg, "/") {
 					if slices.Contains(harnessElements, elem) {
@@ -53,17 +60,31 @@ func TestProductionBinaryDeps(t *testing.T) {
 		})
 	}
 	t.Run("README", func(t *testing.T) {
-		const want = "go run ./cmd/causeway-demo --once"
+		const want = "go run -tags goolm ./cmd/causeway-demo --once"
 		if got := firstREADMECommand(t, filepath.Join(root, "README.md")); got != want {
 			t.Errorf("the README's first command is %q, want %q", got, want)
 		}
 	})
 }
 
+// TestBuildWithoutGoolmSaysWhy: a build without -tags goolm would link cgo libolm; it
+// fails instead, with an error that names the fix.
+func TestBuildWithoutGoolmSaysWhy(t *testing.T) {
+	cmd := exec.Command("go", "vet", "./e2ee")
+	cmd.Dir = moduleRoot(t)
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("go vet ./e2ee without -tags goolm succeeded:\n%s", out)
+	}
+	if !strings.Contains(string(out), "needs_the_goolm_build_tag__build_with_go_build_tags_goolm") {
+		t.Errorf("the error does not name the goolm tag:\n%s", out)
+	}
+}
+
 // TestDemoPointsElsewhere: someone who learnt `causeway demo` is told where it went.
 func TestDemoPointsElsewhere(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run([]string{"demo", "--once"}, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "go run ./cmd/causeway-demo") {
+	if code := run([]string{"demo", "--once"}, &stdout, &stderr); code != exitUsage || !strings.Contains(stderr.String(), "go run -tags goolm ./cmd/causeway-demo") {
 		t.Errorf("exit %d, stderr %q; want %d and a pointer to cmd/causeway-demo", code, stderr.String(), exitUsage)
 	}
 }

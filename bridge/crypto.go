@@ -1,0 +1,192 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"codeberg.org/causeway/causeway/e2ee"
+	"codeberg.org/causeway/causeway/portal"
+)
+
+// cryptoState is the bot's encryption device once Start has opened it (nil with
+// encryption.allow off). Portal queues read it while Start may still be setting it.
+type cryptoState struct {
+	mach     atomic.Pointer[e2ee.Machine]
+	rejected *prometheus.CounterVec
+}
+
+func (c *cryptoState) get() *e2ee.Machine {
+	if c == nil {
+		return nil
+	}
+	return c.mach.Load()
+}
+
+func newCryptoMetrics(reg *prometheus.Registry) *prometheus.CounterVec {
+	v := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "causeway_encrypted_events_failed_total",
+		Help: "Encrypted Matrix events the bridge rejected or could not decrypt (yet), by reason.",
+	}, []string{"reason"})
+	reg.MustRegister(v)
+	return v
+}
+
+// openCrypto logs in the bot's encryption device (after setupBot: the bot must exist).
+func (b *Bridge) openCrypto(ctx context.Context) error {
+	if !b.cfg.Encryption.Allow {
+		return nil
+	}
+	rejected := b.crypto.rejected
+	m, err := e2ee.Open(ctx, e2ee.Deps{
+		Config: b.cfg.Encryption, DB: b.db, Login: b.as.NewMautrixClient(b.as.BotMXID()), State: b.db.StateStore,
+		RoomOwner: b.portalOwner,
+		Count:     func(reason string) { rejected.WithLabelValues(reason).Inc() },
+		Log:       b.log.With().Str("component", "crypto").Logger(),
+	})
+	if err != nil {
+		return fmt.Errorf("encryption.allow is on, but the bot's encryption device failed: %w", err)
+	}
+	keepHomeserverConnections(m.Client().Client)
+	b.crypto.mach.Store(m)
+	return nil
+}
+
+func (b *Bridge) closeCrypto() {
+	if m := b.crypto.get(); m != nil {
+		m.Close()
+	}
+}
+
+// portalOwner is the Matrix user whose WhatsApp chat a room carries.
+func (b *Bridge) portalOwner(ctx context.Context, room id.RoomID) id.UserID {
+	p, err := b.portals.ByRoom(ctx, room)
+	if err != nil || p == nil {
+		return ""
+	}
+	return p.Key().Receiver
+}
+
+// encryptingMatrix is portal.Matrix with encryption: every message event into an encrypted
+// room is sent as m.room.encrypted, whichever user sends it (the bot's device encrypts for
+// the contacts' users, which have no devices of their own); rooms it creates are encrypted
+// when encryption.default is on; and with encryption.require nothing goes out in plaintext.
+type encryptingMatrix struct {
+	portal.Matrix
+	b *Bridge
+}
+
+func (m encryptingMatrix) SendMessage(ctx context.Context, as id.UserID, room id.RoomID, typ event.Type, content any, opts portal.SendOptions) (id.EventID, error) {
+	mach := m.b.crypto.get()
+	if mach == nil || typ == event.EventEncrypted {
+		return m.Matrix.SendMessage(ctx, as, room, typ, content, opts)
+	}
+	if !mach.IsEncrypted(ctx, room) {
+		if !m.b.cfg.Encryption.Require {
+			return m.Matrix.SendMessage(ctx, as, room, typ, content, opts)
+		}
+		if err := m.encryptRoom(ctx, room); err != nil {
+			return "", err
+		}
+	}
+	enc, err := mach.Encrypt(ctx, room, typ, content)
+	if err != nil {
+		return "", err
+	}
+	return m.Matrix.SendMessage(ctx, as, room, event.EventEncrypted, enc, opts)
+}
+
+// encryptRoom turns encryption on in a portal before anything is sent into it
+// (encryption.require).
+func (m encryptingMatrix) encryptRoom(ctx context.Context, room id.RoomID) error {
+	content := m.b.encryptionEvent()
+	if _, err := m.Matrix.SendState(ctx, m.BotMXID(), room, event.StateEncryption, "", content, time.Now()); err != nil {
+		return fmt.Errorf("encryption.require: failed to turn on encryption in %s before sending: %w", room, err)
+	}
+	if err := m.b.db.StateStore.SetEncryptionEvent(ctx, room, content); err != nil {
+		return fmt.Errorf("failed to remember that %s is encrypted: %w", room, err)
+	}
+	return nil
+}
+
+func (m encryptingMatrix) CreateRoom(ctx context.Context, as id.UserID, req *mautrix.ReqCreateRoom) (id.RoomID, error) {
+	if m.b.cfg.Encryption.Default && !hasEncryption(req) {
+		req.InitialState = append(req.InitialState, &event.Event{
+			Type: event.StateEncryption, Content: event.Content{Parsed: m.b.encryptionEvent()},
+		})
+	}
+	return m.Matrix.CreateRoom(ctx, as, req)
+}
+
+func hasEncryption(req *mautrix.ReqCreateRoom) bool {
+	for _, evt := range req.InitialState {
+		if evt.Type == event.StateEncryption {
+			return true
+		}
+	}
+	return false
+}
+
+// encryptionEvent is the m.room.encryption the bridge puts in rooms, with its rotation.
+func (b *Bridge) encryptionEvent() *event.EncryptionEventContent {
+	rot := b.cfg.Encryption.Rotation
+	return &event.EncryptionEventContent{
+		Algorithm:              id.AlgorithmMegolmV1,
+		RotationPeriodMillis:   rot.AgeDuration().Milliseconds(),
+		RotationPeriodMessages: rot.Messages,
+	}
+}
+
+// cryptoDecrypter gives portals the bot device's decryption.
+type cryptoDecrypter struct{ b *Bridge }
+
+func (d cryptoDecrypter) Decrypt(ctx context.Context, raw json.RawMessage) (json.RawMessage, error) {
+	mach := d.b.crypto.get()
+	if mach == nil {
+		return nil, fmt.Errorf("%w: the encryption device is not open yet", portal.ErrRoomKeyMissing)
+	}
+	plain, err := mach.Decrypt(ctx, raw)
+	if errors.Is(err, e2ee.ErrKeyMissing) {
+		return nil, fmt.Errorf("%w: %w", portal.ErrRoomKeyMissing, err)
+	}
+	return plain, err
+}
+
+func (d cryptoDecrypter) RequestKey(ctx context.Context, raw json.RawMessage) error {
+	mach := d.b.crypto.get()
+	if mach == nil {
+		return nil
+	}
+	return mach.RequestKey(ctx, raw)
+}
+
+// cryptoSyncClient is the client the bot's /sync must use: the encryption device's when
+// there is one, since to-device events are addressed to a device.
+func (b *Bridge) cryptoSyncClient() *mautrix.Client {
+	if m := b.crypto.get(); m != nil {
+		return m.Client()
+	}
+	return b.as.BotClient()
+}
+
+// cryptoSync hands the crypto parts of a /sync to the encryption device.
+func (b *Bridge) cryptoSync(ctx context.Context, resp *mautrix.RespSync, since string) {
+	if m := b.crypto.get(); m != nil {
+		m.ProcessSync(ctx, resp, since)
+	}
+}
+
+// cryptoMember lets a membership change rotate the room's session.
+func (b *Bridge) cryptoMember(ctx context.Context, evt *event.Event) {
+	if m := b.crypto.get(); m != nil {
+		m.HandleMember(ctx, evt)
+	}
+}

@@ -1,0 +1,223 @@
+//go:build goolm
+
+package e2ee
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/rs/zerolog"
+	"go.mau.fi/util/dbutil"
+	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/crypto"
+	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
+
+	"codeberg.org/causeway/causeway/config"
+	"codeberg.org/causeway/causeway/database"
+)
+
+// pickleKey encrypts the Olm and Megolm pickles in the database. It is a constant on
+// purpose: the store sits in the bridge's database next to the WhatsApp Signal keys, which
+// are no better protected, and a key derived from the config would make every session
+// unreadable the day an operator rotates as_token.
+var pickleKey = []byte("causeway e2ee")
+
+// deviceDisplayName is what users see for the bot's device in their clients.
+const deviceDisplayName = "Causeway bridge"
+
+// Deps is what the machine needs from the bridge.
+type Deps struct {
+	Config config.Encryption
+	DB     *database.Database
+	// Login authenticates as the bot with the appservice token; Open logs the bot's device
+	// in with it (m.login.application_service) and then uses the device's own token.
+	Login *mautrix.Client
+	// State answers which rooms are encrypted and who is in them.
+	State State
+	// RoomOwner names the Matrix user whose portal a room is (empty for none): the bridge
+	// gives that user's other devices the keys of the sessions it made in the room, so a
+	// user who lost their keys can read the portal's history again.
+	RoomOwner func(ctx context.Context, room id.RoomID) id.UserID
+	// Count, when set, hears about every event the machine rejects or cannot decrypt.
+	Count func(reason string)
+	Log   zerolog.Logger
+}
+
+// State is the part of the bridge's Matrix state store the machine reads.
+type State interface {
+	crypto.StateStore
+	GetRoomJoinedOrInvitedMembers(ctx context.Context, room id.RoomID) ([]id.UserID, error)
+}
+
+// Machine is the bot's encryption device.
+type Machine struct {
+	cfg    config.Encryption
+	mach   *crypto.OlmMachine
+	client *mautrix.Client
+	store  *crypto.SQLCryptoStore
+	state  State
+	owner  func(ctx context.Context, room id.RoomID) id.UserID
+	count  func(reason string)
+	log    zerolog.Logger
+
+	// roomLocks keeps two senders in one room from sharing a new session twice.
+	roomLocksMu sync.Mutex
+	roomLocks   map[id.RoomID]*sync.Mutex
+}
+
+// Open logs the bot's device in (the same device every time: its ID is in the crypto
+// store), loads or creates its Olm account, uploads its device keys and one-time keys and
+// tries to cross-sign it.
+func Open(ctx context.Context, d Deps) (*Machine, error) {
+	log := d.Log
+	store := crypto.NewSQLCryptoStore(d.DB.Database, dbutil.ZeroLogger(log.With().Str("db_section", "crypto").Logger()),
+		string(d.Login.UserID), "", pickleKey)
+	if err := database.UpgradeChild(ctx, store.DB, "crypto"); err != nil {
+		return nil, err
+	}
+	deviceID, err := store.FindDeviceID(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("failed to read the bot's device ID: %w", err)
+	}
+	client := d.Login
+	resp, err := client.Login(ctx, &mautrix.ReqLogin{
+		Type:                     mautrix.AuthTypeAppservice,
+		Identifier:               mautrix.UserIdentifier{Type: mautrix.IdentifierTypeUser, User: string(client.UserID)},
+		DeviceID:                 deviceID,
+		InitialDeviceDisplayName: deviceDisplayName,
+		StoreCredentials:         true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("failed to log in the bridge bot's encryption device: %w", err)
+	}
+	// From here on the client is the device, not the appservice: ?user_id= would be
+	// meaningless with the device's own token.
+	client.SetAppServiceUserID = false
+	store.DeviceID = resp.DeviceID
+	log = log.With().Stringer("bot_device", resp.DeviceID).Logger()
+	if deviceID != "" && deviceID != resp.DeviceID {
+		return nil, fmt.Errorf("the homeserver gave the bot device %s instead of its stored device %s", resp.DeviceID, deviceID)
+	}
+
+	m := &Machine{cfg: d.Config, client: client, store: store, state: d.State, owner: d.RoomOwner, count: d.Count,
+		log: log, roomLocks: map[id.RoomID]*sync.Mutex{}}
+	if m.count == nil {
+		m.count = func(string) {}
+	}
+	mlog := log.With().Str("component", "olm").Logger()
+	m.mach = crypto.NewOlmMachine(client, &mlog, store, d.State)
+	m.mach.ShareKeysMinTrust = m.minTrust()
+	m.mach.SendKeysMinTrust = m.minTrust()
+	m.mach.AllowKeyShare = m.allowKeyShare
+	if err := m.mach.Load(ctx); err != nil {
+		return nil, fmt.Errorf("failed to load the bot's Olm account: %w", err)
+	}
+	if err := m.mach.ShareKeys(ctx, -1); err != nil {
+		m.mach.Destroy()
+		return nil, fmt.Errorf("failed to upload the bot device's keys: %w", err)
+	}
+	m.crossSign(ctx)
+	log.Info().Bool("new_device", deviceID == "").Str("olm_driver", Driver()).Msg("Bridge bot's encryption device is ready")
+	return m, nil
+}
+
+func (m *Machine) minTrust() id.TrustState {
+	if m.cfg.ShareWith == config.ShareWithCrossSignedOnly {
+		return id.TrustStateCrossSignedTOFU
+	}
+	return id.TrustStateUnset
+}
+
+// crossSign signs the bot's device with the bot's own cross-signing keys, so that clients
+// show the device as verified by its owner. Homeservers demand interactive auth to publish
+// cross-signing keys (Dendrite 0.13.8 only accepts a password, which an appservice bot
+// does not have), so failing here leaves the device working, only unverified.
+func (m *Machine) crossSign(ctx context.Context) {
+	hasKeys, verified, err := m.mach.GetOwnVerificationStatus(ctx)
+	if err != nil {
+		m.log.Warn().Err(err).Msg("Failed to read the bot's cross-signing status")
+		return
+	}
+	if hasKeys && verified {
+		return
+	}
+	if hasKeys {
+		m.log.Warn().Msg("The bot has cross-signing keys on the homeserver that this bridge does not hold; its device stays unverified")
+		return
+	}
+	if _, err := m.mach.GenerateAndVerifyWithRecoveryKey(ctx); err != nil {
+		m.log.Warn().Err(err).Msg("Could not publish cross-signing keys for the bridge bot (the homeserver wants interactive auth); its device stays unverified")
+		return
+	}
+	m.log.Info().Msg("Cross-signed the bridge bot's device")
+}
+
+// Client is the bot's device: the bridge's /sync must use it, or to-device events for the
+// device would never arrive.
+func (m *Machine) Client() *mautrix.Client { return m.client }
+
+// DeviceID is the bot's device.
+func (m *Machine) DeviceID() id.DeviceID { return m.client.DeviceID }
+
+// ProcessSync takes what the bot device's /sync carries for crypto: to-device events (room
+// keys, key requests), device-list changes and one-time-key counts.
+func (m *Machine) ProcessSync(ctx context.Context, resp *mautrix.RespSync, since string) {
+	m.mach.ProcessSyncResponse(ctx, resp, since)
+}
+
+// HandleMember rotates the room's outbound session when someone leaves (or joins): a
+// leaver must not read what is sent after.
+func (m *Machine) HandleMember(ctx context.Context, evt *event.Event) {
+	m.mach.HandleMemberEvent(ctx, evt)
+}
+
+// IsEncrypted says whether a room has m.room.encryption.
+func (m *Machine) IsEncrypted(ctx context.Context, room id.RoomID) bool {
+	ok, err := m.state.IsEncrypted(ctx, room)
+	if err != nil {
+		zerolog.Ctx(ctx).Warn().Err(err).Stringer("room_id", room).Msg("Failed to read whether a room is encrypted")
+	}
+	return ok
+}
+
+func (m *Machine) roomLock(room id.RoomID) *sync.Mutex {
+	m.roomLocksMu.Lock()
+	defer m.roomLocksMu.Unlock()
+	l, ok := m.roomLocks[room]
+	if !ok {
+		l = &sync.Mutex{}
+		m.roomLocks[room] = l
+	}
+	return l
+}
+
+// Encrypt encrypts an event for a room with the bot device's outbound Megolm session,
+// sharing a new one with the room's members first when there is none or it has expired.
+func (m *Machine) Encrypt(ctx context.Context, room id.RoomID, typ event.Type, content any) (*event.EncryptedEventContent, error) {
+	l := m.roomLock(room)
+	l.Lock()
+	defer l.Unlock()
+	enc, err := m.mach.EncryptMegolmEvent(ctx, room, typ, content)
+	if errors.Is(err, crypto.ErrSessionExpired) || errors.Is(err, crypto.ErrNoGroupSession) || errors.Is(err, crypto.ErrSessionNotShared) {
+		members, merr := m.state.GetRoomJoinedOrInvitedMembers(ctx, room)
+		if merr != nil {
+			return nil, fmt.Errorf("failed to list the members of %s to share a session with: %w", room, merr)
+		}
+		if serr := m.mach.ShareGroupSession(ctx, room, members); serr != nil {
+			return nil, fmt.Errorf("failed to share a Megolm session in %s: %w", room, serr)
+		}
+		enc, err = m.mach.EncryptMegolmEvent(ctx, room, typ, content)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("failed to encrypt a %s event for %s: %w", typ.Type, room, err)
+	}
+	return enc, nil
+}
+
+// Close stops the machine's background work.
+func (m *Machine) Close() {
+	m.mach.Destroy()
+}
