@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/skip2/go-qrcode"
@@ -23,6 +24,9 @@ import (
 type loginProcess struct {
 	cancel context.CancelFunc
 	room   id.RoomID
+	// succeeded is set before a successful login is ended, so that whoever watches the login's
+	// context knows its end is not a failure.
+	succeeded atomic.Bool
 	// qrImage and qrText are the events showing the current QR code; rotations edit them.
 	qrImage, qrText id.EventID
 }
@@ -75,16 +79,24 @@ func (b *Bridge) cmdLogin(ctx context.Context, ce *commandEvent) string {
 	u.pushName = pushNameWait{}
 	u.mu.Unlock()
 	if phone == "" {
-		qrChan, err := cli.GetQRChannel(loginCtx)
+		// whatsmeow's QR emitter disconnects the client when its context ends before it has seen
+		// the pairing. The login's context ends on success too (the Connected after pairing can
+		// come first), so the emitter gets a context of its own that followQR ends only for a
+		// login that failed.
+		qrCtx, stopQR := context.WithCancel(context.WithoutCancel(loginCtx))
+		qrChan, err := cli.GetQRChannel(qrCtx)
 		if err != nil {
+			stopQR()
 			u.endLogin(lp)
 			return "Could not start the login: " + err.Error()
 		}
 		if err := cli.Connect(); err != nil {
+			stopQR()
 			u.endLogin(lp)
 			return "Could not reach WhatsApp: " + err.Error()
 		}
-		if !b.jobs.Go(loginCtx, "login: QR codes", func(ctx context.Context) { u.followQR(ctx, lp, qrChan) }) {
+		if !b.jobs.Go(loginCtx, "login: QR codes", func(ctx context.Context) { u.followQR(ctx, lp, qrChan, stopQR) }) {
+			stopQR()
 			u.endLogin(lp)
 			cli.Disconnect()
 			return errStopping.Error()
@@ -110,27 +122,50 @@ func (b *Bridge) cmdLogin(ctx context.Context, ce *commandEvent) string {
 }
 
 // followQR shows each QR code WhatsApp hands out, editing the previous one, until the
-// login succeeds, fails or times out.
-func (u *User) followQR(ctx context.Context, lp *loginProcess, qrChan <-chan whatsmeow.QRChannelItem) {
-	for item := range qrChan {
-		switch item.Event {
-		case whatsmeow.QRChannelEventCode:
-			if err := u.showQR(ctx, lp, item.Code); err != nil {
-				u.log.Err(err).Msg("Failed to show a QR code")
+// login succeeds, fails or times out. stopQR ends whatsmeow's QR emitter, which disconnects
+// the client unless it has already seen the pairing.
+func (u *User) followQR(ctx context.Context, lp *loginProcess, qrChan <-chan whatsmeow.QRChannelItem, stopQR context.CancelFunc) {
+	defer stopQR() // once the channel is closed the emitter has stopped: this only frees the context
+	done := ctx.Done()
+	for {
+		select {
+		case item, ok := <-qrChan:
+			if !ok || !u.handleQRItem(ctx, lp, item) {
+				return
 			}
-		case whatsmeow.QRChannelSuccess.Event:
-			return // PairSuccess and Connected report the rest
-		case whatsmeow.QRChannelTimeout.Event:
-			u.failLogin(ctx, lp, "Login timed out: no phone scanned the QR code. Send `login` to try again.")
-			return
-		case whatsmeow.QRChannelEventError:
-			u.failLogin(ctx, lp, "Login failed: "+item.Error.Error())
-			return
-		default:
-			u.failLogin(ctx, lp, "Login failed ("+item.Event+"). Send `login` to try again.")
-			return
+		case <-done:
+			done = nil
+			// A login that succeeded ends before whatsmeow's channel has taken the pairing in;
+			// stopping the emitter then would disconnect the new session. It closes the channel
+			// itself once it has.
+			u.mu.Lock()
+			paired := u.row.WADevice != ""
+			u.mu.Unlock()
+			if !paired && !lp.succeeded.Load() {
+				stopQR() // timed out or stopping: the emitter closes the channel and the connection
+			}
 		}
 	}
+}
+
+// handleQRItem acts on one item of the QR channel and reports whether more may follow.
+func (u *User) handleQRItem(ctx context.Context, lp *loginProcess, item whatsmeow.QRChannelItem) bool {
+	switch item.Event {
+	case whatsmeow.QRChannelEventCode:
+		if err := u.showQR(ctx, lp, item.Code); err != nil {
+			u.log.Err(err).Msg("Failed to show a QR code")
+		}
+		return true
+	case whatsmeow.QRChannelSuccess.Event:
+		return false // PairSuccess and Connected report the rest
+	case whatsmeow.QRChannelTimeout.Event:
+		u.failLogin(ctx, lp, "Login timed out: no phone scanned the QR code. Send `login` to try again.")
+	case whatsmeow.QRChannelEventError:
+		u.failLogin(ctx, lp, "Login failed: "+item.Error.Error())
+	default:
+		u.failLogin(ctx, lp, "Login failed ("+item.Event+"). Send `login` to try again.")
+	}
+	return false
 }
 
 func (u *User) showQR(ctx context.Context, lp *loginProcess, code string) error {
@@ -283,6 +318,7 @@ func (u *User) reportLoginSuccess(ctx context.Context) {
 	if lp == nil || cli == nil {
 		return
 	}
+	lp.succeeded.Store(true)
 	u.endLogin(lp)
 	u.b.jobs.Go(context.WithoutCancel(ctx), "login: report", func(ctx context.Context) {
 		push := u.awaitPushName(ctx)
