@@ -16,32 +16,6 @@ import (
 	"codeberg.org/causeway/causeway/portal"
 )
 
-// Why an encrypted event is rejected or not decrypted (the metric's reason label).
-const (
-	ReasonGarbled          = "garbled"
-	ReasonUnknownAlgorithm = "unknown_algorithm"
-	ReasonReplayed         = "replayed_index"
-	ReasonKeyMissing       = "key_missing"
-	ReasonUndecryptable    = "undecryptable"
-)
-
-// ErrKeyMissing means the bridge does not (yet) have the room key of an event; the key may
-// still arrive, from the sender's devices or in answer to a key request.
-var ErrKeyMissing = errors.New("the room key of the encrypted event has not arrived")
-
-// ErrRejected means an encrypted event can never be decrypted: it is garbled, uses an
-// algorithm the bridge does not know, or replays a message index already used.
-var ErrRejected = errors.New("encrypted event rejected")
-
-// Decrypted says how an event that reached the bridge encrypted was encrypted; the bridge
-// queues it with the plaintext event, so the archive can record the fact.
-type Decrypted struct {
-	Algorithm id.Algorithm `json:"algorithm"`
-	SessionID id.SessionID `json:"session_id"`
-	SenderKey id.SenderKey `json:"sender_key,omitempty"`
-	Trust     string       `json:"trust"`
-}
-
 // Decrypt returns the plaintext form of an m.room.encrypted event as raw event JSON: the
 // same event ID, room, sender and time, the decrypted type and content, and DecryptedField.
 // It fails with ErrKeyMissing while the key may still come, and with ErrRejected for an

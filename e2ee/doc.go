@@ -6,5 +6,6 @@
 // transactions: the bridge feeds this package the to-device events, device-list changes
 // and one-time-key counts of the bot device's own /sync (bridge/matrixsync.go).
 //
-// Every build that links this package needs `-tags goolm` (see goolm_required.go).
+// With `-tags goolm` it links mautrix's crypto (goolm, never cgo libolm); without the tag it links no
+// crypto at all and Open refuses, saying so (nocrypto.go): the rest of the bridge runs either way.
 package e2ee

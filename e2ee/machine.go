@@ -28,24 +28,6 @@ var pickleKey = []byte("causeway e2ee")
 // deviceDisplayName is what users see for the bot's device in their clients.
 const deviceDisplayName = "Causeway bridge"
 
-// Deps is what the machine needs from the bridge.
-type Deps struct {
-	Config config.Encryption
-	DB     *database.Database
-	// Login authenticates as the bot with the appservice token; Open logs the bot's device
-	// in with it (m.login.application_service) and then uses the device's own token.
-	Login *mautrix.Client
-	// State answers which rooms are encrypted and who is in them.
-	State State
-	// RoomOwner names the Matrix user whose portal a room is (empty for none): the bridge
-	// gives that user's other devices the keys of the sessions it made in the room, so a
-	// user who lost their keys can read the portal's history again.
-	RoomOwner func(ctx context.Context, room id.RoomID) id.UserID
-	// Count, when set, hears about every event the machine rejects or cannot decrypt.
-	Count func(reason string)
-	Log   zerolog.Logger
-}
-
 // State is the part of the bridge's Matrix state store the machine reads.
 type State interface {
 	crypto.StateStore

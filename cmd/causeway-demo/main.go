@@ -2,7 +2,7 @@
 // Dendrite and the bridge, playing a scripted conversation; with --bench or --bench-backfill it
 // measures the relay or history backfill instead.
 //
-//	go run -tags goolm ./cmd/causeway-demo --once
+//	go run ./cmd/causeway-demo --once
 //
 // It is its own program, not a subcommand of causeway, because it links the simulator, builds
 // Dendrite and overwrites whatsmeow.WACertPubKey: none of that may be in the binary operators run

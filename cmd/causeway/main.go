@@ -52,7 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if args[0] == "demo" {
 			// Its own program now, so that this binary links no simulator; people who learnt
 			// `causeway demo` are told where it went rather than "unknown command".
-			fmt.Fprintln(stderr, "causeway: the demo is its own program: go run -tags goolm ./cmd/causeway-demo (in a source checkout)")
+			fmt.Fprintln(stderr, "causeway: the demo is its own program: go run ./cmd/causeway-demo (in a source checkout)")
 			return exitUsage
 		}
 	}
