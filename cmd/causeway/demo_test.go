@@ -14,6 +14,7 @@ import (
 	"maunium.net/go/mautrix/event"
 
 	"codeberg.org/causeway/causeway/internal/harness/demo"
+	"codeberg.org/causeway/causeway/internal/harness/ziptest"
 )
 
 // TestDemoOnceThenArchiveVerify is the newcomer's path: `causeway-demo --once --data DIR`
@@ -85,7 +86,7 @@ func TestDemoOnceThenArchiveVerify(t *testing.T) {
 		t.Fatalf("the demo export has %d entries", lines)
 	}
 	for _, line := range []int{0, lines / 2, lines - 1} {
-		tampered := rewriteZip(t, bundle, "entries.jsonl", func(b []byte) []byte {
+		tampered := ziptest.Rewrite(t, bundle, "entries.jsonl", func(b []byte) []byte {
 			rows := bytes.Split(b, []byte("\n"))
 			row := rows[line]
 			i := bytes.Index(row, []byte(`"kind"`)) + len(`"kind":"`) + 1

@@ -1,7 +1,6 @@
 package archivecmd
 
 import (
-	"archive/zip"
 	"bytes"
 	"context"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"codeberg.org/causeway/causeway/archive"
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/database"
+	"codeberg.org/causeway/causeway/internal/harness/ziptest"
 )
 
 const (
@@ -228,7 +228,7 @@ func TestArchiveCLILifeCycle(t *testing.T) {
 		}
 
 		idx := s.entryIndex("first minutes")
-		tampered := rewriteZip(t, bundle, "entries.jsonl", func(b []byte) []byte {
+		tampered := ziptest.Rewrite(t, bundle, "entries.jsonl", func(b []byte) []byte {
 			return bytes.Replace(b, []byte("first minutes"), []byte("First minutes"), 1)
 		})
 		code, out, _ := s.run("verify-bundle", tampered)
@@ -252,56 +252,6 @@ func TestArchiveCLILifeCycle(t *testing.T) {
 			t.Errorf("verify after a legitimate disposal:\n%s", verified)
 		}
 	})
-}
-
-// rewriteZip copies a zip with one file's content changed.
-func rewriteZip(t *testing.T, path, name string, change func([]byte) []byte) string {
-	t.Helper()
-	zr, err := zip.OpenReader(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = zr.Close() }()
-	out := filepath.Join(t.TempDir(), "tampered.zip")
-	f, err := os.Create(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	zw := zip.NewWriter(f)
-	changed := false
-	for _, zf := range zr.File {
-		rc, err := zf.Open()
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := io.ReadAll(rc)
-		_ = rc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if zf.Name == name {
-			before := data
-			data = change(bytes.Clone(data))
-			changed = !bytes.Equal(before, data)
-		}
-		w, err := zw.Create(zf.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err = w.Write(data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err = zw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err = f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if !changed {
-		t.Fatalf("%s in %s was not changed", name, path)
-	}
-	return out
 }
 
 func TestArchiveCLIVerifyNamesTamperedEntry(t *testing.T) {

@@ -1,4 +1,5 @@
-package main
+// Package ziptest edits zip files for tests, as someone tampering with an export would.
+package ziptest
 
 import (
 	"archive/zip"
@@ -9,8 +10,9 @@ import (
 	"testing"
 )
 
-// rewriteZip copies a zip with one file's content changed.
-func rewriteZip(t *testing.T, path, name string, change func([]byte) []byte) string {
+// Rewrite copies the zip at path with the content of file name changed by change, and fails
+// the test when that changes nothing.
+func Rewrite(t testing.TB, path, name string, change func([]byte) []byte) string {
 	t.Helper()
 	zr, err := zip.OpenReader(path)
 	if err != nil {
