@@ -167,15 +167,24 @@ func describeMatrixEvent(raw []byte) string {
 		}
 		return what + " “" + name + "”"
 	}
-	switch evt.Type {
-	case event.EventReaction.Type:
+	if evt.Type == event.EventReaction.Type {
 		var rel struct {
 			Key string `json:"key"`
 		}
 		_ = json.Unmarshal(evt.Content["m.relates_to"], &rel)
 		return named("reaction", rel.Key)
+	}
+	return named(eventNoun(evt.Type, text("msgtype")), text("body"))
+}
+
+// eventNoun names a kind of Matrix event as its sender knows it ("image", "reaction"); msgtype
+// is the content's, for m.room.message.
+func eventNoun(eventType, msgtype string) string {
+	switch eventType {
+	case event.EventReaction.Type:
+		return "reaction"
 	case event.EventSticker.Type:
-		return named("sticker", text("body"))
+		return "sticker"
 	case event.EventRedaction.Type:
 		return "deletion"
 	case event.EventUnstablePollStart.Type:
@@ -189,14 +198,19 @@ func describeMatrixEvent(raw []byte) string {
 	case event.StateMember.Type:
 		return "change of the room's members"
 	}
-	kinds := map[string]string{
-		string(event.MsgImage): "image", string(event.MsgVideo): "video", string(event.MsgAudio): "audio message",
-		string(event.MsgFile): "file", string(event.MsgLocation): "location",
+	switch event.MessageType(msgtype) {
+	case event.MsgImage:
+		return "image"
+	case event.MsgVideo:
+		return "video"
+	case event.MsgAudio:
+		return "audio message"
+	case event.MsgFile:
+		return "file"
+	case event.MsgLocation:
+		return "location"
 	}
-	if kind, ok := kinds[text("msgtype")]; ok {
-		return named(kind, text("body"))
-	}
-	return named("message", text("body"))
+	return "message"
 }
 
 // snippet is the beginning of a text, enough to recognise it by.

@@ -185,7 +185,7 @@ func (p *Portal) handleRedactionOverdue(ctx context.Context, item *database.Queu
 	}
 	if room != "" {
 		text := fmt.Sprintf("⚠️ Your deletion of your %s was not carried out on WhatsApp: the bridge had not received that %s %s after the deletion. "+
-			"It was not sent to WhatsApp, and will not be if it reaches the bridge later.", describeParkedTarget(r), targetNoun(r.TargetType), wait)
+			"It was not sent to WhatsApp, and will not be if it reaches the bridge later.", describeParkedTarget(r), eventNoun(r.TargetType, ""), wait)
 		rendered := format.RenderMarkdown(text, false, false)
 		content := &event.MessageEventContent{MsgType: event.MsgNotice, Body: rendered.Body, Format: rendered.Format,
 			FormattedBody: rendered.FormattedBody, RelatesTo: (&event.RelatesTo{}).SetReplyTo(r.Target)}
@@ -203,24 +203,10 @@ func (p *Portal) handleRedactionOverdue(ctx context.Context, item *database.Queu
 	return nil
 }
 
-func targetNoun(eventType string) string {
-	switch eventType {
-	case event.EventReaction.Type:
-		return "reaction"
-	case event.EventSticker.Type:
-		return "sticker"
-	case event.EventUnstablePollStart.Type:
-		return "poll"
-	case event.EventUnstablePollResponse.Type:
-		return "poll vote"
-	}
-	return "message"
-}
-
 // describeParkedTarget names the deleted event for the notice: the bridge never had its
 // content, so by its kind and the time it was sent.
 func describeParkedTarget(r *database.ParkedRedaction) string {
-	noun := targetNoun(r.TargetType)
+	noun := eventNoun(r.TargetType, "")
 	if r.TargetSentAt.IsZero() {
 		return fmt.Sprintf("%s %s", noun, r.Target)
 	}
