@@ -15,6 +15,14 @@ import (
 // relayErrors reads the bridge's count of failed relay attempts towards WhatsApp.
 func relayErrors(t *testing.T, address string) int {
 	t.Helper()
+	return metricSum(t, address, func(line string) bool {
+		return strings.HasPrefix(line, "causeway_relay_errors_total{") && strings.Contains(line, `direction="to_whatsapp"`)
+	})
+}
+
+// metricSum adds up the values of the bridge's /metrics lines that match.
+func metricSum(t *testing.T, address string, match func(line string) bool) int {
+	t.Helper()
 	resp, err := http.Get(address + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -24,7 +32,7 @@ func relayErrors(t *testing.T, address string) int {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "causeway_relay_errors_total{") || !strings.Contains(line, `direction="to_whatsapp"`) {
+		if !match(line) {
 			continue
 		}
 		n, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)

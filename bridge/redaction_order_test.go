@@ -1,7 +1,6 @@
 package bridge_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -140,28 +139,10 @@ func (g *txnGate) releaseAll() {
 // or failed, from its metrics.
 func matrixEventsHandled(t *testing.T, address string) int {
 	t.Helper()
-	resp, err := http.Get(address + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	total := 0
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "causeway_messages_relayed_total{") && !strings.HasPrefix(line, "causeway_relay_errors_total{") {
-			continue
-		}
-		if !strings.Contains(line, `direction="to_whatsapp"`) || !strings.Contains(line, `kind="matrix_event"`) {
-			continue
-		}
-		n, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		if err != nil {
-			t.Fatalf("metrics line %q: %v", line, err)
-		}
-		total += int(n)
-	}
-	return total
+	return metricSum(t, address, func(line string) bool {
+		return (strings.HasPrefix(line, "causeway_messages_relayed_total{") || strings.HasPrefix(line, "causeway_relay_errors_total{")) &&
+			strings.Contains(line, `direction="to_whatsapp"`) && strings.Contains(line, `kind="matrix_event"`)
+	})
 }
 
 // waitHandled waits until the bridge has finished with more Matrix events than before.
