@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"codeberg.org/causeway/causeway/internal/harness/configtest"
 	"fmt"
 	"net"
 	"os"
@@ -21,10 +22,10 @@ func TestImportCommandLine(t *testing.T) {
 	port := l.Addr().(*net.TCPAddr).Port
 	_ = l.Close()
 	token := strings.Repeat("a", 64)
-	configured := writeExample(t,
+	configured := configtest.WriteExample(t,
 		"as_token: generate", "as_token: "+token, "hs_token: generate", "hs_token: "+strings.Repeat("b", 64),
 		"port: 29318", fmt.Sprintf("port: %d", port))
-	placeholder := writeExample(t)
+	placeholder := configtest.WriteExample(t)
 	zipPath := filepath.Join(t.TempDir(), "export.zip")
 	if err := os.WriteFile(zipPath, []byte("PK\x05\x06"+strings.Repeat("\x00", 18)), 0o600); err != nil {
 		t.Fatal(err)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -10,31 +9,13 @@ import (
 
 	"maunium.net/go/mautrix/appservice"
 
-	"codeberg.org/causeway/causeway"
 	"codeberg.org/causeway/causeway/bridge"
 	"codeberg.org/causeway/causeway/config"
+	"codeberg.org/causeway/causeway/internal/harness/configtest"
 )
 
-// writeExample writes config.example.yaml with the replacements applied, the way a
-// newcomer edits a copy.
-func writeExample(t *testing.T, replacements ...string) string {
-	t.Helper()
-	s := string(causeway.ExampleConfig)
-	for i := 0; i+1 < len(replacements); i += 2 {
-		if !strings.Contains(s, replacements[i]) {
-			t.Fatalf("example has no %q", replacements[i])
-		}
-		s = strings.Replace(s, replacements[i], replacements[i+1], 1)
-	}
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 func TestGenerateRegistrationFromEditedExample(t *testing.T) {
-	cfgPath := writeExample(t,
+	cfgPath := configtest.WriteExample(t,
 		"address: http://localhost:8008", "address: https://matrix.ministry.example",
 		"domain: example.org", "domain: ministry.example")
 	regPath := filepath.Join(filepath.Dir(cfgPath), "registration.yaml")
@@ -77,7 +58,7 @@ func TestBadConfigExitsNonZeroWithKeyPath(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			path := writeExample(t, tt.replace...)
+			path := configtest.WriteExample(t, tt.replace...)
 			var stdout, stderr bytes.Buffer
 			code := run([]string{"-c", path}, &stdout, &stderr)
 			if code == 0 {
@@ -102,7 +83,7 @@ func TestVersion(t *testing.T) {
 		t.Errorf("--version printed %q, want %q", stdout.String(), want)
 	}
 	// With whatsapp.version in the config, that is the version in use.
-	path := writeExample(t, `version: ""`, `version: "2.3000.1999999999"`, "domain: example.org", "domain: example.org")
+	path := configtest.WriteExample(t, `version: ""`, `version: "2.3000.1999999999"`, "domain: example.org", "domain: example.org")
 	stdout.Reset()
 	if code := run([]string{"-c", path, "--version"}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())

@@ -16,6 +16,7 @@ import (
 
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/database"
+	"codeberg.org/causeway/causeway/internal/harness/configtest"
 	"codeberg.org/causeway/causeway/internal/secretfile"
 )
 
@@ -28,7 +29,7 @@ func TestSecretFileModes(t *testing.T) {
 	old := syscall.Umask(0o022)
 	t.Cleanup(func() { syscall.Umask(old) })
 
-	cfgPath := writeExample(t, "domain: example.org", "domain: ministry.example")
+	cfgPath := configtest.WriteExample(t, "domain: example.org", "domain: ministry.example")
 	if err := os.Chmod(cfgPath, 0o644); err != nil { // what `cp config.example.yaml config.yaml` gives
 		t.Fatal(err)
 	}

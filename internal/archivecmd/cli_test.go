@@ -17,10 +17,10 @@ import (
 
 	"github.com/rs/zerolog"
 
-	causeway "codeberg.org/causeway/causeway"
 	"codeberg.org/causeway/causeway/archive"
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/database"
+	"codeberg.org/causeway/causeway/internal/harness/configtest"
 	"codeberg.org/causeway/causeway/internal/harness/ziptest"
 )
 
@@ -29,23 +29,6 @@ const (
 	chatB = "120363000000000001@g.us"
 	alice = "4915550001@s.whatsapp.net"
 )
-
-// writeExample writes the example config with each replacements pair (old, new) applied once.
-func writeExample(t *testing.T, replacements ...string) string {
-	t.Helper()
-	s := string(causeway.ExampleConfig)
-	for i := 0; i+1 < len(replacements); i += 2 {
-		if !strings.Contains(s, replacements[i]) {
-			t.Fatalf("example has no %q", replacements[i])
-		}
-		s = strings.Replace(s, replacements[i], replacements[i+1], 1)
-	}
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // run runs `causeway ARGS...` for args that start with "archive", as the binary would.
 func run(args []string, stdout, stderr io.Writer) int {
@@ -70,7 +53,7 @@ func newArchiveSetup(t *testing.T) *archiveSetup {
 	t.Helper()
 	data := t.TempDir()
 	s := &archiveSetup{t: t, dbPath: filepath.Join(data, "causeway.db")}
-	s.configPath = writeExample(t,
+	s.configPath = configtest.WriteExample(t,
 		"address: http://localhost:8008", "address: http://127.0.0.1:8008",
 		"uri: causeway.db", "uri: "+s.dbPath,
 		"dir: archive", "dir: "+filepath.Join(data, "archive"),
