@@ -137,11 +137,12 @@ func startBridgeChild(ctx context.Context, e *env, opts BenchOptions) (*bridgeCh
 	cmd.Stdout, cmd.Stderr = out, out
 	// The bridge dies with the benchmark, whatever kills it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	done, err := devserver.StartPinned(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("failed to start the bridge process: %w", err)
 	}
 	c := &bridgeChild{cmd: cmd, exited: make(chan error, 1)}
-	go func() { c.exited <- cmd.Wait() }()
+	go func() { c.exited <- <-done }()
 	if err := c.waitReady(ctx, e); err != nil {
 		_ = c.stop()
 		return nil, err

@@ -12,7 +12,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"syscall"
 	"text/template"
@@ -245,27 +244,18 @@ func (d *Dendrite) Start(ctx context.Context) error {
 	// Dendrite dies with us: a test binary killed by a timeout must not leave servers behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	started := time.Now()
-	// Pdeathsig fires when the *thread* that started the child exits, not the process. Go
-	// ends a thread whenever a goroutine exits while locked to it, so Dendrite is started
-	// and waited for on a thread of its own that lives exactly as long as Dendrite does.
-	startErr := make(chan error, 1)
 	d.exited = make(chan struct{})
 	exited := d.exited
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine, after Dendrite
-		if err := cmd.Start(); err != nil {
-			startErr <- err
-			return
-		}
-		startErr <- nil
-		_ = cmd.Wait()
-		logFile.Close()
-		close(exited)
-	}()
-	if err := <-startErr; err != nil {
+	done, err := StartPinned(cmd)
+	if err != nil {
 		logFile.Close()
 		return fmt.Errorf("failed to start Dendrite: %w", err)
 	}
+	go func() {
+		<-done
+		logFile.Close()
+		close(exited)
+	}()
 	d.cmd = cmd
 	if err := d.waitReady(ctx, 60*time.Second); err != nil {
 		_ = d.Stop()
