@@ -258,6 +258,19 @@ func (s *stream) sendMatrix(ctx context.Context, c, n int) error {
 	return nil
 }
 
+// bridgeDied reports a bridge process that ended without the test ending it: nothing would
+// relay what the test waits for.
+func (s *stream) bridgeDied() error {
+	select {
+	case err := <-s.r.child.exited:
+		s.r.child.exited <- err
+		return fmt.Errorf("the bridge process (pid %d) died on its own (%v); see %s",
+			s.r.child.cmd.Process.Pid, err, filepath.Join(s.r.e.dir, "bench-bridge.out"))
+	default:
+		return nil
+	}
+}
+
 // killBridge is kill -9 of the bridge process and a new one at once.
 func (s *stream) killBridge(ctx context.Context) error {
 	old := s.r.child
@@ -384,6 +397,9 @@ func (s *stream) waitDelivered(ctx context.Context, t *testing.T) {
 	defer cancel()
 	complete := make([]bool, streamContacts)
 	err := poll(ctx, "every message on the other side", func() (bool, error) {
+		if err := s.bridgeDied(); err != nil {
+			return false, err
+		}
 		for c := range s.contacts {
 			if complete[c] {
 				continue
