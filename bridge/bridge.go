@@ -82,6 +82,8 @@ type Bridge struct {
 
 	syncCancel context.CancelFunc
 	syncDone   chan struct{}
+	// syncSenders wakes the sync when the logged-in users change (loginsChanged).
+	syncSenders chan struct{}
 	// crypto is the bot's encryption device (crypto.go).
 	crypto *cryptoState
 
@@ -99,15 +101,16 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Bridge, error) 
 			"run `causeway -c CONFIG -g -r registration.yaml` and give registration.yaml to the homeserver")
 	}
 	b := &Bridge{
-		cfg:      cfg,
-		log:      log,
-		opts:     opts,
-		txns:     newTxnDedup(256),
-		stopping: make(chan struct{}),
-		jobs:     newJobs(log.With().Str("component", "jobs").Logger()),
-		users:    map[id.UserID]*User{},
-		metrics:  newMetrics(cfg.Metrics),
-		clock:    opts.Clock,
+		cfg:         cfg,
+		log:         log,
+		opts:        opts,
+		txns:        newTxnDedup(256),
+		stopping:    make(chan struct{}),
+		syncSenders: make(chan struct{}, 1),
+		jobs:        newJobs(log.With().Str("component", "jobs").Logger()),
+		users:       map[id.UserID]*User{},
+		metrics:     newMetrics(cfg.Metrics),
+		clock:       opts.Clock,
 	}
 	if b.clock == nil {
 		b.clock = realClock{}
@@ -179,6 +182,7 @@ func (b *Bridge) Start(ctx context.Context) error {
 	b.startMatrixSync()
 	b.jobs.Go(context.WithoutCancel(ctx), "health: phones", b.watchPhones)
 	b.jobs.Go(context.Background(), "redaction_wait", b.expireWaitingRedactions)
+	b.jobs.Go(context.Background(), "accepted_events_prune", b.pruneAccepted)
 	b.log.Info().Stringer("bot", b.bot.UserID).Msg("Bridge started")
 	return nil
 }

@@ -89,7 +89,7 @@ func (b *Bridge) handleTransaction(w http.ResponseWriter, r *http.Request) {
 		echoesOnly = echoesOnly && echo
 		if err != nil {
 			// Not answering 200 makes the homeserver send the whole transaction again;
-			// events already queued are deduplicated by event ID.
+			// events already taken in are skipped by event ID (intake.go).
 			log.Err(err).Msg("Failed to store an event durably; asking the homeserver to retry")
 			mautrix.RespError{ErrCode: "M_UNKNOWN", Err: "Failed to store the event", StatusCode: http.StatusInternalServerError}.Write(w)
 			return
@@ -167,10 +167,8 @@ func (b *Bridge) handleRawEvent(ctx context.Context, raw json.RawMessage) (echo 
 		return false, nil
 	}
 	zerolog.Ctx(ctx).Trace().Str("type", env.Type).Stringer("event_id", env.ID).Stringer("sender", env.Sender).Msg("Transaction event")
-	if !b.isBridgeUser(env.Sender) && !isCommand(&env) {
-		if err := b.queuePortalEvent(ctx, &env, raw); err != nil {
-			return false, err
-		}
+	if err := b.takeInMatrixEvent(ctx, routeAppservice, &env, raw); err != nil {
+		return false, err
 	}
 	if env.StateKey == nil && b.isBridgeUser(env.Sender) {
 		// The homeserver echoes every message our ghosts send, one per relayed WhatsApp

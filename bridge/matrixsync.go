@@ -2,8 +2,14 @@ package bridge
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
 	"time"
+
+	"github.com/rs/zerolog"
+	"maunium.net/go/mautrix"
 
 	"go.mau.fi/whatsmeow/types"
 	"maunium.net/go/mautrix/event"
@@ -13,15 +19,59 @@ import (
 )
 
 // The homeserver does not push read receipts and typing to appservices (Dendrite has no
-// MSC2409), nor, in Dendrite 0.13, users' redactions, so the bot, which sits in every portal
-// room, syncs for them itself.
-const botSyncFilter = `{"presence":{"not_types":["*"]},"account_data":{"not_types":["*"]},` +
-	`"room":{"timeline":{"types":["m.room.redaction"],"limit":100},"state":{"not_types":["*"]},"account_data":{"not_types":["*"]},` +
-	`"ephemeral":{"types":["m.receipt","m.typing"]}}}`
+// MSC2409), nor, in Dendrite 0.13, users' redactions; and after a stall Dendrite can stop
+// pushing anything for minutes. So the bot, which sits in every portal room, syncs itself:
+// for receipts and typing, and for the logged-in users' events of the types the bridge relays,
+// which it hands on like pushed ones (intake.go). The ghosts' own events, nearly everything in
+// a busy room, stay out of the filter: the bot would only skip them.
 
-// kvSyncSince remembers how far the bot's sync got, so redactions made while the bridge
-// was down are still relayed.
-const kvSyncSince = "bot_sync_since"
+// syncTimelineLimit is how many events per room one sync returns. More came meanwhile only
+// when the bot's sync was held up; syncGap fetches the rest.
+const syncTimelineLimit = 100
+
+// botSyncFilter is the bot's sync filter for the given logged-in users.
+func (b *Bridge) botSyncFilter(senders []id.UserID) string {
+	if len(senders) == 0 {
+		// An empty list is not portable ("no one" or "everyone"); the bot's own events are
+		// skipped as echoes.
+		senders = []id.UserID{b.bot.UserID}
+	}
+	none := &mautrix.FilterPart{NotTypes: []event.Type{{Type: "*"}}}
+	f := mautrix.Filter{
+		Presence: none, AccountData: none,
+		Room: &mautrix.RoomFilter{
+			Timeline:    b.syncTimelineFilter(senders),
+			State:       none,
+			AccountData: none,
+			Ephemeral:   &mautrix.FilterPart{Types: []event.Type{event.EphemeralEventReceipt, event.EphemeralEventTyping}},
+		},
+	}
+	data, _ := json.Marshal(&f) // plain structs: cannot fail
+	return string(data)
+}
+
+// syncTimelineFilter picks the events the sync route takes in, also for syncGap's /messages.
+func (b *Bridge) syncTimelineFilter(senders []id.UserID) *mautrix.FilterPart {
+	var types []event.Type
+	for _, t := range portal.RelayedMessageTypes() {
+		types = append(types, event.Type{Type: t, Class: event.MessageEventType})
+	}
+	if b.cfg.Encryption.Allow {
+		types = append(types, event.EventEncrypted)
+	}
+	return &mautrix.FilterPart{Types: types, Senders: senders, Limit: syncTimelineLimit}
+}
+
+// kvSyncSince remembers how far the bot's sync got, so events and redactions made while the
+// bridge was down are still taken in; kvSyncSinceAt is when that position was reached.
+const (
+	kvSyncSince   = "bot_sync_since"
+	kvSyncSinceAt = "bot_sync_since_at"
+)
+
+// syncRetryMax bounds the wait between failed syncs: the sync is a relay route, and the
+// homeserver coming back should be noticed within seconds.
+const syncRetryMax = 10 * time.Second
 
 func (b *Bridge) startMatrixSync() {
 	ctx, cancel := context.WithCancel(b.log.With().Str("component", "matrix_sync").Logger().WithContext(context.Background()))
@@ -40,48 +90,241 @@ func (b *Bridge) stopMatrixSync() {
 	}
 }
 
-func (b *Bridge) syncLoop(ctx context.Context) {
-	cli := b.cryptoSyncClient()
-	since, err := b.db.KV.Get(ctx, kvSyncSince)
-	if err != nil {
-		b.log.Err(err).Msg("Failed to load the sync position")
+// loginsChanged tells the sync that the set of logged-in users changed: its filter names them.
+func (b *Bridge) loginsChanged() {
+	select {
+	case b.syncSenders <- struct{}{}:
+	default:
 	}
-	typing := map[id.RoomID]bool{} // was the receiver typing at the last sync
+}
+
+// syncState is what the sync loop carries from one sync to the next.
+type syncState struct {
+	since   string
+	sinceAt time.Time // when since was reached; zero if unknown
+	senders []id.UserID
+	filter  string
+	typing  map[id.RoomID]bool // was the receiver typing at the last sync
+}
+
+func (b *Bridge) syncLoop(ctx context.Context) {
+	log := zerolog.Ctx(ctx)
+	cli := b.cryptoSyncClient()
+	st := &syncState{typing: map[id.RoomID]bool{}}
+	var err error
+	if st.since, err = b.db.KV.Get(ctx, kvSyncSince); err != nil {
+		log.Err(err).Msg("Failed to load the sync position")
+	}
+	if at, err := b.db.KV.Get(ctx, kvSyncSinceAt); err == nil && at != "" {
+		if ms, err := strconv.ParseInt(at, 10, 64); err == nil {
+			st.sinceAt = time.UnixMilli(ms)
+		}
+	}
+	rebuild := true
 	backoff := time.Second
+	wait := func() bool {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, syncRetryMax)
+		return true
+	}
 	for ctx.Err() == nil {
-		resp, err := cli.SyncRequest(ctx, 30000, since, botSyncFilter, false, event.PresenceOffline)
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+		select {
+		case <-b.syncSenders:
+			rebuild = true
+		default:
+		}
+		if rebuild {
+			if err := b.loadSyncSenders(ctx, st); err != nil {
+				log.Err(err).Msg("Failed to list the logged-in users for the sync filter")
+				if !wait() {
+					return
+				}
+				continue
+			}
+			rebuild = false
+		}
+		resp, changed, err := b.syncOnce(ctx, cli, st)
+		if ctx.Err() != nil {
+			return
+		} else if changed {
+			rebuild = true // the request was cut off for the new filter; the position stands
+			continue
+		} else if err != nil {
+			log.Warn().Err(err).Msg("The bot's sync failed")
+			if !wait() {
 				return
 			}
-			b.log.Warn().Err(err).Msg("Receipt and typing sync failed")
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, time.Minute)
 			continue
 		}
 		backoff = time.Second
+		received := time.Now()
 		// To-device events and key counts are never stale: room keys among them.
-		b.cryptoSync(ctx, resp, since)
-		first := since == ""
-		if !first {
+		b.cryptoSync(ctx, resp, st.since)
+		if st.since != "" { // a first sync only sets the position; older events are stale
 			for roomID, room := range resp.Rooms.Join {
-				for _, evt := range room.Timeline.Events {
-					b.queueSyncedRedaction(ctx, roomID, evt)
+				if !b.takeInSyncedRoom(ctx, cli, st, roomID, room) {
+					return // stopping: the position is not saved, and the next start reads again
 				}
 				for _, evt := range room.Ephemeral.Events {
-					b.handleEphemeral(ctx, roomID, evt, typing)
+					b.handleEphemeral(ctx, roomID, evt, st.typing)
 				}
 			}
-		} // else: a first sync only sets the position; older receipts are stale
-		since = resp.NextBatch
-		if err := b.db.KV.Set(ctx, kvSyncSince, since); err != nil {
-			b.log.Err(err).Msg("Failed to save the sync position")
+		}
+		st.since, st.sinceAt = resp.NextBatch, received
+		if err := b.db.KV.Set(ctx, kvSyncSince, st.since); err != nil {
+			log.Err(err).Msg("Failed to save the sync position")
+		}
+		if err := b.db.KV.Set(ctx, kvSyncSinceAt, strconv.FormatInt(received.UnixMilli(), 10)); err != nil {
+			log.Err(err).Msg("Failed to save the time of the sync position")
 		}
 	}
+}
+
+func (b *Bridge) loadSyncSenders(ctx context.Context, st *syncState) error {
+	rows, err := b.db.Users.ListLoggedIn(ctx)
+	if err != nil {
+		return err
+	}
+	st.senders = st.senders[:0]
+	for _, row := range rows {
+		st.senders = append(st.senders, row.MXID)
+	}
+	slices.Sort(st.senders)
+	st.filter = b.botSyncFilter(st.senders)
+	zerolog.Ctx(ctx).Debug().Int("senders", len(st.senders)).Msg("Sync filter set for the logged-in users")
+	return nil
+}
+
+// syncOnce runs one sync request. A change of the logged-in users cuts it off (changed): its
+// filter would skip a new user's events, and the position it returned would pass them by.
+func (b *Bridge) syncOnce(ctx context.Context, cli *mautrix.Client, st *syncState) (resp *mautrix.RespSync, changed bool, err error) {
+	reqCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan struct{})
+	watched := make(chan bool, 1)
+	go func() {
+		select {
+		case <-b.syncSenders:
+			cancel()
+			watched <- true
+		case <-done:
+			watched <- false
+		}
+	}()
+	resp, err = cli.SyncRequest(reqCtx, 30000, st.since, st.filter, false, event.PresenceOffline)
+	close(done)
+	if <-watched {
+		return nil, true, nil
+	}
+	return resp, false, err
+}
+
+// takeInSyncedRoom hands a portal room's synced events on, after the ones a limited timeline
+// left out. A failure (the database, or the homeserver during syncGap) is retried: the events
+// must be taken in before the position moves past them, and those taken in already are
+// skipped. It returns false only when the bridge is stopping.
+func (b *Bridge) takeInSyncedRoom(ctx context.Context, cli *mautrix.Client, st *syncState, roomID id.RoomID, room *mautrix.SyncJoinedRoom) bool {
+	if len(room.Timeline.Events) == 0 {
+		return true
+	}
+	log := zerolog.Ctx(ctx).With().Stringer("room_id", roomID).Logger()
+	backoff := time.Second
+	for {
+		err := b.takeInSyncedTimeline(log.WithContext(ctx), cli, st, roomID, room)
+		if err == nil {
+			return true
+		}
+		log.Err(err).Msg("Failed to take in the room's synced events; trying again")
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, syncRetryMax)
+	}
+}
+
+func (b *Bridge) takeInSyncedTimeline(ctx context.Context, cli *mautrix.Client, st *syncState, roomID id.RoomID, room *mautrix.SyncJoinedRoom) error {
+	p, err := b.portals.ByRoom(ctx, roomID)
+	if err != nil {
+		return err
+	} else if p == nil {
+		return nil // not a portal: commands and the management room stay with the pushes
+	}
+	evts := room.Timeline.Events
+	if room.Timeline.Limited && room.Timeline.PrevBatch != "" {
+		gap, err := b.syncGap(ctx, cli, st, roomID, room.Timeline.PrevBatch)
+		if err != nil {
+			return err
+		}
+		evts = append(gap, evts...)
+	}
+	for _, evt := range evts {
+		if err := b.takeInSynced(ctx, roomID, evt); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncGapPages bounds how far back syncGap reads (pages of 100 events before the filter).
+const syncGapPages = 50
+
+// syncGapSlack is how much older than the sync position an event in the gap may look: an event
+// is stamped when the homeserver builds it and enters the sync stream when stored, which a
+// stalled homeserver can hold up.
+const syncGapSlack = 10 * time.Minute
+
+// syncGap fetches, oldest first, the events of a limited timeline that the sync left out,
+// reading back from its start to the first event already taken in, or one from before the
+// previous sync position. Dendrite's /messages cannot stop at a sync position by itself: its
+// "to" and "from" leave out the first event after one.
+func (b *Bridge) syncGap(ctx context.Context, cli *mautrix.Client, st *syncState, roomID id.RoomID, from string) ([]*event.Event, error) {
+	filter := b.syncTimelineFilter(st.senders)
+	floor := time.Time{}
+	if !st.sinceAt.IsZero() {
+		floor = st.sinceAt.Add(-syncGapSlack)
+	}
+	var gap []*event.Event // newest first
+	complete := false
+read:
+	for page := 0; page < syncGapPages; page++ {
+		resp, err := cli.Messages(ctx, roomID, from, "", mautrix.DirectionBackward, filter, 100)
+		if err != nil {
+			return nil, fmt.Errorf("failed to read the events a limited sync left out: %w", err)
+		}
+		for _, evt := range resp.Chunk {
+			if time.UnixMilli(evt.Timestamp).Before(floor) {
+				complete = true
+				break read
+			}
+			accepted, err := b.db.Queue.Accepted(ctx, evt.ID)
+			if err != nil {
+				return nil, err
+			} else if accepted {
+				complete = true
+				break read
+			}
+			gap = append(gap, evt)
+		}
+		if len(resp.Chunk) == 0 || resp.End == "" || resp.End == from {
+			complete = true // the start of the room
+			break
+		}
+		from = resp.End
+	}
+	log := zerolog.Ctx(ctx).With().Int("events", len(gap)).Logger()
+	if !complete {
+		log.Warn().Msg("The sync left out more events than the bridge reads back; older ones come by the homeserver's pushes, possibly after these")
+	} else {
+		log.Debug().Msg("Read back the events a limited sync left out")
+	}
+	slices.Reverse(gap)
+	return gap, nil
 }
 
 func (b *Bridge) handleEphemeral(ctx context.Context, roomID id.RoomID, evt *event.Event, typing map[id.RoomID]bool) {

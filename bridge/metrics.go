@@ -23,6 +23,9 @@ type metrics struct {
 	relayed  *prometheus.CounterVec
 	failures *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// intake counts Matrix events by the route that delivered them (intake.go): a sync route
+	// that is often first says the homeserver's pushes are late.
+	intake *prometheus.CounterVec
 	// connected has a series per user, labelled with their Matrix ID: nil unless the
 	// operator opted in with metrics.per_user_labels.
 	connected *prometheus.GaugeVec
@@ -54,6 +57,10 @@ func newMetrics(cfg config.Metrics) *metrics {
 			Name: "causeway_relay_latency_seconds", Help: "Time from receiving an event to relaying it.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, []string{"direction"}),
+		intake: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_matrix_events_delivered_total",
+			Help: "Matrix events delivered to the bridge, by route (appservice push or the bot's sync) and outcome (first: queued; repeat: already taken in, skipped).",
+		}, []string{"route", "outcome"}),
 		loginsUp: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "causeway_whatsapp_logins_connected", Help: "Logins whose WhatsApp connection is up.",
 		}),
@@ -68,7 +75,7 @@ func newMetrics(cfg config.Metrics) *metrics {
 			Name: "causeway_capture_gap_open", Help: "1 while capture is stopped for any login (an open gap in the completeness ledger).",
 		}),
 	}
-	m.registry.MustRegister(m.relayed, m.failures, m.latency, m.loginsUp, m.queue, m.states, m.gapOpen,
+	m.registry.MustRegister(m.relayed, m.failures, m.latency, m.intake, m.loginsUp, m.queue, m.states, m.gapOpen,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	if cfg.PerUserLabels {
 		m.connected = prometheus.NewGaugeVec(prometheus.GaugeOpts{

@@ -16,7 +16,9 @@ import (
 // receiver, an encrypted event and any type WhatsApp has no counterpart for vanished here
 // without a word or a record. State events that are not relayed (power levels, a member
 // joining) change the room, not the conversation, and stay the bot's business.
-func (b *Bridge) queuePortalEvent(ctx context.Context, env *portal.MatrixEnvelope, raw json.RawMessage) error {
+//
+// Both routes by which events reach the bridge come here (see intake.go); route names the one.
+func (b *Bridge) queuePortalEvent(ctx context.Context, route intakeRoute, env *portal.MatrixEnvelope, raw json.RawMessage) error {
 	relayed := portal.IsRelayed(env.Type, env.StateKey != nil)
 	if !relayed && env.StateKey != nil {
 		return nil
@@ -26,7 +28,8 @@ func (b *Bridge) queuePortalEvent(ctx context.Context, env *portal.MatrixEnvelop
 		return err
 	}
 	if p == nil {
-		if env.Type == event.EventEncrypted.Type {
+		// Answered when pushed only: the bot's sync reads portals alone (it would answer twice).
+		if env.Type == event.EventEncrypted.Type && route == routeAppservice {
 			b.tellEncryptedOutsidePortal(ctx, env)
 		}
 		return nil
@@ -49,13 +52,13 @@ func (b *Bridge) queuePortalEvent(ctx context.Context, env *portal.MatrixEnvelop
 	}
 	zerolog.Ctx(ctx).Debug().Str("type", env.Type).Str("unrelayed", reason).Msg("Matrix event in a bridged room")
 	if reason == "" {
-		return p.Enqueue(ctx, portal.NewMatrixEventItem(env, raw))
+		return b.enqueueMatrix(ctx, route, p, env, portal.NewMatrixEventItem(env, raw))
 	}
 	item, err := portal.NewUnrelayedItem(env, raw, reason, b.hasLogin(ctx, env))
 	if err != nil {
 		return err
 	}
-	return p.Enqueue(ctx, item)
+	return b.enqueueMatrix(ctx, route, p, env, item)
 }
 
 // hasLogin says whether the sender of an event is logged in to WhatsApp through the bridge.

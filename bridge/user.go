@@ -149,7 +149,9 @@ func (u *User) forgetDevice(ctx context.Context) error {
 	u.connected = false
 	row := *u.row
 	u.mu.Unlock()
-	return u.b.db.Users.Put(ctx, &row)
+	err := u.b.db.Users.Put(ctx, &row)
+	u.b.loginsChanged()
+	return err
 }
 
 // disconnect closes the WhatsApp connection, keeping the session.

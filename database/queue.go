@@ -38,6 +38,11 @@ type AddOptions struct {
 	// NotIfBridged, a WhatsApp message ID, makes Add skip the item if the portal already has
 	// that message bridged (a redelivery).
 	NotIfBridged string
+	// AcceptEvent, a Matrix event ID, makes Add record the event as taken in
+	// (accepted_matrix_event) in the same transaction as the insert, and skip the item when
+	// it was taken in before: the bridge gets Matrix events by two routes, and the second
+	// delivery must do nothing, whether or not the first one's item is still queued.
+	AcceptEvent id.EventID
 }
 
 // QueueQuery is the durable relay queue.
@@ -62,11 +67,50 @@ func (q *QueueQuery) Add(ctx context.Context, item *QueueItem, opts AddOptions) 
 			ON CONFLICT (direction, receiver, dedup_key) DO NOTHING`
 		args = append(args, opts.NotIfBridged)
 	}
+	if opts.AcceptEvent == "" {
+		return q.insert(ctx, item, query, args)
+	}
+	var added bool
+	err := q.db.DoTxn(ctx, nil, func(ctx context.Context) error {
+		res, err := q.db.Exec(ctx, `INSERT INTO accepted_matrix_event (event_id, accepted_at) VALUES ($1, $2)
+			ON CONFLICT (event_id) DO NOTHING`, opts.AcceptEvent, item.QueuedAt.UnixMilli())
+		if err != nil {
+			return fmt.Errorf("failed to record Matrix event %s as taken in: %w", opts.AcceptEvent, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // taken in before, by the other route or an earlier delivery
+		}
+		added, err = q.insert(ctx, item, query, args)
+		return err
+	})
+	return added, err
+}
+
+func (q *QueueQuery) insert(ctx context.Context, item *QueueItem, query string, args []any) (bool, error) {
 	res, err := q.db.Exec(ctx, query, args...)
 	if err != nil {
 		return false, fmt.Errorf("failed to queue %s %s: %w", item.Direction, item.Kind, err)
 	}
 	n, _ := res.RowsAffected()
+	return n > 0, nil
+}
+
+// PruneAccepted forgets the Matrix events taken in before the cutoff (see AddOptions.AcceptEvent).
+func (q *QueueQuery) PruneAccepted(ctx context.Context, before time.Time) (int64, error) {
+	res, err := q.db.Exec(ctx, "DELETE FROM accepted_matrix_event WHERE accepted_at < $1", before.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("failed to prune the Matrix events taken in: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// Accepted says whether a Matrix event has been taken in (and not pruned since).
+func (q *QueueQuery) Accepted(ctx context.Context, evt id.EventID) (bool, error) {
+	var n int
+	if err := q.db.QueryRow(ctx, "SELECT COUNT(*) FROM accepted_matrix_event WHERE event_id=$1", evt).Scan(&n); err != nil {
+		return false, fmt.Errorf("failed to look for Matrix event %s among those taken in: %w", evt, err)
+	}
 	return n > 0, nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -53,12 +54,13 @@ func IsRelayed(eventType string, isState bool) bool {
 		}
 		return false
 	}
-	switch eventType {
-	case event.EventMessage.Type, event.EventSticker.Type, event.EventReaction.Type, event.EventRedaction.Type,
-		event.EventUnstablePollStart.Type, event.EventUnstablePollResponse.Type:
-		return true
-	}
-	return false
+	return slices.Contains(RelayedMessageTypes(), eventType)
+}
+
+// RelayedMessageTypes are the message (not state) event types IsRelayed accepts.
+func RelayedMessageTypes() []string {
+	return []string{event.EventMessage.Type, event.EventSticker.Type, event.EventReaction.Type, event.EventRedaction.Type,
+		event.EventUnstablePollStart.Type, event.EventUnstablePollResponse.Type}
 }
 
 func (p *Portal) handleMatrixEvent(ctx context.Context, item *database.QueueItem) error {

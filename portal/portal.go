@@ -287,6 +287,22 @@ func (p *Portal) Enqueue(ctx context.Context, item *database.QueueItem) error {
 	return nil
 }
 
+// EnqueueMatrixEvent is Enqueue for a Matrix event, item being its NewMatrixEventItem or
+// NewUnrelayedItem. The bridge gets Matrix events by two routes (appservice transactions and
+// the bot's sync); the event is recorded as taken in together with the insert, so that only
+// the first delivery queues it. It reports whether this one did.
+func (p *Portal) EnqueueMatrixEvent(ctx context.Context, evt id.EventID, item *database.QueueItem) (bool, error) {
+	item.PortalKey = p.row.PortalKey
+	added, err := p.m.deps.DB.Queue.Add(ctx, item, database.AddOptions{AcceptEvent: evt})
+	if err != nil {
+		return false, err
+	}
+	if added {
+		p.poke()
+	}
+	return added, nil
+}
+
 // EnqueueMessage is Enqueue for a WhatsApp message. A redelivery of a message the portal has
 // bridged is not queued, and the queue gets the message as decoded (see inflight).
 func (p *Portal) EnqueueMessage(ctx context.Context, m *PackedMessage) error {
