@@ -1,18 +1,9 @@
 package bridge_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
-	"net/http/httputil"
-	"net/url"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,117 +14,8 @@ import (
 
 	"codeberg.org/causeway/causeway/archive"
 	"codeberg.org/causeway/causeway/config"
-	"codeberg.org/causeway/causeway/internal/harness/devserver"
 	"codeberg.org/causeway/causeway/portal"
 )
-
-// txnGate stands where the homeserver sends appservice transactions and passes them on to
-// the bridge, except those carrying an event the test picked, which it holds until released:
-// the late transaction that let a deletion overtake what it deletes, made on demand.
-type txnGate struct {
-	next *httputil.ReverseProxy
-
-	mu      sync.Mutex
-	hold    func(evt map[string]any) bool
-	release chan struct{}
-	heldN   int
-	held    sync.WaitGroup
-}
-
-// startTxnGate listens on the appservice address the homeserver was given and moves the
-// bridge to a port of its own behind it.
-func startTxnGate(t *testing.T, cfg *config.Config) *txnGate {
-	t.Helper()
-	port, err := devserver.FreePort()
-	if err != nil {
-		t.Fatal(err)
-	}
-	front := cfg.Appservice.Port
-	cfg.Appservice.Port = port
-	g := &txnGate{next: httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: net.JoinHostPort(cfg.Appservice.Hostname, strconv.Itoa(port))})}
-	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Appservice.Hostname, strconv.Itoa(front)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: g, ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() {
-		g.releaseAll()
-		_ = srv.Close()
-	})
-	return g
-}
-
-func (g *txnGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "/transactions/") {
-		body, err := io.ReadAll(r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		r.Body = io.NopCloser(bytes.NewReader(body))
-		var txn struct {
-			Events []map[string]any `json:"events"`
-		}
-		_ = json.Unmarshal(body, &txn)
-		g.mu.Lock()
-		release, matched := g.release, false
-		for _, evt := range txn.Events {
-			matched = matched || (g.hold != nil && g.hold(evt))
-		}
-		if matched {
-			g.heldN++
-			g.held.Add(1)
-			defer g.held.Done()
-		}
-		g.mu.Unlock()
-		if matched {
-			select {
-			case <-release:
-			case <-r.Context().Done():
-				return // the homeserver gave up on this attempt and will retry
-			}
-		}
-	}
-	g.next.ServeHTTP(w, r)
-}
-
-// holdBack holds every transaction carrying an event that hold matches, until releaseAll.
-func (g *txnGate) holdBack(hold func(evt map[string]any) bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.hold, g.release, g.heldN = hold, make(chan struct{}), 0
-}
-
-// waitHeld waits until the homeserver has tried to deliver a held transaction.
-func (g *txnGate) waitHeld(t *testing.T) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		g.mu.Lock()
-		n := g.heldN
-		g.mu.Unlock()
-		if n > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the homeserver never sent the transaction the test holds back")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// releaseAll passes the held transactions on and returns once the bridge has answered them
-// all, that is, once their events are in its queue.
-func (g *txnGate) releaseAll() {
-	g.mu.Lock()
-	if g.release != nil {
-		close(g.release)
-	}
-	g.hold, g.release = nil, nil
-	g.mu.Unlock()
-	g.held.Wait()
-}
 
 // matrixEventsHandled counts the Matrix events the bridge's queues have finished with, relayed
 // or failed, from its metrics.
@@ -173,18 +55,27 @@ func fromAlice(typ string, match func(content map[string]any) bool) func(map[str
 }
 
 // TestRedactionBeforeTarget: on Dendrite a user's deletion reaches the bridge by the bot's
-// sync and what it deletes by an appservice transaction, in either order. The test holds the
-// target's transaction back until the bridge has handled the deletion, which is the order
-// that left reactions and messages on WhatsApp for good: the deletion must wait for its
+// sync only, and what it deletes by an appservice transaction and the sync. The sync brings
+// both in order, but when it misses the target (a limited timeline it could not read back far
+// enough) the push may bring the target after the deletion. The test holds the target's
+// transaction back and keeps it out of the sync until the bridge has handled the deletion,
+// which is the order that left reactions and messages on WhatsApp for good: the deletion must wait for its
 // target, and the target, deleted already, must not stay on the phone. A target that does
 // not come within bridge.redaction_wait gets a notice and a completeness ledger entry, and
 // is still not sent when it comes after all.
 func TestRedactionBeforeTarget(t *testing.T) {
 	var gate *txnGate
+	var syncs *syncGate
 	f := newDM(t, "redaction_order", "4915553010", "4915553011", func(cfg *config.Config) {
 		cfg.Bridge.RedactionWait = "1s"
 		gate = startTxnGate(t, cfg)
+		syncs = startSyncGate(t, cfg)
 	})
+	// The target must not come by the bot's sync either, which returns it before its deletion.
+	release := func() {
+		gate.releaseAll()
+		syncs.hideFromSync(nil)
+	}
 	ctx := context.Background()
 	mx, room, ghost, c, chat := f.alice.mx, f.room, f.ghost, f.contact, f.alice.phone.JID()
 
@@ -202,6 +93,7 @@ func TestRedactionBeforeTarget(t *testing.T) {
 		t.Helper()
 		before := matrixEventsHandled(t, lastBridge.cfg.Appservice.Address)
 		gate.holdBack(hold)
+		syncs.hideFromSync(hold)
 		resp, err := mx.SendMessageEvent(ctx, room, typ, content)
 		if err != nil {
 			t.Fatal(err)
@@ -272,7 +164,7 @@ func TestRedactionBeforeTarget(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			target := sendHeld(t, tt.typ, tt.content, tt.hold)
-			gate.releaseAll()
+			release()
 			neverStays(t, fmt.Sprintf("after case %d", i), tt.arrived(target), tt.removed(target))
 		})
 	}
@@ -297,7 +189,7 @@ func TestRedactionBeforeTarget(t *testing.T) {
 		if !found {
 			t.Errorf("archive gaps %+v, want a redaction_target_missing entry naming %s in chat %s", gaps, target, c.JID())
 		}
-		gate.releaseAll()
+		release()
 		neverStays(t, "after the late one",
 			func(m *events.Message) bool { return textOf(m) == body },
 			func(m *events.Message) bool {
