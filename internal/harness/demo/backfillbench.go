@@ -211,6 +211,11 @@ func (r *rig) history(chats, perChat int) ([]*waHistorySync.HistorySync, []id.Us
 
 // relayedToMatrix reads the bridge's count of WhatsApp messages relayed into Matrix.
 func (r *rig) relayedToMatrix(ctx context.Context) (int, error) {
+	return r.metric(ctx, `causeway_messages_relayed_total{direction="to_matrix",kind="wa_message"}`)
+}
+
+// metric reads one series of the bridge's metrics (0 when it has none yet).
+func (r *rig) metric(ctx context.Context, series string) (int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.e.cfg.Appservice.Address+"/metrics", nil)
 	if err != nil {
 		return 0, err
@@ -220,10 +225,9 @@ func (r *rig) relayedToMatrix(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("failed to read the bridge's metrics: %w", err)
 	}
 	defer resp.Body.Close()
-	const prefix = `causeway_messages_relayed_total{direction="to_matrix",kind="wa_message"} `
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), prefix); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			return int(f), err
 		}

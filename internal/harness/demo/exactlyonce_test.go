@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -33,7 +34,7 @@ const (
 	streamContacts   = 5
 	streamPerContact = 300
 	streamRate       = 15 // WhatsApp messages a second, all contacts together
-	streamFromMatrix = 20 // Matrix messages per room (none under a homeserver stall, see there)
+	streamFromMatrix = 20 // Matrix messages per room
 	streamHits       = 3
 )
 
@@ -53,21 +54,29 @@ func TestCrashExactlyOnce(t *testing.T) {
 
 // TestHomeserverStallExactlyOnce stops Dendrite with SIGSTOP for 30 s three times during the
 // stream: the bridge's sends time out or come back 500, and Dendrite stores some of them anyway.
-// The Matrix user sends nothing here: after a stall Dendrite 0.13.8 stops pushing events to
-// appservices altogether (docs/dendrite-duplicate-events.md), so no bridge that relies on its
-// pushes gets them.
+// The Matrix user keeps writing through the stalls: a send under way hangs until SIGCONT, and
+// the ones after it follow. After a stall Dendrite 0.13.8 can stop pushing events to
+// appservices for minutes (docs/dendrite-duplicate-events.md); the bridge's own sync brings
+// them, and whichever route is first relays each once.
 func TestHomeserverStallExactlyOnce(t *testing.T) {
-	s := startStream(t, "sqlite", "4915556030", 0)
+	s := startStream(t, "sqlite", "4915556030", streamFromMatrix)
+	var hanging int64
 	s.run(t, "homeserver stalled for 30 s", func(ctx context.Context, t *testing.T) error {
-		return s.homeserverDown(ctx, func() error {
+		return s.homeserverDown(ctx, false, func() error {
 			pid := s.r.e.hs.PID()
 			if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 				return err
 			}
 			time.Sleep(30 * time.Second)
+			n := s.matrixUnderWay.Load()
+			hanging += n
+			t.Logf("%d of the Matrix user's sends under way at SIGCONT", n)
 			return syscall.Kill(pid, syscall.SIGCONT)
 		})
 	})
+	if hanging == 0 {
+		t.Error("no Matrix send was under way during any stall: the test did not exercise them")
+	}
 }
 
 // TestHomeserverRestartNothingMissing kills Dendrite with SIGKILL three times during the stream
@@ -76,7 +85,7 @@ func TestHomeserverStallExactlyOnce(t *testing.T) {
 func TestHomeserverRestartNothingMissing(t *testing.T) {
 	s := startStream(t, "sqlite", "4915556040", streamFromMatrix)
 	s.run(t, "homeserver killed and restarted", func(ctx context.Context, t *testing.T) error {
-		return s.homeserverDown(ctx, func() error {
+		return s.homeserverDown(ctx, true, func() error {
 			if err := s.r.e.hs.Kill(); err != nil {
 				return err
 			}
@@ -96,12 +105,12 @@ type stream struct {
 	// fromMatrix is how many messages the Matrix user sends into each room.
 	fromMatrix int
 
-	// matrixSends holds the Matrix user's sends: a disruption of the homeserver waits for the
-	// one under way and keeps new ones out, or the user's own client would make duplicates
-	// the bridge has no part in.
-	matrixSends sync.RWMutex
-	sentMatrix  atomic.Int64 // Matrix messages sent so far
-	sentWA      atomic.Int64 // WhatsApp messages sent so far
+	// matrixSends holds the Matrix user's sends: a homeserver restart waits for the ones
+	// under way and keeps new ones out (see homeserverDown).
+	matrixSends    sync.RWMutex
+	sentMatrix     atomic.Int64 // Matrix messages sent so far
+	matrixUnderWay atomic.Int64 // Matrix sends started and not finished
+	sentWA         atomic.Int64 // WhatsApp messages sent so far
 }
 
 func startStream(t *testing.T, dbType, number string, fromMatrix int) *stream {
@@ -231,23 +240,22 @@ func (s *stream) play(ctx context.Context) error {
 }
 
 // sendMatrix sends the Matrix user's message n into room c. A send Dendrite fails (it answers
-// 500 now and then under this load) may have stored the event anyway, so before trying again
-// the user looks for it, as the bridge does: a second event would be the user's duplicate,
-// not the bridge's.
+// 500 now and then under this load, and after a stall) may have stored the event anyway, so
+// before trying again the user looks for it, as the bridge does: a second event would be the
+// user's duplicate, not the bridge's.
 func (s *stream) sendMatrix(ctx context.Context, c, n int) error {
 	s.matrixSends.RLock()
 	defer s.matrixSends.RUnlock()
+	s.matrixUnderWay.Add(1)
+	defer s.matrixUnderWay.Add(-1)
 	body := mxBody(c, n)
 	var err error
 	// Dendrite answers the user's own sends 500 for a while when loaded (seen for 15 s in a row);
 	// the test's client is not the bridge under test, so it keeps trying for a minute.
 	for attempt := 0; attempt < 20; attempt++ {
-		if attempt > 0 {
-			time.Sleep(3 * time.Second) // for a cut-off send to land (portal/recovery.go)
-			if evt, _ := s.r.mx.findEvent(ctx, s.rooms[c], s.r.mx.cli.UserID, isText(body)); evt != nil {
-				err = nil
-				break
-			}
+		if attempt > 0 && s.landed(ctx, c, body) {
+			err = nil
+			break
 		}
 		if _, err = s.r.mx.cli.SendText(ctx, s.rooms[c], body); err == nil {
 			break
@@ -258,6 +266,18 @@ func (s *stream) sendMatrix(ctx context.Context, c, n int) error {
 	}
 	s.sentMatrix.Add(1)
 	return nil
+}
+
+// landed looks for a failed send's event for a while: Dendrite stores it some time after it
+// answered 500 (portal/recovery.go waits the same way), longer after a stall.
+func (s *stream) landed(ctx context.Context, c int, body string) bool {
+	for range 5 {
+		time.Sleep(2 * time.Second)
+		if evt, _ := s.r.mx.findEvent(ctx, s.rooms[c], s.r.mx.cli.UserID, isText(body)); evt != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // bridgeDied reports a bridge process that ended without the test ending it: nothing would
@@ -289,12 +309,16 @@ func (s *stream) killBridge(ctx context.Context) error {
 	return nil
 }
 
-// homeserverDown runs outage with the Matrix user's sends held back. Dendrite keeps what it
-// is to push to the bridge in memory, so the bridge first gets every Matrix message sent so
-// far: what a killed Dendrite drops before pushing is not the bridge's to lose.
-func (s *stream) homeserverDown(ctx context.Context, outage func() error) error {
-	s.matrixSends.Lock()
-	defer s.matrixSends.Unlock()
+// homeserverDown runs outage right after a contact's message, once the phones have every
+// Matrix message sent so far. With holdSends, the Matrix user's sends wait while it lasts:
+// a killed Dendrite drops what it held in memory before pushing it or showing it to any
+// client, and that is not the bridge's to lose. A stalled one loses nothing, so the user
+// keeps writing.
+func (s *stream) homeserverDown(ctx context.Context, holdSends bool, outage func() error) error {
+	if holdSends {
+		s.matrixSends.Lock()
+		defer s.matrixSends.Unlock()
+	}
 	want := s.sentMatrix.Load()
 	waitCtx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
@@ -512,6 +536,18 @@ func (s *stream) check(ctx context.Context, t *testing.T, what string) {
 		bytes.Count(logText, []byte("Found the event of an earlier attempt")),
 		bytes.Count(logText, []byte("is not in the room; sent it again")),
 		bytes.Count(logText, []byte("The homeserver is not answering")))
+	// Which route brought the Matrix user's events, since the bridge process last started.
+	var routes []string
+	for _, route := range []string{"appservice", "sync"} {
+		for _, outcome := range []string{"first", "repeat"} {
+			n, err := s.r.metric(ctx, fmt.Sprintf(`causeway_matrix_events_delivered_total{outcome=%q,route=%q}`, outcome, route))
+			if err != nil {
+				t.Fatal(err)
+			}
+			routes = append(routes, fmt.Sprintf("%s %s %d", route, outcome, n))
+		}
+	}
+	t.Logf("Matrix events delivered by route, since the bridge process started: %s", strings.Join(routes, ", "))
 	if userDup > 0 {
 		t.Errorf("%d of the Matrix user's messages came back into their rooms", userDup)
 	}
