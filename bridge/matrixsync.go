@@ -3,6 +3,7 @@ package bridge
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -258,7 +259,12 @@ func (b *Bridge) takeInSyncedTimeline(ctx context.Context, cli *mautrix.Client, 
 	evts := room.Timeline.Events
 	if room.Timeline.Limited && room.Timeline.PrevBatch != "" {
 		gap, err := b.syncGap(ctx, cli, st, roomID, room.Timeline.PrevBatch)
-		if err != nil {
+		var httpErr mautrix.HTTPError
+		if errors.As(err, &httpErr) && httpErr.Response != nil && httpErr.Response.StatusCode < 500 {
+			// Refused, not failed: asking again would hold up the sync for good. What the
+			// sync left out comes by the homeserver's pushes.
+			zerolog.Ctx(ctx).Warn().Err(err).Msg("The homeserver refused to give the events a limited sync left out")
+		} else if err != nil {
 			return err
 		}
 		evts = append(gap, evts...)
