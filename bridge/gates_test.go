@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -176,19 +177,11 @@ func (g *txnGate) releaseAll() {
 // before it are handled too, the homeserver sending them in order.
 func (g *txnGate) waitAnswered(t *testing.T, evt id.EventID, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	eventuallyWithin(t, within, fmt.Sprintf("the homeserver to push %s to the bridge", evt), func() bool {
 		g.mu.Lock()
-		ok := g.answered[evt]
-		g.mu.Unlock()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the homeserver did not push %s to the bridge within %s", evt, within)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		defer g.mu.Unlock()
+		return g.answered[evt]
+	})
 }
 
 // syncGate stands between the bridge and the homeserver's client API: it passes everything
@@ -355,20 +348,12 @@ func (g *syncGate) hideFromSync(hide func(evt map[string]any) bool) {
 // answer: it asks for the next one only then.
 func (g *syncGate) waitSynced(t *testing.T, evt id.EventID, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	eventuallyWithin(t, within, fmt.Sprintf("the bot's sync to bring %s", evt), func() bool {
 		g.mu.Lock()
+		defer g.mu.Unlock()
 		seq, ok := g.passed[evt]
-		done := ok && g.requests > seq
-		g.mu.Unlock()
-		if done {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the bot's sync did not bring %s within %s", evt, within)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return ok && g.requests > seq
+	})
 }
 
 func (g *syncGate) gapReadCount() int {

@@ -28,10 +28,16 @@ func roomState(t *testing.T, cli *mautrix.Client, room id.RoomID, evtType event.
 
 func eventually(t *testing.T, what string, check func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
+	eventuallyWithin(t, 60*time.Second, what, check)
+}
+
+// eventuallyWithin is eventually with a bound of its own.
+func eventuallyWithin(t *testing.T, within time.Duration, what string, check func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	for !check() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("timed out after %s waiting for %s", within, what)
 		}
 		time.Sleep(150 * time.Millisecond)
 	}

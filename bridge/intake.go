@@ -94,19 +94,12 @@ func (b *Bridge) takeInSynced(ctx context.Context, room id.RoomID, evt *event.Ev
 
 // pruneAccepted forgets, every hour, the events taken in more than acceptedRetention ago.
 func (b *Bridge) pruneAccepted(ctx context.Context) {
-	tick := time.NewTicker(time.Hour)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	every(ctx, time.Hour, func() {
 		n, err := b.db.Queue.PruneAccepted(ctx, time.Now().Add(-acceptedRetention))
 		if err != nil && ctx.Err() == nil {
 			b.log.Err(err).Msg("Failed to prune the record of Matrix events taken in")
 		} else if n > 0 {
 			b.log.Debug().Int64("rows", n).Msg("Pruned the record of Matrix events taken in")
 		}
-	}
+	})
 }

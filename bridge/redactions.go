@@ -10,16 +10,9 @@ import (
 // counted from when a deletion was parked, in the database, so it survives restarts.
 func (b *Bridge) expireWaitingRedactions(ctx context.Context) {
 	wait := b.cfg.Bridge.RedactionWaitDuration()
-	tick := time.NewTicker(min(max(wait/4, 100*time.Millisecond), 30*time.Second))
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	every(ctx, min(max(wait/4, 100*time.Millisecond), 30*time.Second), func() {
 		if err := b.portals.ExpireWaitingRedactions(ctx, time.Now().Add(-wait)); err != nil && ctx.Err() == nil {
 			b.log.Err(err).Msg("Failed to look for deletions still waiting for their message")
 		}
-	}
+	})
 }
