@@ -11,7 +11,7 @@ type Encryption struct {
 	// Default creates new portals (and management rooms) encrypted. Needs Allow.
 	Default bool `yaml:"default"`
 	// Require never sends plaintext into a portal, and relays nothing a Matrix user sent in
-	// plaintext. Needs Default.
+	// plaintext but reactions and redactions (which Element never encrypts). Needs Default.
 	Require bool `yaml:"require"`
 	// ShareWith is which Matrix devices get the bridge's room keys: all, or
 	// cross_signed_only (devices their owner signed).
