@@ -11,6 +11,7 @@ import (
 	"go.mau.fi/whatsmeow/proto/waE2E"
 	"go.mau.fi/whatsmeow/types"
 	"go.mau.fi/whatsmeow/types/events"
+	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
 
 	"codeberg.org/causeway/causeway/wasim"
@@ -199,4 +200,84 @@ func waText(m *waE2E.Message) string {
 		return text
 	}
 	return m.GetExtendedTextMessage().GetText()
+}
+
+// TestEncryptedRotationOnLeave: a second Matrix user, invited into an encrypted group portal
+// by its owner, gets the bridge's room key while there; once they leave, the next WhatsApp
+// message goes out in a new Megolm session that the owner decrypts and the leaver cannot:
+// their device keeps the old session's key, never gets the new one, and the bridge refuses
+// it when they ask.
+func TestEncryptedRotationOnLeave(t *testing.T) {
+	cfg := encryptedConfig(t, "sqlite", "alice_e2ee_rot")
+	startRelayBridge(t, cfg)
+	alice := loginWithQR(t, cfg, "alice_e2ee_rot", "4915557311", "Alice Rotation")
+	ac := newCryptoClient(t, alice.mx)
+	bob := newPhone(t, "4915557312", "Bob Rotation")
+	carol := newPhone(t, "4915557313", "Carol Rotation")
+	bobGhost, bot := cfg.PuppetUserID("4915557312"), cfg.BotUserID()
+	frank := newCryptoClient(t, registerUser(t, "frank_e2ee_rot"))
+	ctx := context.Background()
+
+	group, err := bob.CreateGroup(ctx, "Rotating team", alice.phone.JID(), carol.JID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.SendText(ctx, group.JID, "before frank"); err != nil {
+		t.Fatal(err)
+	}
+	room := ac.waitInvite(t, bot)
+	ac.waitDecrypted(t, room, bobGhost, bodyIs("before frank"))
+
+	if _, err := alice.mx.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: frank.cli.UserID}); err != nil {
+		t.Fatal(err)
+	}
+	if got := frank.waitInvite(t, alice.mx.UserID); got != room {
+		t.Fatalf("frank joined %s, not the portal %s", got, room)
+	}
+	// Alice's message comes after Frank's join in the homeserver's stream: once it reached
+	// WhatsApp, the bridge has seen Frank in the room.
+	ac.sendText(t, room, "frank is in")
+	waitWAText(t, bob, "frank is in")
+	if _, err := bob.SendText(ctx, group.JID, "while frank is here"); err != nil {
+		t.Fatal(err)
+	}
+	shared := frank.waitDecrypted(t, room, bobGhost, bodyIs("while frank is here"))
+	_, old := ciphertext(t, alice.mx, room, shared.ID)
+
+	if _, err := frank.cli.LeaveRoom(ctx, room); err != nil {
+		t.Fatal(err)
+	}
+	ac.sendText(t, room, "frank has left")
+	waitWAText(t, bob, "frank has left")
+	if _, err := bob.SendText(ctx, group.JID, "after frank left"); err != nil {
+		t.Fatal(err)
+	}
+	after := ac.waitDecrypted(t, room, bobGhost, bodyIs("after frank left"))
+	raw, rotated := ciphertext(t, alice.mx, room, after.ID)
+	if rotated.SessionID == old.SessionID {
+		t.Fatalf("the message after Frank left uses the session %s he has", old.SessionID)
+	}
+	if rotated.SenderKey != old.SenderKey {
+		t.Errorf("the new session comes from device key %s, the old from %s: not the bot's one device", rotated.SenderKey, old.SenderKey)
+	}
+
+	if !frank.hasSession(t, room, old.SessionID) {
+		t.Errorf("frank lost the key of the session he was given")
+	}
+	// Asking is refused; and since to-device events reach a device in order, a key shared
+	// with him would have come before this answer.
+	frank.requestKey(t, room, rotated, bot)
+	refusal := frank.waitKeyAnswer(t, room, rotated.SessionID)
+	if refusal == nil {
+		t.Fatalf("the bridge gave frank, who left, the key of the session made after he left")
+	}
+	if refusal.Code != event.RoomKeyWithheldUnauthorized {
+		t.Errorf("frank's request was refused with %s (%s), want %s", refusal.Code, refusal.Reason, event.RoomKeyWithheldUnauthorized)
+	}
+	if frank.hasSession(t, room, rotated.SessionID) {
+		t.Errorf("frank holds the key of the session made after he left")
+	}
+	if plain, err := frank.mach.DecryptMegolmEvent(ctx, raw); err == nil {
+		t.Errorf("frank decrypted %q, sent after he left", plain.Content.AsMessage().Body)
+	}
 }
