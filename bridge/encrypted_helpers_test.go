@@ -287,3 +287,35 @@ func (c *cryptoClient) hasSession(t *testing.T, room id.RoomID, session id.Sessi
 	}
 	return igs != nil
 }
+
+// crossSign gives the user cross-signing keys (kept in secret storage, as Element does) and
+// signs this device with them; it returns the recovery key another device verifies with.
+func (c *cryptoClient) crossSign(t *testing.T, password string) string {
+	t.Helper()
+	ctx := context.Background()
+	recoveryKey, _, err := c.mach.GenerateAndUploadCrossSigningKeysWithPassword(ctx, password, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.mach.SignOwnDevice(ctx, c.mach.OwnIdentity()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.mach.SignOwnMasterKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return recoveryKey
+}
+
+// waitKey syncs until the device has a session, which it asked for after being refused it
+// (so a refusal it holds says nothing about the new request).
+func (c *cryptoClient) waitKey(t *testing.T, room id.RoomID, session id.SessionID) {
+	t.Helper()
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); {
+		c.sync(t, 500*time.Millisecond, "")
+		if c.hasSession(t, room, session) {
+			return
+		}
+	}
+	withheld, _ := c.mach.CryptoStore.GetWithheldGroupSession(context.Background(), room, session)
+	t.Fatalf("%s/%s: the key of session %s never came (refusal held: %+v)", c.cli.UserID, c.cli.DeviceID, session, withheld)
+}
