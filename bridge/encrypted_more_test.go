@@ -187,7 +187,8 @@ func TestEncryptedUndecryptable(t *testing.T) {
 
 // TestEncryptedBadInput: a garbled m.room.encrypted, an unknown algorithm and a replayed
 // Megolm message index are each rejected with a notice, a log line and a metric, and the
-// portal keeps relaying.
+// portal keeps relaying; so is (without a notice: it names no room the bridge could trust)
+// a to-device event from a device that is not the one it claims to be.
 func TestEncryptedBadInput(t *testing.T) {
 	cfg := encryptedConfig(t, "sqlite", "alice_e2ee_bad")
 	startRelayBridge(t, cfg)
@@ -234,6 +235,49 @@ func TestEncryptedBadInput(t *testing.T) {
 			// The portal keeps working.
 			ac.sendText(t, room, "still working after "+tt.name)
 			waitWAText(t, bob, "still working after "+tt.name)
+		})
+	}
+
+	// To-device events from a device that is not the one they claim, each Olm-encrypted to
+	// the bot's device by Mallory's real device and carrying a room key for the portal:
+	// rejected, logged and counted as impostors, and the portal keeps working both ways.
+	mallory := newCryptoClient(t, registerUser(t, "mallory_e2ee_bad"))
+	devices := botDevices(t, alice.mx, bot)
+	if len(devices) != 1 {
+		t.Fatalf("the bot has devices %v", devices)
+	}
+	botDevice, err := mallory.mach.GetOrFetchDevice(ctx, bot, devices[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, alices := mallory.mach.OwnIdentity(), ac.mach.OwnIdentity()
+	payload := func(sender id.UserID, signedBy id.Ed25519) olmPayload {
+		return olmPayload{Sender: sender, Recipient: bot, RecipientKeys: map[string]id.Ed25519{"ed25519": botDevice.SigningKey},
+			Keys: map[string]id.Ed25519{"ed25519": signedBy}, Type: event.ToDeviceRoomKey.Type, Content: roomKeyFor(t, room)}
+	}
+	impostors := []struct {
+		name string
+		evt  olmEvent
+	}{
+		{"payload claims another sender", olmEvent{payload: payload(alice.mx.UserID, own.SigningKey)}},
+		{"payload claims another device's signing key", olmEvent{payload: payload(mallory.cli.UserID, alices.SigningKey)}},
+		{"sender_key of another user's device", olmEvent{payload: payload(mallory.cli.UserID, own.SigningKey), claimedKey: alices.IdentityKey}},
+	}
+	before := failedCount(t, cfg.Appservice.Address, "impostor")
+	for i, tt := range impostors {
+		t.Run(tt.name, func(t *testing.T) {
+			mallory.sendOlm(t, bot, botDevice, tt.evt)
+			want := before + i + 1
+			eventually(t, "the impostor counted", func() bool { return failedCount(t, cfg.Appservice.Address, "impostor") >= want })
+			if got := failedCount(t, cfg.Appservice.Address, "impostor"); got != want {
+				t.Errorf("%d impostors counted, want %d", got, want)
+			}
+			ac.sendText(t, room, "to whatsapp after "+tt.name)
+			waitWAText(t, bob, "to whatsapp after "+tt.name)
+			if _, err := bob.SendText(ctx, alice.phone.JID(), "to matrix after "+tt.name); err != nil {
+				t.Fatal(err)
+			}
+			ac.waitDecrypted(t, room, bobGhost, bodyIs("to matrix after "+tt.name))
 		})
 	}
 }
