@@ -4,6 +4,7 @@ package bridge_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -27,6 +28,7 @@ func botDevices(t *testing.T, cli *mautrix.Client, bot id.UserID) []id.DeviceID 
 	for dev := range resp.DeviceKeys[bot] {
 		out = append(out, dev)
 	}
+	slices.Sort(out)
 	return out
 }
 
@@ -59,10 +61,9 @@ func TestEncryptedRestart(t *testing.T) {
 	ac.waitDecrypted(t, room, bobGhost, bodyIs("before restart"))
 	ac.sendText(t, room, "to whatsapp before restart")
 	waitWAText(t, bob, "to whatsapp before restart")
+	// The bridges of tests that ran before on this homeserver left bot devices of their
+	// own: what counts is that the restart adds none.
 	before := botDevices(t, alice.mx, bot)
-	if len(before) != 1 {
-		t.Fatalf("the bot has devices %v before the restart, want exactly one", before)
-	}
 
 	if err := br.Stop(ctx); err != nil {
 		t.Fatal(err)
@@ -72,7 +73,7 @@ func TestEncryptedRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	startRelayBridge(t, cfg)
-	if after := botDevices(t, alice.mx, bot); len(after) != 1 || after[0] != before[0] {
+	if after := botDevices(t, alice.mx, bot); !slices.Equal(after, before) {
 		t.Fatalf("the bot's devices went from %v to %v across a restart", before, after)
 	}
 	ac.waitDecrypted(t, room, bobGhost, bodyIs("during restart"))
