@@ -28,6 +28,7 @@ func botDevices(t *testing.T, cli *mautrix.Client, bot id.UserID) []id.DeviceID 
 	for dev := range resp.DeviceKeys[bot] {
 		out = append(out, dev)
 	}
+	slices.Sort(out)
 	return out
 }
 
@@ -80,8 +81,9 @@ func TestEncryptedRestart(t *testing.T) {
 	device := botDeviceWithKey(t, alice.mx, bot, enc.SenderKey)
 	ac.sendText(t, room, "to whatsapp before restart")
 	waitWAText(t, bob, "to whatsapp before restart")
+	// The bridges of tests that ran before on this homeserver left bot devices of their
+	// own: what counts is that the restart adds none.
 	before := botDevices(t, alice.mx, bot)
-	slices.Sort(before)
 
 	if err := br.Stop(ctx); err != nil {
 		t.Fatal(err)
@@ -91,7 +93,7 @@ func TestEncryptedRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	startRelayBridge(t, cfg)
-	if after := botDevices(t, alice.mx, bot); !slices.Equal(slices.Sorted(slices.Values(after)), before) {
+	if after := botDevices(t, alice.mx, bot); !slices.Equal(after, before) {
 		t.Fatalf("the bot's devices went from %v to %v across a restart", before, after)
 	}
 	ac.waitDecrypted(t, room, bobGhost, bodyIs("during restart"))
