@@ -44,6 +44,17 @@ var puppetShields = map[string]string{
 	"red/unknown_device": "the puppet has no device: the session belongs to the bridge bot's device",
 }
 
+// The shields matrix-js-sdk may show next to the bot's own messages.
+var botShields = map[string]string{
+	"red/unsigned_device": "Dendrite 0.13.8 wants a password to publish cross-signing keys, which the bot has not: its device stays unsigned",
+	"none":                "the bot's device is cross-signed (a homeserver that lets an appservice publish its keys)",
+}
+
+// What matrix-js-sdk shows for a puppet's message with "exclude insecure devices" on.
+var excludedOutcomes = map[string]string{
+	"utd/UNKNOWN_SENDER_DEVICE": "the session's device is not a device of the sender (the puppet has none)",
+}
+
 // TestEncryptedInteropElementCrypto: the Matrix user is matrix-js-sdk with its Rust crypto
 // (the crypto Element ships, interop/js), on a device it logged in and cross-signed the way
 // Element does; the bridge shares keys only with cross-signed devices and requires
@@ -100,8 +111,45 @@ func TestEncryptedInteropElementCrypto(t *testing.T) {
 		})
 	}
 
+	// The bot's own messages in a portal: here its answer to an event WhatsApp has nothing for.
+	odd := js.send(t, dm.room, "com.example.unbridged", map[string]any{"body": "nothing for WhatsApp"})
+	notice := js.waitEvent(t, dm.room, bot, "the bot's notice", func(e *jsEvent) bool {
+		_, target := e.relation()
+		return target == odd
+	})
+	botShield := "none"
+	if notice.Shield != nil && notice.Shield.Colour != "none" {
+		botShield = notice.Shield.Colour + "/" + notice.Shield.Reason
+	}
+	t.Logf("the bot's notice %q shows shield %s", notice.body(), botShield)
+	if _, ok := botShields[botShield]; !ok {
+		t.Errorf("the js client shows %q on the bot's message, not one of %v", botShield, botShields)
+	}
+
 	for _, c := range []*interopChat{dm, grp} {
 		checkInteropRoom(t, alice.mx, js, c.room, alice.mx.UserID, bot, cfg.PuppetUserID("4915559302"), cfg.PuppetUserID("4915559303"))
+	}
+
+	// Element's "exclude insecure devices" (a setting in Security & Privacy): messages show
+	// only when sent from a device its sender cross-signed. A puppet has no device at all.
+	js.do(t, "isolation", map[string]any{"mode": "only_signed"})
+	before := js.seen(dm.room)
+	if _, err := bob.SendText(ctx, alice.phone.JID(), "dm: insecure devices excluded"); err != nil {
+		t.Fatal(err)
+	}
+	excluded := js.waitShown(t, dm.room, bobGhost, "the message after excluding insecure devices", func(e *jsEvent) bool {
+		_, old := before[e.EventID]
+		return !old && (e.UTD || e.body() == "dm: insecure devices excluded")
+	})
+	outcome := "decrypted"
+	if excluded.UTD {
+		outcome = "utd/" + excluded.UTDReason
+	} else if excluded.Shield != nil {
+		outcome += "/" + excluded.Shield.Colour + "/" + excluded.Shield.Reason
+	}
+	t.Logf("with insecure devices excluded, a puppet's message shows as %s", outcome)
+	if _, ok := excludedOutcomes[outcome]; !ok {
+		t.Errorf("with insecure devices excluded, a puppet's message shows as %q, not one of %v", outcome, excludedOutcomes)
 	}
 	t.Logf("whole test %s", time.Since(start))
 }
@@ -110,19 +158,19 @@ func TestEncryptedInteropElementCrypto(t *testing.T) {
 func interopFromWhatsApp(t *testing.T, js *jsClient, c *interopChat) {
 	ctx := context.Background()
 	say := func(s string) string { return c.name + ": " + s }
-	quoteOf := func(r whatsmeowSent, text string) *events.Message {
+	quoteOf := func(r interopSent, text string) *events.Message {
 		return &events.Message{Info: types.MessageInfo{ID: r.id, MessageSource: types.MessageSource{Sender: c.from.JID()}},
 			Message: &waE2E.Message{Conversation: &text}}
 	}
 
-	first := sendWA(t, func() (types.MessageID, error) {
+	first := interopSendWA(t, func() (types.MessageID, error) {
 		r, err := c.from.SendText(ctx, c.chat, say("from whatsapp"))
 		return r.ID, err
 	})
 	c.first = first.id
 	firstEvt := js.waitEvent(t, c.room, c.ghost, "text", func(e *jsEvent) bool { return e.body() == say("from whatsapp") })
 
-	reply := sendWA(t, func() (types.MessageID, error) {
+	reply := interopSendWA(t, func() (types.MessageID, error) {
 		r, err := c.from.SendReply(ctx, c.chat, quoteOf(first, say("from whatsapp")), say("a reply"))
 		return r.ID, err
 	})
@@ -132,7 +180,7 @@ func interopFromWhatsApp(t *testing.T, js *jsClient, c *interopChat) {
 	})
 	_ = reply
 
-	sendWA(t, func() (types.MessageID, error) {
+	interopSendWA(t, func() (types.MessageID, error) {
 		r, err := c.from.SendEdit(ctx, c.chat, first.id, say("from whatsapp, edited"))
 		return r.ID, err
 	})
@@ -142,7 +190,7 @@ func interopFromWhatsApp(t *testing.T, js *jsClient, c *interopChat) {
 		return rel == "m.replace" && target == firstEvt.EventID && nc["body"] == say("from whatsapp, edited")
 	})
 
-	sendWA(t, func() (types.MessageID, error) {
+	interopSendWA(t, func() (types.MessageID, error) {
 		r, err := c.from.SendReaction(ctx, c.chat, c.from.JID(), first.id, "👍")
 		return r.ID, err
 	})
@@ -154,7 +202,7 @@ func interopFromWhatsApp(t *testing.T, js *jsClient, c *interopChat) {
 		return e.Type == "m.reaction" && rel == "m.annotation" && target == firstEvt.EventID && strings.TrimSuffix(key, "\ufe0f") == "👍"
 	})
 
-	sendWA(t, func() (types.MessageID, error) {
+	interopSendWA(t, func() (types.MessageID, error) {
 		r, err := c.from.SendRevoke(ctx, c.chat, c.from.JID(), reply.id)
 		return r.ID, err
 	})
@@ -162,8 +210,8 @@ func interopFromWhatsApp(t *testing.T, js *jsClient, c *interopChat) {
 		return e.Type == "m.room.redaction" && e.Redacts == replyEvt.EventID
 	})
 
-	img := testImage(c.name + " from whatsapp")
-	sendWA(t, func() (types.MessageID, error) {
+	img := interopImage(c.name + " from whatsapp")
+	interopSendWA(t, func() (types.MessageID, error) {
 		r, err := c.from.SendImage(ctx, c.chat, img, "image/png", say("a picture"))
 		return r.ID, err
 	})
@@ -175,8 +223,8 @@ func interopFromWhatsApp(t *testing.T, js *jsClient, c *interopChat) {
 		t.Errorf("the js client did not fetch the image: %v", imgEvt.Content)
 	case m.Error != "":
 		t.Errorf("the js client could not fetch the image: %s (%v)", m.Error, imgEvt.Content)
-	case m.SHA256 != sha256Hex(img):
-		t.Errorf("the js client's image has SHA-256 %s (%d bytes), the phone sent %s (%d bytes)", m.SHA256, m.Size, sha256Hex(img), len(img))
+	case m.SHA256 != interopSHA256(img):
+		t.Errorf("the js client's image has SHA-256 %s (%d bytes), the phone sent %s (%d bytes)", m.SHA256, m.Size, interopSHA256(img), len(img))
 	case !m.EncryptedFile:
 		t.Errorf("the image reached the encrypted room as a plain `url`, not an encrypted `file`: %v", imgEvt.Content)
 	}
@@ -248,7 +296,7 @@ func interopToWhatsApp(t *testing.T, js *jsClient, c *interopChat) {
 		}
 	}
 
-	img := testImage(c.name + " from element")
+	img := interopImage(c.name + " from element")
 	path := filepath.Join(t.TempDir(), "picture.png")
 	if err := os.WriteFile(path, img, 0o600); err != nil {
 		t.Fatal(err)
@@ -261,6 +309,48 @@ func interopToWhatsApp(t *testing.T, js *jsClient, c *interopChat) {
 			t.Errorf("%s: %s downloaded %d bytes (%v), want the %d the js client sent", c.name, p.JID(), len(data), err, len(img))
 		}
 	}
+
+	// A last message, relayed after everything above: once a phone has it, it has all the
+	// Matrix user sent, and nothing more.
+	js.send(t, c.room, "m.room.message", map[string]any{"msgtype": "m.text", "body": say("last from element")})
+	for _, p := range c.all {
+		fromUser(p, "last text", func(m *events.Message) bool { return m.Message.GetConversation() == say("last from element") })
+		want := []string{"text", "reply", "edit", "reaction", "revoke", "image", "text"}
+		if got := interopKinds(p, c.chat, c.user); strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("%s: %s got %v from the Matrix user, want exactly %v", c.name, p.JID(), got, want)
+		}
+	}
+}
+
+// interopKinds lists, in order, the kinds of the messages a phone got from user in chat
+// (a group's sender-key distribution, which carries no content, aside).
+func interopKinds(p *wasim.Phone, chat, user types.JID) []string {
+	var kinds []string
+	for _, evt := range p.Events.All() {
+		m, ok := evt.(*events.Message)
+		if !ok || m.Info.Chat.ToNonAD() != chat.ToNonAD() || m.Info.Sender.User != user.User {
+			continue
+		}
+		pm := m.Message.GetProtocolMessage()
+		switch {
+		case m.IsEdit:
+			kinds = append(kinds, "edit")
+		case pm != nil && pm.GetType() == waE2E.ProtocolMessage_REVOKE:
+			kinds = append(kinds, "revoke")
+		case m.Message.GetReactionMessage() != nil:
+			kinds = append(kinds, "reaction")
+		case m.Message.GetImageMessage() != nil:
+			kinds = append(kinds, "image")
+		case m.Message.GetExtendedTextMessage().GetContextInfo().GetStanzaID() != "":
+			kinds = append(kinds, "reply")
+		case m.Message.GetConversation() != "" || m.Message.GetExtendedTextMessage().GetText() != "":
+			kinds = append(kinds, "text")
+		case m.Message.GetSenderKeyDistributionMessage() != nil && pm == nil:
+		default:
+			kinds = append(kinds, fmt.Sprintf("other(%v)", m.Message))
+		}
+	}
+	return kinds
 }
 
 // checkInteropRoom reads the room as the homeserver has it: every event the bridge sent
@@ -321,7 +411,7 @@ func checkInteropRoom(t *testing.T, cli *mautrix.Client, js *jsClient, room id.R
 		t.Errorf("%s: no bridged event to check", room)
 	}
 	sort.Strings(owners)
-	owners = compactStrings(owners)
+	owners = interopCompact(owners)
 	t.Logf("%s: the js client decrypted all %d bridged events; puppets' messages show shields %v; sessions owned by %v", room, decrypted, shields, owners)
 	for key := range shields {
 		if _, ok := puppetShields[key]; !ok {
@@ -330,7 +420,7 @@ func checkInteropRoom(t *testing.T, cli *mautrix.Client, js *jsClient, room id.R
 	}
 }
 
-func compactStrings(s []string) []string {
+func interopCompact(s []string) []string {
 	var out []string
 	for i, v := range s {
 		if i == 0 || v != s[i-1] {
@@ -340,24 +430,24 @@ func compactStrings(s []string) []string {
 	return out
 }
 
-// whatsmeowSent is a message a phone sent.
-type whatsmeowSent struct{ id types.MessageID }
+// interopSent is a message a phone sent.
+type interopSent struct{ id types.MessageID }
 
-func sendWA(t *testing.T, send func() (types.MessageID, error)) whatsmeowSent {
+func interopSendWA(t *testing.T, send func() (types.MessageID, error)) interopSent {
 	t.Helper()
 	msgID, err := send()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return whatsmeowSent{id: msgID}
+	return interopSent{id: msgID}
 }
 
 // testImage is a small PNG-looking payload unique to its label.
-func testImage(label string) []byte {
+func interopImage(label string) []byte {
 	return append([]byte("\x89PNG\r\n\x1a\n"), bytes.Repeat([]byte(label+" "), 300)...)
 }
 
-func sha256Hex(b []byte) string {
+func interopSHA256(b []byte) string {
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }

@@ -326,15 +326,22 @@ func (c *jsClient) waitInvite(t *testing.T, inviter id.UserID) id.RoomID {
 // decrypted; an encrypted event it cannot decrypt never matches.
 func (c *jsClient) waitEvent(t *testing.T, room id.RoomID, sender id.UserID, what string, match func(*jsEvent) bool) *jsEvent {
 	t.Helper()
+	return c.waitShown(t, room, sender, what, func(e *jsEvent) bool { return !e.UTD && match(e) })
+}
+
+// waitShown waits until the client shows an event of sender in room that match accepts,
+// whether it decrypted it or not.
+func (c *jsClient) waitShown(t *testing.T, room id.RoomID, sender id.UserID, what string, match func(*jsEvent) bool) *jsEvent {
+	t.Helper()
 	var got *jsEvent
 	t.Cleanup(func() {
 		if got == nil && t.Failed() {
 			c.logRoom(t, room)
 		}
 	})
-	c.wait(t, fmt.Sprintf("%s from %s, decrypted by the js client", what, sender), 90*time.Second, func() bool {
+	c.wait(t, fmt.Sprintf("%s from %s in the js client", what, sender), 90*time.Second, func() bool {
 		for _, evID := range c.order {
-			if e := c.events[evID]; e.RoomID == room && e.Sender == sender && !e.UTD && match(e) {
+			if e := c.events[evID]; e.RoomID == room && e.Sender == sender && match(e) {
 				got = e
 				return true
 			}

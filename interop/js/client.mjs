@@ -11,7 +11,8 @@
 // Out (stdout): {"kind":"ready", ...}, {"kind":"invite", ...}, {"kind":"event", ...} for every
 // room event the client sees (again whenever its decryption changes), {"kind":"reply","id":N,...}
 // for each command, {"kind":"fatal","error":...} before exiting on an error.
-// In (stdin): {"id":N,"cmd":"join"|"send"|"redact"|"send_image"|"stop", ...}; see commands below.
+// In (stdin): {"id":N,"cmd":"join"|"send"|"redact"|"send_image"|"isolation"|"stop", ...}; see
+// commands below.
 import "./stderr-console.mjs";
 
 import { readFile } from "node:fs/promises";
@@ -19,6 +20,7 @@ import { createInterface } from "node:readline";
 
 import * as sdk from "matrix-js-sdk";
 import { logger } from "matrix-js-sdk/lib/logger.js";
+import { AllDevicesIsolationMode, OnlySignedDevicesIsolationMode } from "matrix-js-sdk/lib/crypto-api/index.js";
 
 import { decryptAttachment, encryptAttachment, sha256Hex } from "./attachment.mjs";
 
@@ -233,6 +235,13 @@ const commands = {
             msgtype: "m.image", body: name, file, info: { mimetype, size: plain.length },
         });
         return { event_id: resp.event_id, sha256: sha256Hex(plain) };
+    },
+    // Element's "exclude insecure devices": show (and send to) only devices their owner
+    // cross-signed; "all" is the default.
+    async isolation({ mode }) {
+        crypto.setDeviceIsolationMode(mode === "only_signed"
+            ? new OnlySignedDevicesIsolationMode() : new AllDevicesIsolationMode(true));
+        return {};
     },
     async stop() {
         client.stopClient();
