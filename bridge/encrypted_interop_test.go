@@ -38,8 +38,7 @@ type interopChat struct {
 	first types.MessageID // the contact's first message in interopFromWhatsApp
 }
 
-// The shields matrix-js-sdk may show next to the puppets' messages, and why each is
-// expected (see the test's comment).
+// The shields matrix-js-sdk may show next to the puppets' messages, and why.
 var puppetShields = map[string]string{
 	"red/unknown_device": "the puppet has no device: the session belongs to the bridge bot's device",
 }
@@ -58,12 +57,18 @@ var excludedOutcomes = map[string]string{
 // TestEncryptedInteropElementCrypto: the Matrix user is matrix-js-sdk with its Rust crypto
 // (the crypto Element ships, interop/js), on a device it logged in and cross-signed the way
 // Element does; the bridge shares keys only with cross-signed devices and requires
-// encryption (yet relays Element's reactions and redactions, which it never encrypts,
-// instead of refusing them as plaintext). In an encrypted DM and
-// an encrypted group portal, both ways: text, reply, edit, reaction, redaction and image.
-// The js client decrypts every event the bridge sent, the phones get exactly what it sent,
-// and the shield it shows on the puppets' messages is logged and must be one of
-// puppetShields.
+// encryption (yet relays Element's reactions and redactions, which Element never encrypts,
+// instead of refusing them as plaintext). In an encrypted DM and an encrypted group portal,
+// both ways: text, reply, edit, reaction, redaction and image. The js client decrypts every
+// event the bridge sent, the phones get exactly what it sent, and the shields it shows are
+// logged and checked against what is expected:
+//
+// An Element user reads every WhatsApp message, with a red shield "Encrypted by an unknown
+// or deleted device": a puppet has no device of its own, its messages are encrypted by the
+// bot's device, which is not the sender's. The bot's own notices carry "Encrypted by a device
+// not verified by its owner" while the bot cannot cross-sign its device (Dendrite wants a
+// password for that). With "exclude insecure devices" on, the puppets' messages do not
+// decrypt at all.
 func TestEncryptedInteropElementCrypto(t *testing.T) {
 	start := time.Now()
 	cfg := encryptedConfig(t, "sqlite", "alice_interop")
@@ -111,47 +116,56 @@ func TestEncryptedInteropElementCrypto(t *testing.T) {
 		})
 	}
 
-	// The bot's own messages in a portal: here its answer to an event WhatsApp has nothing for.
-	odd := js.send(t, dm.room, "com.example.unbridged", map[string]any{"body": "nothing for WhatsApp"})
-	notice := js.waitEvent(t, dm.room, bot, "the bot's notice", func(e *jsEvent) bool {
-		_, target := e.relation()
-		return target == odd
-	})
-	botShield := "none"
-	if notice.Shield != nil && notice.Shield.Colour != "none" {
-		botShield = notice.Shield.Colour + "/" + notice.Shield.Reason
-	}
-	t.Logf("the bot's notice %q shows shield %s", notice.body(), botShield)
-	if _, ok := botShields[botShield]; !ok {
-		t.Errorf("the js client shows %q on the bot's message, not one of %v", botShield, botShields)
-	}
-
+	interopBotNotice(t, js, dm.room, bot)
 	for _, c := range []*interopChat{dm, grp} {
 		checkInteropRoom(t, alice.mx, js, c.room, alice.mx.UserID, bot, cfg.PuppetUserID("4915559302"), cfg.PuppetUserID("4915559303"))
 	}
+	interopExcludeInsecure(t, js, dm)
+	t.Logf("whole test %s", time.Since(start))
+}
 
-	// Element's "exclude insecure devices" (a setting in Security & Privacy): messages show
-	// only when sent from a device its sender cross-signed. A puppet has no device at all.
+// interopBotNotice: the bot's own messages in a portal, here its answer to an event WhatsApp
+// has nothing for, decrypt; the shield on them must be one of botShields.
+func interopBotNotice(t *testing.T, js *jsClient, room id.RoomID, bot id.UserID) {
+	odd := js.send(t, room, "com.example.unbridged", map[string]any{"body": "nothing for WhatsApp"})
+	notice := js.waitEvent(t, room, bot, "the bot's notice", func(e *jsEvent) bool {
+		_, target := e.relation()
+		return target == odd
+	})
+	shield := "none"
+	if notice.Shield != nil && notice.Shield.Colour != "none" {
+		shield = notice.Shield.Colour + "/" + notice.Shield.Reason
+	}
+	t.Logf("the bot's notice %q shows shield %s", notice.body(), shield)
+	if _, ok := botShields[shield]; !ok {
+		t.Errorf("the js client shows %q on the bot's message, not one of %v", shield, botShields)
+	}
+}
+
+// interopExcludeInsecure: with Element's "exclude insecure devices" (Security & Privacy) a
+// message shows only when sent from a device its sender cross-signed; a puppet has no device
+// at all. What the js client shows then must be one of excludedOutcomes.
+func interopExcludeInsecure(t *testing.T, js *jsClient, c *interopChat) {
 	js.do(t, "isolation", map[string]any{"mode": "only_signed"})
-	before := js.seen(dm.room)
-	if _, err := bob.SendText(ctx, alice.phone.JID(), "dm: insecure devices excluded"); err != nil {
+	before := js.seen(c.room)
+	text := c.name + ": insecure devices excluded"
+	if _, err := c.from.SendText(context.Background(), c.chat, text); err != nil {
 		t.Fatal(err)
 	}
-	excluded := js.waitShown(t, dm.room, bobGhost, "the message after excluding insecure devices", func(e *jsEvent) bool {
+	got := js.waitShown(t, c.room, c.ghost, "the message after excluding insecure devices", func(e *jsEvent) bool {
 		_, old := before[e.EventID]
-		return !old && (e.UTD || e.body() == "dm: insecure devices excluded")
+		return !old && (e.UTD || e.body() == text)
 	})
 	outcome := "decrypted"
-	if excluded.UTD {
-		outcome = "utd/" + excluded.UTDReason
-	} else if excluded.Shield != nil {
-		outcome += "/" + excluded.Shield.Colour + "/" + excluded.Shield.Reason
+	if got.UTD {
+		outcome = "utd/" + got.UTDReason
+	} else if got.Shield != nil {
+		outcome += "/" + got.Shield.Colour + "/" + got.Shield.Reason
 	}
 	t.Logf("with insecure devices excluded, a puppet's message shows as %s", outcome)
 	if _, ok := excludedOutcomes[outcome]; !ok {
 		t.Errorf("with insecure devices excluded, a puppet's message shows as %q, not one of %v", outcome, excludedOutcomes)
 	}
-	t.Logf("whole test %s", time.Since(start))
 }
 
 // interopFromWhatsApp: what the contact does on WhatsApp reaches the js client decrypted.
