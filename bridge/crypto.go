@@ -39,7 +39,7 @@ func (c *cryptoState) get() *e2ee.Machine {
 func newCryptoMetrics(reg *prometheus.Registry) *prometheus.CounterVec {
 	v := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "causeway_encrypted_events_failed_total",
-		Help: "Encrypted Matrix events the bridge rejected or could not decrypt (yet), by reason.",
+		Help: "Encrypted Matrix events (room and to-device) the bridge rejected or could not decrypt (yet), by reason.",
 	}, []string{"reason"})
 	reg.MustRegister(v)
 	return v
