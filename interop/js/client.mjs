@@ -146,7 +146,6 @@ async function report(ev) {
     };
     if (utd) out.utd_reason = String(ev.decryptionFailureReason ?? "");
     if (ev.isEncrypted() && !utd) {
-        out.sender_device_curve25519 = ev.getSenderKey();
         const info = await crypto.getEncryptionInfoForEvent(ev);
         if (info) {
             out.shield = { colour: shieldColours[info.shieldColour] ?? String(info.shieldColour),
@@ -155,11 +154,11 @@ async function report(ev) {
         const device = ev.getSenderKey() ? await senderDevice(ev.getSender(), ev.getSenderKey()) : undefined;
         if (device) out.sender_device = device;
     }
-    const media = await mediaOf(out.content);
-    if (media) out.media = media;
     const sig = JSON.stringify([out.type, out.utd, out.redacted, out.shield]);
     if (reported.get(eventId) === sig) return;
     reported.set(eventId, sig);
+    const media = await mediaOf(out.content);
+    if (media) out.media = media;
     emit(out);
 }
 
