@@ -28,9 +28,9 @@ func (b *Bridge) queuePortalEvent(ctx context.Context, route intakeRoute, env *p
 		return err
 	}
 	if p == nil {
-		// Answered when pushed only: the bot's sync reads portals alone (it would answer twice).
+		// Handled when pushed only: the bot's sync reads portals alone (it would answer twice).
 		if env.Type == event.EventEncrypted.Type && route == routeAppservice {
-			b.tellEncryptedOutsidePortal(ctx, env)
+			b.handleEncryptedOutsidePortal(ctx, env, raw)
 		}
 		return nil
 	}
@@ -47,7 +47,7 @@ func (b *Bridge) queuePortalEvent(ctx context.Context, route intakeRoute, env *p
 		// Decrypted in the portal's queue, in order: its key may arrive after it.
 	case !relayed:
 		reason = portal.UnrelayedNoCounterpart
-	case b.cfg.Encryption.Require && env.StateKey == nil:
+	case b.cfg.Encryption.Require && env.StateKey == nil && !neverEncrypted(env.Type):
 		reason = portal.UnrelayedPlaintext
 	}
 	zerolog.Ctx(ctx).Debug().Str("type", env.Type).Str("unrelayed", reason).Msg("Matrix event in a bridged room")
@@ -61,14 +61,23 @@ func (b *Bridge) queuePortalEvent(ctx context.Context, route intakeRoute, env *p
 	return b.enqueueMatrix(ctx, route, p, env, item)
 }
 
+// neverEncrypted: the events Matrix clients send in plaintext even into encrypted rooms, which
+// encryption.require must still relay. Redactions cannot be encrypted (the server must read
+// what they redact), and matrix-js-sdk, so Element, never encrypts reactions (their relation
+// is in the clear anyway; see TestEncryptedInteropElementCrypto): refusing them would refuse
+// every reaction and deletion an Element user makes.
+func neverEncrypted(eventType string) bool {
+	return eventType == event.EventReaction.Type || eventType == event.EventRedaction.Type
+}
+
 // hasLogin says whether the sender of an event is logged in to WhatsApp through the bridge.
 func (b *Bridge) hasLogin(ctx context.Context, env *portal.MatrixEnvelope) bool {
 	row, err := b.db.Users.Get(ctx, env.Sender)
 	return err == nil && row != nil && row.WADevice != ""
 }
 
-// tellEncryptedOutsidePortal answers an encrypted event in a user's management room: the
-// bot cannot read commands there. Anywhere else the bot only listens for commands, which
+// tellEncryptedOutsidePortal answers an encrypted event in a user's management room when
+// the bridge has no encryption (encryption.allow off): the bot cannot read commands there. Anywhere else the bot only listens for commands, which
 // it cannot read either, and a notice per event would be noise in a room it does not own.
 func (b *Bridge) tellEncryptedOutsidePortal(ctx context.Context, env *portal.MatrixEnvelope) {
 	user, err := b.db.Users.GetByManagementRoom(ctx, env.RoomID)

@@ -11,7 +11,7 @@ type Encryption struct {
 	// Default creates new portals (and management rooms) encrypted. Needs Allow.
 	Default bool `yaml:"default"`
 	// Require never sends plaintext into a portal, and relays nothing a Matrix user sent in
-	// plaintext. Needs Default.
+	// plaintext but reactions and redactions (which Element never encrypts). Needs Default.
 	Require bool `yaml:"require"`
 	// ShareWith is which Matrix devices get the bridge's room keys: all, or
 	// cross_signed_only (devices their owner signed).
@@ -23,7 +23,7 @@ type Encryption struct {
 }
 
 // EncryptionRotation is when the bridge starts a new outbound Megolm session in a room. A
-// member leaving always starts one.
+// member leaving or joining, or adding or removing a device, always starts one.
 type EncryptionRotation struct {
 	Messages int    `yaml:"messages"`
 	Age      string `yaml:"age"`
