@@ -82,11 +82,12 @@ func (s *scenario) steps() []step {
 		{"Ben writes in the group on WhatsApp", s.benWrites},
 		{"Clara mentions you in the group on WhatsApp", s.claraMentions},
 		{"You answer the group from Matrix, mentioning Ben", s.youMentionBen},
+		{"Records: you ask the bot to verify the tamper-evident archive", s.archiveVerify},
 	}
 	if s.mx.crypto != nil {
-		all = append(all, step{"Your device decrypts every message in the two encrypted portals", s.allDecrypted})
+		all = append(all, step{"Your device decrypts every message in the management room and the two portals", s.allDecrypted})
 	}
-	return append(all, step{"Records: you ask the bot to verify the tamper-evident archive", s.archiveVerify})
+	return all
 }
 
 // run plays every step in order and stops at the first that cannot be verified: later
@@ -416,7 +417,7 @@ func (s *scenario) benWrites(ctx context.Context) (string, error) {
 	if _, err := s.mx.waitEvent(ctx, s.group, s.ghost(s.ben), "Ben's group message", isText(text)); err != nil {
 		return "", err
 	}
-	return "the group room shows it from " + string(s.ghost(s.ben)), nil
+	return "the group room shows it from " + string(s.ghost(s.ben)) + s.decryptedNote(), nil
 }
 
 func (s *scenario) claraMentions(ctx context.Context) (string, error) {

@@ -30,13 +30,13 @@ func (s *scenario) decryptedNote() string {
 	return " (your device decrypted it)"
 }
 
-// allDecrypted reads both portals from their first event: every message event in them (from
-// the bridge's users and from you) is m.room.encrypted and decrypts on your device. Redactions
-// are the exception Matrix makes (m.room.redaction is never encrypted), and a redacted event
-// has no ciphertext left to decrypt.
+// allDecrypted reads the management room and both portals from their first event: every
+// message event in them (from the bridge's bot and users and from you) is m.room.encrypted and
+// decrypts on your device. Redactions are the exception Matrix makes (m.room.redaction is never
+// encrypted), and a redacted event has no ciphertext left to decrypt.
 func (s *scenario) allDecrypted(ctx context.Context) (string, error) {
 	decrypted, redacted := 0, 0
-	for _, room := range []id.RoomID{s.dm, s.group} {
+	for _, room := range []id.RoomID{s.mx.mgmt, s.dm, s.group} {
 		evts, err := s.mx.allEvents(ctx, room)
 		if err != nil {
 			return "", err
@@ -58,7 +58,7 @@ func (s *scenario) allDecrypted(ctx context.Context) (string, error) {
 			decrypted++
 		}
 	}
-	return fmt.Sprintf("%d encrypted messages, reactions and edits decrypted, none in plaintext (%d redacted, as deleted messages are)", decrypted, redacted), nil
+	return fmt.Sprintf("%d encrypted messages, reactions and edits decrypted, none in plaintext (%d redacted: deleted messages)", decrypted, redacted), nil
 }
 
 // allEvents pages back through a room's whole timeline.
