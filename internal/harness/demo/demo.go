@@ -94,7 +94,7 @@ func Run(ctx context.Context, opts Options) (err error) {
 	defer mx.close()
 	p.Linef("Created the Matrix user %s (password %s) and opened a direct chat with the bridge bot %s", mx.cli.UserID, mx.password, mx.bot)
 	if encrypted {
-		p.Linef("The user's client has an encryption device (%s): portals are end-to-end encrypted, and every check below decrypts", mx.cli.DeviceID)
+		p.Linef("The user's client is an encryption device, as an Element login is: the rooms are end-to-end encrypted, and every check below decrypts")
 	}
 	if err := mx.openManagementRoom(ctx); err != nil {
 		return err
