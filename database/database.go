@@ -111,10 +111,7 @@ func Open(ctx context.Context, cfg config.Database, log zerolog.Logger) (*Databa
 	db.WhatsApp = wastore.New(
 		raw.Child(wastore.VersionTable, wastore.UpgradeTable, dbutil.ZeroLogger(log.With().Str("db_section", "whatsapp_store").Logger())),
 		waLog.Zerolog(log.With().Str("component", "whatsapp_store").Logger()))
-	// isBridge false: with true, mautrix reads which encrypted rooms a user shares with the bot
-	// from mautrix bridges' own portal table (portal.encrypted), which Causeway's schema does not
-	// have; the crypto then could not start a new Megolm session when a user's devices change.
-	db.StateStore = newStateStore(sqlstatestore.NewSQLStateStore(raw, dbutil.ZeroLogger(log.With().Str("db_section", "matrix_state").Logger()), false))
+	db.StateStore = newStateStore(sqlstatestore.NewSQLStateStore(raw, dbutil.ZeroLogger(log.With().Str("db_section", "matrix_state").Logger()), true))
 	db.Users = &UserQuery{db: raw}
 	db.KV = &KVQuery{db: raw}
 	db.Puppets = &PuppetQuery{db: raw}

@@ -52,33 +52,3 @@ func TestStateStoreRemembersMembershipsUntilTheyChange(t *testing.T) {
 		}
 	})
 }
-
-// TestStateStoreFindsSharedEncryptedRooms: the crypto asks which encrypted rooms a user is in
-// when that user's devices change, to start new Megolm sessions there so a new device can read
-// what follows. The answer comes from our own tables (mautrix's bridge variant of the query
-// reads a portal.encrypted column Causeway's schema does not have).
-func TestStateStoreFindsSharedEncryptedRooms(t *testing.T) {
-	ctx := context.Background()
-	const user = id.UserID("@alice:example.org")
-	const encrypted, plain, other = id.RoomID("!enc:example.org"), id.RoomID("!plain:example.org"), id.RoomID("!other:example.org")
-	eachBackend(t, func(t *testing.T, db *Database) {
-		s := db.StateStore
-		for _, room := range []id.RoomID{encrypted, plain} {
-			if err := s.SetMembership(ctx, room, user, event.MembershipJoin); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for _, room := range []id.RoomID{encrypted, other} {
-			if err := s.SetEncryptionEvent(ctx, room, &event.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		rooms, err := s.FindSharedRooms(ctx, user)
-		if err != nil {
-			t.Fatalf("FindSharedRooms: %v", err)
-		}
-		if len(rooms) != 1 || rooms[0] != encrypted {
-			t.Errorf("FindSharedRooms = %v, want [%s]", rooms, encrypted)
-		}
-	})
-}
