@@ -45,6 +45,9 @@ type Machine struct {
 	count  func(reason string)
 	log    zerolog.Logger
 
+	// encryptedRooms are the rooms IsEncrypted has seen encrypted.
+	encryptedRooms sync.Map
+
 	// roomLocks keeps two senders in one room from sharing a new session twice.
 	roomLocksMu sync.Mutex
 	roomLocks   map[id.RoomID]*sync.Mutex
@@ -89,8 +92,12 @@ func Open(ctx context.Context, d Deps) (*Machine, error) {
 	if m.count == nil {
 		m.count = func(string) {}
 	}
+	outbound, err := newOutboundStore(ctx, store)
+	if err != nil {
+		return nil, err
+	}
 	mlog := log.With().Str("component", "olm").Logger()
-	m.mach = crypto.NewOlmMachine(client, &mlog, store, d.State)
+	m.mach = crypto.NewOlmMachine(client, &mlog, outbound, d.State)
 	m.mach.ShareKeysMinTrust = m.minTrust()
 	m.mach.SendKeysMinTrust = m.minTrust()
 	m.mach.AllowKeyShare = m.allowKeyShare
@@ -156,11 +163,19 @@ func (m *Machine) HandleMember(ctx context.Context, evt *event.Event) {
 	m.mach.HandleMemberEvent(ctx, evt)
 }
 
-// IsEncrypted says whether a room has m.room.encryption.
+// IsEncrypted says whether a room has m.room.encryption. Every message the bridge sends asks;
+// a room once encrypted stays so (Matrix has no way to turn encryption off), so a yes is
+// remembered instead of read from the state store again.
 func (m *Machine) IsEncrypted(ctx context.Context, room id.RoomID) bool {
+	if _, ok := m.encryptedRooms.Load(room); ok {
+		return true
+	}
 	ok, err := m.state.IsEncrypted(ctx, room)
 	if err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Stringer("room_id", room).Msg("Failed to read whether a room is encrypted")
+	}
+	if ok {
+		m.encryptedRooms.Store(room, struct{}{})
 	}
 	return ok
 }
