@@ -68,7 +68,7 @@ func (b *Bridge) adminRoom(ctx context.Context) (id.RoomID, error) {
 	for _, a := range admins {
 		levels[a] = 100
 	}
-	resp, err := b.bot.CreateRoom(ctx, &mautrix.ReqCreateRoom{
+	resp, err := b.botCreateRoom(ctx, &mautrix.ReqCreateRoom{
 		Visibility: "private",
 		Preset:     "private_chat",
 		Name:       "WhatsApp bridge administration",

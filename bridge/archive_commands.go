@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"maunium.net/go/mautrix"
+
 	"maunium.net/go/mautrix/event"
 
 	"codeberg.org/causeway/causeway/archive"
@@ -213,9 +213,7 @@ func (b *Bridge) archiveExport(ctx context.Context, ce *commandEvent, f archive.
 		return archiveFailure(ctx, "export", err)
 	}
 	name := fmt.Sprintf("causeway-export-%d-%s.zip", rep.Index, time.Now().UTC().Format("20060102T150405Z"))
-	upload, err := b.bot.UploadMedia(ctx, mautrix.ReqUploadMedia{
-		Content: tmp, ContentLength: size, ContentType: "application/zip", FileName: name,
-	})
+	upload, err := b.botUpload(ctx, ce.roomID, tmp, size, "application/zip", name)
 	var sb strings.Builder
 	archivecmd.WriteExport(&sb, rep)
 	if err != nil {
@@ -227,10 +225,10 @@ func (b *Bridge) archiveExport(ctx context.Context, ce *commandEvent, f archive.
 		MsgType:  event.MsgFile,
 		Body:     name,
 		FileName: name,
-		URL:      upload.ContentURI.CUString(),
 		Info:     &event.FileInfo{MimeType: "application/zip", Size: int(size)},
 	}
-	if _, err = b.bot.SendMessageEvent(ctx, ce.roomID, event.EventMessage, content); err != nil {
+	upload.into(content)
+	if _, err = b.botSend(ctx, ce.roomID, event.EventMessage, content); err != nil {
 		return archiveFailure(ctx, "export", fmt.Errorf("send the bundle: %w", err))
 	}
 	return codeBlock(fmt.Sprintf("Export `%s` is attached above. Check it anywhere with `causeway archive verify-bundle %s`.", name, name), sb.String())

@@ -244,7 +244,7 @@ func (b *Bridge) setupAppservice() error {
 		Convert: b.convertOptions(), RoomCreated: b.portalRoomCreated, LoadHistory: b.loadHistory,
 	}
 	if b.cfg.Encryption.Allow {
-		deps.Matrix, deps.Decrypter = encryptingMatrix{Matrix: mx, b: b}, cryptoDecrypter{b}
+		deps.Matrix, deps.Decrypter, deps.Command = encryptingMatrix{Matrix: mx, b: b}, cryptoDecrypter{b}, b.portalCommand
 	}
 	b.portals = portal.NewManager(deps)
 	if b.archive != nil {

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,10 +11,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"maunium.net/go/mautrix"
+	"maunium.net/go/mautrix/crypto/attachment"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"codeberg.org/causeway/causeway/e2ee"
+	"codeberg.org/causeway/causeway/msgconv"
 	"codeberg.org/causeway/causeway/portal"
 )
 
@@ -22,6 +25,8 @@ import (
 type cryptoState struct {
 	mach     atomic.Pointer[e2ee.Machine]
 	rejected *prometheus.CounterVec
+	// keyWaits counts the encrypted commands waiting for their keys (botcrypto.go).
+	keyWaits atomic.Int32
 }
 
 func (c *cryptoState) get() *e2ee.Machine {
@@ -34,7 +39,7 @@ func (c *cryptoState) get() *e2ee.Machine {
 func newCryptoMetrics(reg *prometheus.Registry) *prometheus.CounterVec {
 	v := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "causeway_encrypted_events_failed_total",
-		Help: "Encrypted Matrix events the bridge rejected or could not decrypt (yet), by reason.",
+		Help: "Encrypted Matrix events (room and to-device) the bridge rejected or could not decrypt (yet), by reason.",
 	}, []string{"reason"})
 	reg.MustRegister(v)
 	return v
@@ -85,45 +90,98 @@ type encryptingMatrix struct {
 }
 
 func (m encryptingMatrix) SendMessage(ctx context.Context, as id.UserID, room id.RoomID, typ event.Type, content any, opts portal.SendOptions) (id.EventID, error) {
-	mach := m.b.crypto.get()
-	if mach == nil || typ == event.EventEncrypted {
-		return m.Matrix.SendMessage(ctx, as, room, typ, content, opts)
-	}
-	if !mach.IsEncrypted(ctx, room) {
-		if !m.b.cfg.Encryption.Require {
-			return m.Matrix.SendMessage(ctx, as, room, typ, content, opts)
-		}
-		if err := m.encryptRoom(ctx, room); err != nil {
-			return "", err
-		}
-	}
-	enc, err := mach.Encrypt(ctx, room, typ, content)
+	typ, content, err := m.b.seal(ctx, room, typ, content, true)
 	if err != nil {
 		return "", err
 	}
-	return m.Matrix.SendMessage(ctx, as, room, event.EventEncrypted, enc, opts)
+	return m.Matrix.SendMessage(ctx, as, room, typ, content, opts)
+}
+
+// Upload encrypts a file for an encrypted room with a key of its own (the event that
+// carries it, itself encrypted, holds the key) and uploads only the ciphertext, without a
+// name or type that would tell the homeserver what it is.
+func (m encryptingMatrix) Upload(ctx context.Context, as id.UserID, room id.RoomID, data []byte, mimeType, fileName string) (portal.Uploaded, error) {
+	enc, err := m.b.encrypts(ctx, room, true)
+	if err != nil {
+		return portal.Uploaded{}, err
+	} else if !enc {
+		return m.Matrix.Upload(ctx, as, room, data, mimeType, fileName)
+	}
+	file := attachment.NewEncryptedFile()
+	// A copy: the caller's bytes go to the archive too.
+	ciphertext := bytes.Clone(data)
+	file.EncryptInPlace(ciphertext)
+	up, err := m.Matrix.Upload(ctx, as, room, ciphertext, encryptedMediaType, "")
+	if err != nil {
+		return portal.Uploaded{}, err
+	}
+	return portal.Uploaded{File: msgconv.NewEncryptedFileFrom(file, up.URL)}, nil
+}
+
+// encryptedMediaType is what the media repository is told an encrypted file is: Element
+// uploads encrypted files the same way.
+const encryptedMediaType = "application/octet-stream"
+
+// encrypts says whether what is sent into room must be encrypted: the room is encrypted,
+// or, with encryption.require, it is a portal (portalRoom), which is then turned encrypted
+// before anything is sent. Other rooms (management rooms, the admin room) are encrypted when
+// they were made so; encryption.require is about the chats.
+func (b *Bridge) encrypts(ctx context.Context, room id.RoomID, portalRoom bool) (bool, error) {
+	mach := b.crypto.get()
+	if mach == nil || room == "" {
+		return false, nil
+	}
+	if mach.IsEncrypted(ctx, room) {
+		return true, nil
+	}
+	if !portalRoom || !b.cfg.Encryption.Require {
+		return false, nil
+	}
+	return true, b.encryptRoom(ctx, room)
+}
+
+// seal is what goes out for a message event into room: the event itself, or its
+// m.room.encrypted form when the room wants encryption. An error means nothing may be sent.
+func (b *Bridge) seal(ctx context.Context, room id.RoomID, typ event.Type, content any, portalRoom bool) (event.Type, any, error) {
+	if typ == event.EventEncrypted {
+		return typ, content, nil
+	}
+	enc, err := b.encrypts(ctx, room, portalRoom)
+	if err != nil || !enc {
+		return typ, content, err
+	}
+	sealed, err := b.crypto.get().Encrypt(ctx, room, typ, content)
+	if err != nil {
+		return typ, nil, err
+	}
+	return event.EventEncrypted, sealed, nil
 }
 
 // encryptRoom turns encryption on in a portal before anything is sent into it
 // (encryption.require).
-func (m encryptingMatrix) encryptRoom(ctx context.Context, room id.RoomID) error {
-	content := m.b.encryptionEvent()
-	if _, err := m.Matrix.SendState(ctx, m.BotMXID(), room, event.StateEncryption, "", content, time.Now()); err != nil {
+func (b *Bridge) encryptRoom(ctx context.Context, room id.RoomID) error {
+	content := b.encryptionEvent()
+	if _, err := (asMatrix{b.as}).SendState(ctx, b.as.BotMXID(), room, event.StateEncryption, "", content, time.Now()); err != nil {
 		return fmt.Errorf("encryption.require: failed to turn on encryption in %s before sending: %w", room, err)
 	}
-	if err := m.b.db.StateStore.SetEncryptionEvent(ctx, room, content); err != nil {
+	if err := b.db.StateStore.SetEncryptionEvent(ctx, room, content); err != nil {
 		return fmt.Errorf("failed to remember that %s is encrypted: %w", room, err)
 	}
 	return nil
 }
 
 func (m encryptingMatrix) CreateRoom(ctx context.Context, as id.UserID, req *mautrix.ReqCreateRoom) (id.RoomID, error) {
-	if m.b.cfg.Encryption.Default && !hasEncryption(req) {
+	m.b.encryptNewRoom(req)
+	return m.Matrix.CreateRoom(ctx, as, req)
+}
+
+// encryptNewRoom makes a room the bridge creates encrypted when encryption.default is on.
+func (b *Bridge) encryptNewRoom(req *mautrix.ReqCreateRoom) {
+	if b.cfg.Encryption.Allow && b.cfg.Encryption.Default && !hasEncryption(req) {
 		req.InitialState = append(req.InitialState, &event.Event{
-			Type: event.StateEncryption, Content: event.Content{Parsed: m.b.encryptionEvent()},
+			Type: event.StateEncryption, Content: event.Content{Parsed: b.encryptionEvent()},
 		})
 	}
-	return m.Matrix.CreateRoom(ctx, as, req)
 }
 
 func hasEncryption(req *mautrix.ReqCreateRoom) bool {

@@ -228,3 +228,94 @@ func plaintextFrom(evts []decrypted, senders ...id.UserID) []*event.Event {
 	}
 	return out
 }
+
+// ciphertext fetches an event as the homeserver holds it, encrypted, with its Megolm
+// fields parsed.
+func ciphertext(t *testing.T, cli *mautrix.Client, room id.RoomID, evtID id.EventID) (*event.Event, *event.EncryptedEventContent) {
+	t.Helper()
+	evt, err := cli.GetEvent(context.Background(), room, evtID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	evt.RoomID = room
+	if evt.Type != event.EventEncrypted {
+		t.Fatalf("%s is a plaintext %s", evtID, evt.Type.Type)
+	}
+	if err := evt.Content.ParseRaw(event.EventEncrypted); err != nil {
+		t.Fatal(err)
+	}
+	return evt, evt.Content.AsEncrypted()
+}
+
+// requestKey asks every device of from for the room key of an encrypted event, the way a
+// client that lacks a key does.
+func (c *cryptoClient) requestKey(t *testing.T, room id.RoomID, content *event.EncryptedEventContent, from id.UserID) {
+	t.Helper()
+	err := c.mach.SendRoomKeyRequest(context.Background(), room, content.SenderKey, content.SessionID, "",
+		map[id.UserID][]id.DeviceID{from: {"*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitKeyAnswer syncs until the device has the session or was told it is withheld; it
+// returns the refusal, nil when the key came.
+func (c *cryptoClient) waitKeyAnswer(t *testing.T, room id.RoomID, session id.SessionID) *event.RoomKeyWithheldEventContent {
+	t.Helper()
+	ctx := context.Background()
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); {
+		c.sync(t, 500*time.Millisecond, "")
+		if withheld, err := c.mach.CryptoStore.GetWithheldGroupSession(ctx, room, session); err != nil {
+			t.Fatal(err)
+		} else if withheld != nil {
+			return withheld
+		}
+		if igs, err := c.mach.CryptoStore.GetGroupSession(ctx, room, session); err == nil && igs != nil {
+			return nil
+		}
+	}
+	t.Fatalf("%s/%s: neither the key of session %s nor a refusal arrived", c.cli.UserID, c.cli.DeviceID, session)
+	return nil
+}
+
+// hasSession says whether the device holds a room key.
+func (c *cryptoClient) hasSession(t *testing.T, room id.RoomID, session id.SessionID) bool {
+	t.Helper()
+	igs, err := c.mach.CryptoStore.GetGroupSession(context.Background(), room, session)
+	if err != nil && !errors.Is(err, crypto.ErrGroupSessionWithheld) {
+		t.Fatal(err)
+	}
+	return igs != nil
+}
+
+// crossSign gives the user cross-signing keys (kept in secret storage, as Element does) and
+// signs this device with them; it returns the recovery key another device verifies with.
+func (c *cryptoClient) crossSign(t *testing.T, password string) string {
+	t.Helper()
+	ctx := context.Background()
+	recoveryKey, _, err := c.mach.GenerateAndUploadCrossSigningKeysWithPassword(ctx, password, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.mach.SignOwnDevice(ctx, c.mach.OwnIdentity()); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.mach.SignOwnMasterKey(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return recoveryKey
+}
+
+// waitKey syncs until the device has a session, which it asked for after being refused it
+// (so a refusal it holds says nothing about the new request).
+func (c *cryptoClient) waitKey(t *testing.T, room id.RoomID, session id.SessionID) {
+	t.Helper()
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); {
+		c.sync(t, 500*time.Millisecond, "")
+		if c.hasSession(t, room, session) {
+			return
+		}
+	}
+	withheld, _ := c.mach.CryptoStore.GetWithheldGroupSession(context.Background(), room, session)
+	t.Fatalf("%s/%s: the key of session %s never came (refusal held: %+v)", c.cli.UserID, c.cli.DeviceID, session, withheld)
+}

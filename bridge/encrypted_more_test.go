@@ -4,6 +4,7 @@ package bridge_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -27,7 +28,26 @@ func botDevices(t *testing.T, cli *mautrix.Client, bot id.UserID) []id.DeviceID 
 	for dev := range resp.DeviceKeys[bot] {
 		out = append(out, dev)
 	}
+	slices.Sort(out)
 	return out
+}
+
+// botDeviceWithKey names the bot's device whose identity key encrypted an event (the bot
+// user is the whole package's: every test's bridge, with its own database, logs in a
+// device of its own).
+func botDeviceWithKey(t *testing.T, cli *mautrix.Client, bot id.UserID, key id.SenderKey) id.DeviceID {
+	t.Helper()
+	resp, err := cli.QueryKeys(context.Background(), &mautrix.ReqQueryKeys{DeviceKeys: mautrix.DeviceKeysRequest{bot: {}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for dev, keys := range resp.DeviceKeys[bot] {
+		if keys.Keys.GetCurve25519(dev) == key {
+			return dev
+		}
+	}
+	t.Fatalf("no device of %s has the identity key %s", bot, key)
+	return ""
 }
 
 func countBodies(evts []decrypted, sender id.UserID, body string) int {
@@ -56,13 +76,14 @@ func TestEncryptedRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	room := ac.waitInvite(t, bobGhost)
-	ac.waitDecrypted(t, room, bobGhost, bodyIs("before restart"))
+	first := ac.waitDecrypted(t, room, bobGhost, bodyIs("before restart"))
+	_, enc := ciphertext(t, alice.mx, room, first.ID)
+	device := botDeviceWithKey(t, alice.mx, bot, enc.SenderKey)
 	ac.sendText(t, room, "to whatsapp before restart")
 	waitWAText(t, bob, "to whatsapp before restart")
+	// The bridges of tests that ran before on this homeserver left bot devices of their
+	// own: what counts is that the restart adds none.
 	before := botDevices(t, alice.mx, bot)
-	if len(before) != 1 {
-		t.Fatalf("the bot has devices %v before the restart, want exactly one", before)
-	}
 
 	if err := br.Stop(ctx); err != nil {
 		t.Fatal(err)
@@ -72,14 +93,17 @@ func TestEncryptedRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	startRelayBridge(t, cfg)
-	if after := botDevices(t, alice.mx, bot); len(after) != 1 || after[0] != before[0] {
+	if after := botDevices(t, alice.mx, bot); !slices.Equal(after, before) {
 		t.Fatalf("the bot's devices went from %v to %v across a restart", before, after)
 	}
 	ac.waitDecrypted(t, room, bobGhost, bodyIs("during restart"))
 	if _, err := bob.SendText(ctx, alice.phone.JID(), "after restart"); err != nil {
 		t.Fatal(err)
 	}
-	ac.waitDecrypted(t, room, bobGhost, bodyIs("after restart"))
+	last := ac.waitDecrypted(t, room, bobGhost, bodyIs("after restart"))
+	if _, after := ciphertext(t, alice.mx, room, last.ID); after.SenderKey != enc.SenderKey {
+		t.Errorf("after the restart the bot encrypts with device %s, before with %s", botDeviceWithKey(t, alice.mx, bot, after.SenderKey), device)
+	}
 	ac.sendText(t, room, "to whatsapp after restart")
 	waitWAText(t, bob, "to whatsapp after restart")
 
@@ -187,7 +211,8 @@ func TestEncryptedUndecryptable(t *testing.T) {
 
 // TestEncryptedBadInput: a garbled m.room.encrypted, an unknown algorithm and a replayed
 // Megolm message index are each rejected with a notice, a log line and a metric, and the
-// portal keeps relaying.
+// portal keeps relaying; so is (without a notice: it names no room the bridge could trust)
+// a to-device event from a device that is not the one it claims to be.
 func TestEncryptedBadInput(t *testing.T) {
 	cfg := encryptedConfig(t, "sqlite", "alice_e2ee_bad")
 	startRelayBridge(t, cfg)
@@ -200,7 +225,7 @@ func TestEncryptedBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	room := ac.waitInvite(t, bobGhost)
-	ac.waitDecrypted(t, room, bobGhost, bodyIs("hi"))
+	hi := ac.waitDecrypted(t, room, bobGhost, bodyIs("hi"))
 	first := ac.sendText(t, room, "the original")
 	waitWAText(t, bob, "the original")
 	orig, err := alice.mx.GetEvent(ctx, room, first)
@@ -234,6 +259,46 @@ func TestEncryptedBadInput(t *testing.T) {
 			// The portal keeps working.
 			ac.sendText(t, room, "still working after "+tt.name)
 			waitWAText(t, bob, "still working after "+tt.name)
+		})
+	}
+
+	// To-device events from a device that is not the one they claim, each Olm-encrypted to
+	// the bot's device by Mallory's real device and carrying a room key for the portal:
+	// rejected, logged and counted as impostors, and the portal keeps working both ways.
+	mallory := newCryptoClient(t, registerUser(t, "mallory_e2ee_bad"))
+	_, enc := ciphertext(t, alice.mx, room, hi.ID)
+	botDevice, err := mallory.mach.GetOrFetchDevice(ctx, bot, botDeviceWithKey(t, alice.mx, bot, enc.SenderKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, alices := mallory.mach.OwnIdentity(), ac.mach.OwnIdentity()
+	payload := func(sender id.UserID, signedBy id.Ed25519) olmPayload {
+		return olmPayload{Sender: sender, Recipient: bot, RecipientKeys: map[string]id.Ed25519{"ed25519": botDevice.SigningKey},
+			Keys: map[string]id.Ed25519{"ed25519": signedBy}, Type: event.ToDeviceRoomKey.Type, Content: roomKeyFor(t, room)}
+	}
+	impostors := []struct {
+		name string
+		evt  olmEvent
+	}{
+		{"payload claims another sender", olmEvent{payload: payload(alice.mx.UserID, own.SigningKey)}},
+		{"payload claims another device's signing key", olmEvent{payload: payload(mallory.cli.UserID, alices.SigningKey)}},
+		{"sender_key of another user's device", olmEvent{payload: payload(mallory.cli.UserID, own.SigningKey), claimedKey: alices.IdentityKey}},
+	}
+	before := failedCount(t, cfg.Appservice.Address, "impostor")
+	for i, tt := range impostors {
+		t.Run(tt.name, func(t *testing.T) {
+			mallory.sendOlm(t, bot, botDevice, tt.evt)
+			want := before + i + 1
+			eventually(t, "the impostor counted", func() bool { return failedCount(t, cfg.Appservice.Address, "impostor") >= want })
+			if got := failedCount(t, cfg.Appservice.Address, "impostor"); got != want {
+				t.Errorf("%d impostors counted, want %d", got, want)
+			}
+			ac.sendText(t, room, "to whatsapp after "+tt.name)
+			waitWAText(t, bob, "to whatsapp after "+tt.name)
+			if _, err := bob.SendText(ctx, alice.phone.JID(), "to matrix after "+tt.name); err != nil {
+				t.Fatal(err)
+			}
+			ac.waitDecrypted(t, room, bobGhost, bodyIs("to matrix after "+tt.name))
 		})
 	}
 }

@@ -56,7 +56,7 @@ func TestEncryptedDM(t *testing.T) {
 	waitWA(t, bob, "reaction", func(m *events.Message) bool { return m.Message.GetReactionMessage().GetText() == "👍" })
 
 	mine := ac.sendText(t, room, "typo in encrypted")
-	waitWAText(t, bob, "typo in encrypted")
+	typo := waitWAText(t, bob, "typo in encrypted")
 	edit := &event.MessageEventContent{MsgType: event.MsgText, Body: "* fixed in encrypted",
 		NewContent: &event.MessageEventContent{MsgType: event.MsgText, Body: "fixed in encrypted"}}
 	edit.RelatesTo = (&event.RelatesTo{}).SetReplace(mine)
@@ -69,7 +69,7 @@ func TestEncryptedDM(t *testing.T) {
 	}
 	waitWA(t, bob, "revoke", func(m *events.Message) bool {
 		pm := m.Message.GetProtocolMessage()
-		return pm.GetType() == waE2E.ProtocolMessage_REVOKE
+		return pm != nil && pm.GetType() == waE2E.ProtocolMessage_REVOKE && pm.GetKey().GetID() == typo.Info.ID
 	})
 
 	evts := ac.events(t, room)

@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -173,37 +174,38 @@ func (u *User) showQR(ctx context.Context, lp *loginProcess, code string) error 
 	if err != nil {
 		return fmt.Errorf("failed to render the QR code: %w", err)
 	}
-	bot := u.b.bot
-	upload, err := bot.UploadBytesWithName(ctx, png, "image/png", "whatsapp-login-qr.png")
+	b := u.b
+	upload, err := b.botUpload(ctx, lp.room, bytes.NewReader(png), int64(len(png)), "image/png", "whatsapp-login-qr.png")
 	if err != nil {
 		return fmt.Errorf("failed to upload the QR code: %w", err)
 	}
 	image := &event.MessageEventContent{
-		MsgType: event.MsgImage, Body: "whatsapp-login-qr.png", URL: upload.ContentURI.CUString(),
+		MsgType: event.MsgImage, Body: "whatsapp-login-qr.png",
 		Info: &event.FileInfo{MimeType: "image/png", Size: len(png), Width: 512, Height: 512},
 	}
+	upload.into(image)
 	text := &event.MessageEventContent{MsgType: event.MsgNotice, Body: "QR code: " + code,
 		Format: event.FormatHTML, FormattedBody: "QR code: <code>" + code + "</code>"}
 	if lp.qrImage == "" {
-		resp, err := bot.SendMessageEvent(ctx, lp.room, event.EventMessage, image)
+		evt, err := b.botSend(ctx, lp.room, event.EventMessage, image)
 		if err != nil {
 			return err
 		}
-		lp.qrImage = resp.EventID
-		resp, err = bot.SendMessageEvent(ctx, lp.room, event.EventMessage, text)
+		lp.qrImage = evt
+		evt, err = b.botSend(ctx, lp.room, event.EventMessage, text)
 		if err != nil {
 			return err
 		}
-		lp.qrText = resp.EventID
+		lp.qrText = evt
 		return nil
 	}
 	// WhatsApp rotates the code every 20 s: replace the shown one rather than stack them.
 	image.SetEdit(lp.qrImage)
 	text.SetEdit(lp.qrText)
-	if _, err := bot.SendMessageEvent(ctx, lp.room, event.EventMessage, image); err != nil {
+	if _, err := b.botSend(ctx, lp.room, event.EventMessage, image); err != nil {
 		return err
 	}
-	_, err = bot.SendMessageEvent(ctx, lp.room, event.EventMessage, text)
+	_, err = b.botSend(ctx, lp.room, event.EventMessage, text)
 	return err
 }
 

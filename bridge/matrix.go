@@ -43,6 +43,7 @@ func (b *Bridge) handleBotInvite(ctx context.Context, evt *event.Event, content 
 		log.Err(err).Msg("Failed to accept an invite")
 		return
 	}
+	b.learnRoom(ctx, evt.RoomID)
 	if level < config.LevelRelay {
 		log.Info().Msg("Refused an invite from a user outside the bridge's permissions")
 		b.reply(ctx, evt.RoomID, refusal(evt.Sender))
@@ -130,7 +131,7 @@ func cutCommandPrefix(body string) (string, bool) {
 func (b *Bridge) reply(ctx context.Context, roomID id.RoomID, markdown string) {
 	content := format.RenderMarkdown(markdown, true, false)
 	content.MsgType = event.MsgNotice
-	if _, err := b.bot.SendMessageEvent(ctx, roomID, event.EventMessage, &content); err != nil {
+	if _, err := b.botSend(ctx, roomID, event.EventMessage, &content); err != nil {
 		zerolog.Ctx(ctx).Err(err).Stringer("room_id", roomID).Msg("Failed to send a bot reply")
 	}
 }

@@ -122,7 +122,7 @@ func (b *Bridge) cmdMigrate(ctx context.Context, ce *commandEvent) string {
 			return "This contact was not found on Matrix (neither in the organisation's directory nor, where enabled, in the homeserver's user directory)."
 		}
 		mxid := acct.UserID
-		resp, err := b.bot.CreateRoom(ctx, &mautrix.ReqCreateRoom{
+		resp, err := b.botCreateRoom(ctx, &mautrix.ReqCreateRoom{
 			Visibility: "private", Preset: "trusted_private_chat", IsDirect: true,
 			Invite: []id.UserID{ce.sender, mxid},
 			PowerLevelOverride: &event.PowerLevelsEventContent{

@@ -65,14 +65,16 @@ func (m asMatrix) Redact(ctx context.Context, as id.UserID, room id.RoomID, targ
 	return err
 }
 
-func (m asMatrix) Upload(ctx context.Context, as id.UserID, data []byte, mimeType, fileName string) (id.ContentURIString, error) {
+// Upload stores the bytes as they are: encryptingMatrix encrypts them first for an encrypted
+// room.
+func (m asMatrix) Upload(ctx context.Context, as id.UserID, _ id.RoomID, data []byte, mimeType, fileName string) (portal.Uploaded, error) {
 	resp, err := m.intent(as).UploadMedia(ctx, mautrix.ReqUploadMedia{
 		ContentBytes: data, ContentLength: int64(len(data)), ContentType: mimeType, FileName: fileName,
 	})
 	if err != nil {
-		return "", err
+		return portal.Uploaded{}, err
 	}
-	return resp.ContentURI.CUString(), nil
+	return portal.Uploaded{URL: resp.ContentURI.CUString()}, nil
 }
 
 func (m asMatrix) Download(ctx context.Context, uri id.ContentURI) ([]byte, error) {
@@ -153,7 +155,8 @@ func (m asMatrix) SetAvatarURL(ctx context.Context, ghost id.UserID, uri id.Cont
 }
 
 func (m asMatrix) UploadAvatar(ctx context.Context, ghost id.UserID, data []byte, mimeType string) (id.ContentURIString, error) {
-	return m.Upload(ctx, ghost, data, mimeType, "")
+	up, err := m.Upload(ctx, ghost, "", data, mimeType, "")
+	return up.URL, err
 }
 
 // ghostDirectory adapts puppet.Manager to portal.Ghosts.

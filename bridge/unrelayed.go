@@ -27,7 +27,7 @@ func (b *Bridge) queuePortalEvent(ctx context.Context, env *portal.MatrixEnvelop
 	}
 	if p == nil {
 		if env.Type == event.EventEncrypted.Type {
-			b.tellEncryptedOutsidePortal(ctx, env)
+			b.handleEncryptedOutsidePortal(ctx, env, raw)
 		}
 		return nil
 	}
@@ -64,8 +64,8 @@ func (b *Bridge) hasLogin(ctx context.Context, env *portal.MatrixEnvelope) bool 
 	return err == nil && row != nil && row.WADevice != ""
 }
 
-// tellEncryptedOutsidePortal answers an encrypted event in a user's management room: the
-// bot cannot read commands there. Anywhere else the bot only listens for commands, which
+// tellEncryptedOutsidePortal answers an encrypted event in a user's management room when
+// the bridge has no encryption (encryption.allow off): the bot cannot read commands there. Anywhere else the bot only listens for commands, which
 // it cannot read either, and a notice per event would be noise in a room it does not own.
 func (b *Bridge) tellEncryptedOutsidePortal(ctx context.Context, env *portal.MatrixEnvelope) {
 	user, err := b.db.Users.GetByManagementRoom(ctx, env.RoomID)

@@ -23,7 +23,7 @@ type Encryption struct {
 }
 
 // EncryptionRotation is when the bridge starts a new outbound Megolm session in a room. A
-// member leaving always starts one.
+// member leaving or joining, or adding or removing a device, always starts one.
 type EncryptionRotation struct {
 	Messages int    `yaml:"messages"`
 	Age      string `yaml:"age"`

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/rs/zerolog"
+	"go.mau.fi/util/dbutil"
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 	"maunium.net/go/mautrix/sqlstatestore"
@@ -106,4 +107,17 @@ func (s *StateStore) forget(roomID id.RoomID, userID id.UserID) {
 	} else {
 		delete(s.members[roomID], userID)
 	}
+}
+
+// FindSharedRooms lists the encrypted rooms a user is in or invited to. The crypto machine
+// asks it when the user's devices change, to start new Megolm sessions there that include
+// the new device. The embedded store answers it, as a bridge's store, from a
+// portal.encrypted column of mautrix's own bridges, which this database does not have.
+func (s *StateStore) FindSharedRooms(ctx context.Context, userID id.UserID) ([]id.RoomID, error) {
+	rows, err := s.Query(ctx, `
+		SELECT mx_user_profile.room_id FROM mx_user_profile
+		JOIN mx_room_state ON mx_room_state.room_id=mx_user_profile.room_id
+		WHERE mx_user_profile.user_id=$1 AND mx_user_profile.membership IN ('join', 'invite')
+			AND mx_room_state.encryption IS NOT NULL`, userID)
+	return dbutil.NewRowIterWithError(rows, dbutil.ScanSingleColumn[id.RoomID], err).AsList()
 }

@@ -2,6 +2,7 @@ package database
 
 import (
 	"context"
+	"slices"
 	"testing"
 
 	"maunium.net/go/mautrix/event"
@@ -49,6 +50,50 @@ func TestStateStoreRemembersMembershipsUntilTheyChange(t *testing.T) {
 					t.Fatalf("%s: IsInvited = %v, want %v", step.name, got, step.invite)
 				}
 			}
+		}
+	})
+}
+
+// TestFindSharedRooms: the rooms whose Megolm sessions a user's new device must get are
+// the encrypted ones they are in or invited to.
+func TestFindSharedRooms(t *testing.T) {
+	ctx := context.Background()
+	const user = id.UserID("@alice:example.org")
+	eachBackend(t, func(t *testing.T, db *Database) {
+		s := db.StateStore
+		rooms := []struct {
+			room       id.RoomID
+			membership event.Membership
+			encrypted  bool
+			shared     bool
+		}{
+			{"!joined-encrypted:example.org", event.MembershipJoin, true, true},
+			{"!invited-encrypted:example.org", event.MembershipInvite, true, true},
+			{"!left-encrypted:example.org", event.MembershipLeave, true, false},
+			{"!joined-plain:example.org", event.MembershipJoin, false, false},
+		}
+		var want []id.RoomID
+		for _, r := range rooms {
+			if err := s.SetMembership(ctx, r.room, user, r.membership); err != nil {
+				t.Fatal(err)
+			}
+			if r.encrypted {
+				if err := s.SetEncryptionEvent(ctx, r.room, &event.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if r.shared {
+				want = append(want, r.room)
+			}
+		}
+		got, err := s.FindSharedRooms(ctx, user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if !slices.Equal(got, want) {
+			t.Errorf("FindSharedRooms = %v, want %v", got, want)
 		}
 	})
 }

@@ -22,6 +22,12 @@ const (
 	ReasonReplayed         = "replayed_index"
 	ReasonKeyMissing       = "key_missing"
 	ReasonUndecryptable    = "undecryptable"
+	// To-device events: one from a device that is not the one it claims (its sender_key is
+	// not a device of its sender, or its decrypted payload names another sender, recipient
+	// or signing key), one decrypted before, one that does not decrypt.
+	ReasonImpostor              = "impostor"
+	ReasonToDeviceReplayed      = "to_device_replayed"
+	ReasonToDeviceUndecryptable = "to_device_undecryptable"
 )
 
 // ErrKeyMissing means the bridge does not (yet) have the room key of an event; the key may

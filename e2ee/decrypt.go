@@ -123,16 +123,20 @@ func (m *Machine) allowKeyShare(ctx context.Context, device *id.Device, info eve
 	if device.Trust == id.TrustStateBlacklisted {
 		return &crypto.KeyShareRejectBlacklisted
 	}
+	// Who may have the key comes before how much the device is trusted: a stranger is
+	// told they may not, not that verifying their device would help.
+	shared, err := m.store.IsOutboundGroupSessionShared(ctx, device.UserID, device.IdentityKey, info.SessionID)
+	owner := m.owner != nil && m.owner(ctx, info.RoomID) == device.UserID
+	if !owner && (err != nil || !shared) {
+		log.Info().Msg("Rejected a key request from a device that neither got the session nor belongs to the portal's owner")
+		return &crypto.KeyShareRejectNotRecipient
+	}
 	if trust, _ := m.mach.ResolveTrustContext(ctx, device); trust < m.minTrust() {
 		log.Info().Str("trust", trust.String()).Msg("Rejected a key request from a device share_with does not trust")
 		return &crypto.KeyShareRejectUnverified
 	}
-	if shared, err := m.store.IsOutboundGroupSessionShared(ctx, device.UserID, device.IdentityKey, info.SessionID); err == nil && shared {
-		return nil
-	}
-	if m.owner != nil && m.owner(ctx, info.RoomID) == device.UserID {
+	if !shared {
 		log.Info().Msg("Sharing a portal's room key with a device of its owner that did not have it")
-		return nil
 	}
-	return &crypto.KeyShareRejectNotRecipient
+	return nil
 }

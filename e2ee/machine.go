@@ -48,6 +48,11 @@ type Machine struct {
 	// encryptedRooms are the rooms IsEncrypted has seen encrypted.
 	encryptedRooms sync.Map
 
+	// toDeviceMu makes one /sync's to-device events the only ones in the machine at a
+	// time, so that a failure olmFailed counts belongs to the event being handled.
+	toDeviceMu sync.Mutex
+	olmFailed  *olmFailures
+
 	// roomLocks keeps two senders in one room from sharing a new session twice.
 	roomLocksMu sync.Mutex
 	roomLocks   map[id.RoomID]*sync.Mutex
@@ -96,7 +101,8 @@ func Open(ctx context.Context, d Deps) (*Machine, error) {
 	if err != nil {
 		return nil, err
 	}
-	mlog := log.With().Str("component", "olm").Logger()
+	m.olmFailed = &olmFailures{}
+	mlog := log.With().Str("component", "olm").Logger().Hook(m.olmFailed)
 	m.mach = crypto.NewOlmMachine(client, &mlog, outbound, d.State)
 	m.mach.ShareKeysMinTrust = m.minTrust()
 	m.mach.SendKeysMinTrust = m.minTrust()
@@ -150,12 +156,6 @@ func (m *Machine) Client() *mautrix.Client { return m.client }
 
 // DeviceID is the bot's device.
 func (m *Machine) DeviceID() id.DeviceID { return m.client.DeviceID }
-
-// ProcessSync takes what the bot device's /sync carries for crypto: to-device events (room
-// keys, key requests), device-list changes and one-time-key counts.
-func (m *Machine) ProcessSync(ctx context.Context, resp *mautrix.RespSync, since string) {
-	m.mach.ProcessSyncResponse(ctx, resp, since)
-}
 
 // HandleMember rotates the room's outbound session when someone leaves (or joins): a
 // leaver must not read what is sent after.

@@ -151,7 +151,7 @@ func (p *Portal) handleMediaFill(ctx context.Context, item *database.QueueItem) 
 	}
 	for i, part := range res.Events {
 		c, ok := part.Content.(*msgconv.MessageContent)
-		if !ok || c.URL == "" {
+		if !ok || (c.URL == "" && c.File == nil) {
 			continue
 		}
 		target, err := p.m.deps.DB.Messages.GetPart(ctx, key, info.ID, string(part.PartID))

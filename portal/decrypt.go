@@ -64,6 +64,9 @@ func (p *Portal) decryptQueued(ctx context.Context, item *database.QueueItem, en
 			// Only the type and content may change: the homeserver vouches for the rest.
 			penv.ID, penv.RoomID, penv.Sender, penv.Timestamp, penv.StateKey = env.ID, env.RoomID, env.Sender, env.Timestamp, nil
 			item.Payload, *env = plain, penv
+			if cmd := p.m.deps.Command; cmd != nil && cmd(ctx, plain) {
+				return true, nil
+			}
 			if !IsRelayed(penv.Type, false) {
 				return true, p.recordUnrelayed(ctx, item, &unrelayedItem{Reason: UnrelayedNoCounterpart, Event: plain}, env)
 			}

@@ -193,8 +193,8 @@ func (f *fakeMatrix) stateSent() []string {
 func (f *fakeMatrix) Redact(context.Context, id.UserID, id.RoomID, id.EventID, string) error {
 	return nil
 }
-func (f *fakeMatrix) Upload(context.Context, id.UserID, []byte, string, string) (id.ContentURIString, error) {
-	return "mxc://test/media", nil
+func (f *fakeMatrix) Upload(context.Context, id.UserID, id.RoomID, []byte, string, string) (Uploaded, error) {
+	return Uploaded{URL: "mxc://test/media"}, nil
 }
 func (f *fakeMatrix) Download(context.Context, id.ContentURI) ([]byte, error) {
 	return []byte("x"), nil

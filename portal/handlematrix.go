@@ -110,7 +110,10 @@ func (p *Portal) handleMatrixEvent(ctx context.Context, item *database.QueueItem
 	var media *sentMedia
 	if res.Upload != nil {
 		data, err := p.uploadToWhatsApp(ctx, wa, res.Upload)
-		if err != nil {
+		var bad *badAttachmentError
+		if errors.As(err, &bad) {
+			return p.refuseAttachment(ctx, item, &env, bad)
+		} else if err != nil {
 			return err
 		}
 		media = &sentMedia{data: data, mimeType: res.Upload.MimeType, fileName: res.Upload.FileName}
@@ -189,9 +192,6 @@ func (p *Portal) recordSent(ctx context.Context, wa WhatsApp, evt *msgconv.Matri
 // uploadToWhatsApp moves a Matrix user's file to WhatsApp's media servers and returns its
 // bytes, for the archive: once WhatsApp's copy expires, only the archive can show what was sent.
 func (p *Portal) uploadToWhatsApp(ctx context.Context, wa WhatsApp, up *msgconv.MediaUpload) ([]byte, error) {
-	if up.File != nil {
-		return nil, permanent(errors.New("encrypted Matrix media cannot be sent: this portal is not encrypted"))
-	}
 	uri, err := up.URL.Parse()
 	if err != nil {
 		return nil, permanent(fmt.Errorf("bad media URL %q: %w", up.URL, err))
@@ -199,6 +199,11 @@ func (p *Portal) uploadToWhatsApp(ctx context.Context, wa WhatsApp, up *msgconv.
 	data, err := p.m.matrix.Download(ctx, uri)
 	if err != nil {
 		return nil, mediaDownloadFailure(err, up.URL)
+	}
+	if up.File != nil {
+		if err := openAttachment(up, data); err != nil {
+			return nil, err
+		}
 	}
 	res, err := wa.Upload(ctx, data, up.Kind)
 	if err != nil {

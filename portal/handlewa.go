@@ -331,11 +331,11 @@ func (p *Portal) fetchMedia(ctx context.Context, wa WhatsApp, res *msgconv.ToMat
 
 func (p *Portal) uploadMedia(ctx context.Context, as id.UserID, res *msgconv.ToMatrixResult, media [][]byte) error {
 	for i, t := range res.Media {
-		uri, err := p.m.matrix.Upload(ctx, as, media[i], t.MimeType, t.FileName)
+		up, err := p.m.matrix.Upload(ctx, as, p.RoomID(), media[i], t.MimeType, t.FileName)
 		if err != nil {
 			return fmt.Errorf("failed to upload media to Matrix: %w", err)
 		}
-		t.Complete(uri)
+		up.complete(t)
 	}
 	return nil
 }

@@ -113,12 +113,15 @@ func (p *Portal) importOne(ctx context.Context, wa WhatsApp, m ExportMessage, wa
 			return false, fmt.Errorf("failed to read %s from the export: %w", m.FileName, err)
 		}
 		mime := http.DetectContentType(data)
-		uri, err := p.m.matrix.Upload(ctx, as, data, mime, m.FileName)
+		up, err := p.m.matrix.Upload(ctx, as, p.RoomID(), data, mime, m.FileName)
 		if err != nil {
 			return false, fmt.Errorf("failed to upload %s: %w", m.FileName, err)
 		}
 		content = &event.MessageEventContent{MsgType: event.MsgFile, Body: m.FileName, FileName: m.FileName,
-			URL: uri, Info: &event.FileInfo{MimeType: mime, Size: len(data)}}
+			URL: up.URL, Info: &event.FileInfo{MimeType: mime, Size: len(data)}}
+		if up.File != nil {
+			content.File = &event.EncryptedFileInfo{EncryptedFile: *up.File.Attachment(), URL: up.File.URL}
+		}
 		if strings.HasPrefix(mime, "image/") {
 			content.MsgType = event.MsgImage
 		}

@@ -11,6 +11,7 @@ import (
 	"maunium.net/go/mautrix/id"
 
 	"codeberg.org/causeway/causeway/config"
+	"codeberg.org/causeway/causeway/msgconv"
 )
 
 // Matrix is everything a portal does on the homeserver. Every call names the user it acts
@@ -27,9 +28,12 @@ type Matrix interface {
 	// SendState sets a state event with the original time of the change.
 	SendState(ctx context.Context, as id.UserID, room id.RoomID, typ event.Type, stateKey string, content any, ts time.Time) (id.EventID, error)
 	Redact(ctx context.Context, as id.UserID, room id.RoomID, target id.EventID, reason string) error
-	// Upload stores media in the homeserver's repository and returns its mxc URI.
-	Upload(ctx context.Context, as id.UserID, data []byte, mimeType, fileName string) (id.ContentURIString, error)
-	// Download fetches media that a Matrix user sent.
+	// Upload stores media to be sent into room in the homeserver's repository. Into an
+	// encrypted room the encryption wrapper uploads it encrypted and returns File, never a
+	// plain URL: the homeserver's media repository would hold the plaintext. An empty room
+	// (a profile picture) is never encrypted.
+	Upload(ctx context.Context, as id.UserID, room id.RoomID, data []byte, mimeType, fileName string) (Uploaded, error)
+	// Download fetches media that a Matrix user sent (the ciphertext of an encrypted file).
 	Download(ctx context.Context, uri id.ContentURI) ([]byte, error)
 	CreateRoom(ctx context.Context, as id.UserID, req *mautrix.ReqCreateRoom) (id.RoomID, error)
 	// EnsureJoined joins as to the room, inviting it with the bot first when it is not invited.
@@ -46,6 +50,22 @@ type Matrix interface {
 	// from the newest event: at most limit events, stopping before until when it is met.
 	// Newest first.
 	RecentEvents(ctx context.Context, as id.UserID, room id.RoomID, until id.EventID, limit int) ([]TimelineEvent, error)
+}
+
+// Uploaded is where Upload put a file: URL in an unencrypted room, File (with the URL of the
+// ciphertext and its key) in an encrypted one.
+type Uploaded struct {
+	URL  id.ContentURIString
+	File *msgconv.EncryptedFile
+}
+
+// complete fills a waiting transfer's content with the upload.
+func (u Uploaded) complete(t *msgconv.MediaTransfer) {
+	if u.File != nil {
+		t.CompleteEncrypted(u.File)
+		return
+	}
+	t.Complete(u.URL)
 }
 
 // TimelineEvent is one event of a room's timeline, as a delivery check reads it.

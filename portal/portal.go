@@ -9,6 +9,7 @@ package portal
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -78,6 +79,10 @@ type Deps struct {
 	LoadHistory func(ctx context.Context, receiver id.UserID, notification []byte) error
 	// Decrypter, when set, decrypts Matrix users' encrypted events before they are relayed.
 	Decrypter Decrypter
+	// Command, when set, sees every decrypted event first and reports whether it took it as
+	// a command for the bot, which is then not relayed. Plaintext commands never enter a
+	// portal's queue; encrypted ones show what they are only once decrypted here.
+	Command func(ctx context.Context, plain json.RawMessage) bool
 }
 
 // Observer is told what the portals relay; the bridge feeds metrics from it.

@@ -76,7 +76,7 @@ func TestRetriesAndGiveUp(t *testing.T) {
 			"could not be sent to WhatsApp: failed to send to WhatsApp: server said no"},
 		{"to WhatsApp, cannot succeed", func(t *testing.T, h *harness, p *Portal) *database.QueueItem {
 			return matrixEventItem(t, "$e2", encryptedFile)
-		}, func(h *harness) {}, 1, "this portal is not encrypted"},
+		}, func(h *harness) {}, 1, "the file \"a.pdf\" of your message of"},
 		{"to Matrix, homeserver down: never given up", func(t *testing.T, h *harness, p *Portal) *database.QueueItem {
 			return waMessage(t, "m1", "hi").Item
 		}, func(h *harness) { h.mx.failSend = func(int, string) error { return errors.New("502 Bad Gateway") } }, 0, ""},

@@ -38,8 +38,10 @@ type unrelayedItem struct {
 	Reason string `json:"reason"`
 	// SenderHasLogin says the sender is logged in to WhatsApp through the bridge themselves,
 	// which changes what they are told.
-	SenderHasLogin bool            `json:"sender_has_login,omitempty"`
-	Event          json.RawMessage `json:"event"`
+	SenderHasLogin bool `json:"sender_has_login,omitempty"`
+	// Detail is the reason in words when it depends on more than the reason's kind.
+	Detail string          `json:"detail,omitempty"`
+	Event  json.RawMessage `json:"event"`
 }
 
 // NewUnrelayedItem queues a Matrix event that stops at the bridge. Its dedup key is the one
@@ -77,6 +79,8 @@ func (p *Portal) unrelayedWhy(u *unrelayedItem, env *MatrixEnvelope) string {
 	switch u.Reason {
 	case UnrelayedEncrypted:
 		return "this bridge cannot read encrypted messages (it has no encryption support), so bridged rooms must stay unencrypted"
+	case UnrelayedBadAttachment:
+		return u.Detail
 	case UnrelayedPlaintext:
 		return "this bridge only relays encrypted messages (encryption.require), and this room or your client sent it unencrypted"
 	case UnrelayedNotReceiver:
