@@ -23,7 +23,8 @@ type Encryption struct {
 }
 
 // EncryptionRotation is when the bridge starts a new outbound Megolm session in a room. A
-// member leaving or joining, or adding or removing a device, always starts one.
+// member leaving or joining, or adding or removing a device, always starts one, and so does a
+// restart (e2ee keeps the sessions it encrypts with in memory).
 type EncryptionRotation struct {
 	Messages int    `yaml:"messages"`
 	Age      string `yaml:"age"`
