@@ -17,6 +17,7 @@ import (
 
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/database"
+	"codeberg.org/causeway/causeway/e2ee/upgrades"
 )
 
 // pickleKey encrypts the Olm and Megolm pickles in the database. It is a constant on
@@ -40,10 +41,14 @@ type Machine struct {
 	mach   *crypto.OlmMachine
 	client *mautrix.Client
 	store  *crypto.SQLCryptoStore
-	state  State
-	owner  func(ctx context.Context, room id.RoomID) id.UserID
-	count  func(reason string)
-	log    zerolog.Logger
+	// db holds the package's own tables (e2ee/upgrades).
+	db    *dbutil.Database
+	state State
+	owner func(ctx context.Context, room id.RoomID) id.UserID
+	count func(reason string)
+	// countHistory hears what became of history keys (Deps.CountHistory).
+	countHistory func(outcome string, n int)
+	log          zerolog.Logger
 
 	// toDeviceMu makes one /sync's to-device events the only ones in the machine at a
 	// time, so that a failure olmFailed counts belongs to the event being handled.
@@ -53,6 +58,9 @@ type Machine struct {
 	// roomLocks keeps two senders in one room from sharing a new session twice.
 	roomLocksMu sync.Mutex
 	roomLocks   map[id.RoomID]*sync.Mutex
+
+	// history gives portal owners' new devices the keys of their portals' history.
+	history *historyKeys
 }
 
 // Open logs the bot's device in (the same device every time: its ID is in the crypto
@@ -63,6 +71,10 @@ func Open(ctx context.Context, d Deps) (*Machine, error) {
 	store := crypto.NewSQLCryptoStore(d.DB.Database, dbutil.ZeroLogger(log.With().Str("db_section", "crypto").Logger()),
 		string(d.Login.UserID), "", pickleKey)
 	if err := database.UpgradeChild(ctx, store.DB, "crypto"); err != nil {
+		return nil, err
+	}
+	db := d.DB.Child("e2ee_version", upgrades.Table, "e2ee")
+	if err := database.UpgradeChild(ctx, db, "encryption history keys"); err != nil {
 		return nil, err
 	}
 	deviceID, err := store.FindDeviceID(ctx)
@@ -89,10 +101,14 @@ func Open(ctx context.Context, d Deps) (*Machine, error) {
 		return nil, fmt.Errorf("the homeserver gave the bot device %s instead of its stored device %s", resp.DeviceID, deviceID)
 	}
 
-	m := &Machine{cfg: d.Config, client: client, store: store, state: d.State, owner: d.RoomOwner, count: d.Count,
+	m := &Machine{cfg: d.Config, client: client, store: store, db: db, state: d.State, owner: d.RoomOwner, count: d.Count,
 		log: log, roomLocks: map[id.RoomID]*sync.Mutex{}}
 	if m.count == nil {
 		m.count = func(string) {}
+	}
+	m.countHistory = d.CountHistory
+	if m.countHistory == nil {
+		m.countHistory = func(string, int) {}
 	}
 	m.olmFailed = &olmFailures{}
 	mlog := log.With().Str("component", "olm").Logger().Hook(m.olmFailed)
@@ -108,6 +124,8 @@ func Open(ctx context.Context, d Deps) (*Machine, error) {
 		return nil, fmt.Errorf("failed to upload the bot device's keys: %w", err)
 	}
 	m.crossSign(ctx)
+	m.history = newHistoryKeys(m)
+	m.history.start()
 	log.Info().Bool("new_device", deviceID == "").Str("olm_driver", Driver()).Msg("Bridge bot's encryption device is ready")
 	return m, nil
 }
@@ -191,6 +209,9 @@ func (m *Machine) Encrypt(ctx context.Context, room id.RoomID, typ event.Type, c
 		if serr := m.mach.ShareGroupSession(ctx, room, members); serr != nil {
 			return nil, fmt.Errorf("failed to share a Megolm session in %s: %w", room, serr)
 		}
+		if m.owner != nil {
+			m.history.keep(ctx, room, m.owner(ctx, room))
+		}
 		enc, err = m.mach.EncryptMegolmEvent(ctx, room, typ, content)
 	}
 	if err != nil {
@@ -201,5 +222,6 @@ func (m *Machine) Encrypt(ctx context.Context, room id.RoomID, typ event.Type, c
 
 // Close stops the machine's background work.
 func (m *Machine) Close() {
+	m.history.close()
 	m.mach.Destroy()
 }
