@@ -71,16 +71,7 @@ func lostKeys(t *testing.T, tt lostKeysCase) {
 	}
 	room := ac.waitInvite(t, bobGhost)
 	ac.waitDecrypted(t, room, bobGhost, bodyIs("history zero"))
-	if _, err := alice.mx.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: mallory.cli.UserID}); err != nil {
-		t.Fatal(err)
-	}
-	if got := mallory.waitInvite(t, alice.mx.UserID); got != room {
-		t.Fatalf("mallory joined %s, not the portal %s", got, room)
-	}
-	// Alice's message comes after Mallory's join: once it reached WhatsApp, the bridge has
-	// seen Mallory in the room.
-	ac.sendText(t, room, "mallory is in")
-	waitWAText(t, bob, "mallory is in")
+	inviteIntoPortal(t, ac, room, mallory, bob, "mallory is in")
 
 	history := []string{"history zero", "history one", "history two", "history three", "history four", "history five"}
 	for _, body := range history[1:] {
