@@ -51,6 +51,8 @@ func (b *Bridge) adminRoom(ctx context.Context) (id.RoomID, error) {
 			if _, err := b.bot.JoinRoomByID(ctx, room); err != nil {
 				return "", err
 			}
+			// An operator's encrypted room: its notices must go encrypted, to its members.
+			b.learnRoom(ctx, room)
 			b.adminRoomJoined = true
 		}
 		return room, nil

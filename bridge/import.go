@@ -1,7 +1,6 @@
 package bridge
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,8 +10,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"maunium.net/go/mautrix"
-	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
 	"codeberg.org/causeway/causeway/config"
@@ -46,32 +43,28 @@ func (b *Bridge) cmdImport(ctx context.Context, ce *commandEvent) string {
 	if err != nil {
 		return "Sorry: " + err.Error()
 	}
-	zipEvt, err := b.latestZip(ctx, ce.roomID, ce.sender, ce.eventID)
+	zip, err := b.latestZip(ctx, ce.roomID, ce.sender, ce.eventID)
 	if err != nil {
 		return "Sorry: " + err.Error()
-	}
-	content := zipEvt.Content.AsMessage()
-	uri, err := content.URL.Parse()
-	if err != nil {
-		return "The zip's URL is not valid: " + err.Error()
 	}
 	// An export with years of photos takes minutes: answer now and post the report when it
 	// is ready, rather than hold up the homeserver's transaction (which it would retry).
 	started := b.jobs.Go(context.WithoutCancel(ctx), "import", func(ctx context.Context) {
-		b.reply(ctx, ce.roomID, b.importFromRoom(ctx, ce.sender, p, uri, loc))
+		b.reply(ctx, ce.roomID, b.importFromRoom(ctx, ce.sender, p, zip, loc))
 	})
 	if !started {
 		return errStopping.Error()
 	}
-	return fmt.Sprintf("Importing %s; I will post the report here.", content.FileName)
+	return fmt.Sprintf("Importing %s; I will post the report here.", zip.name)
 }
 
-func (b *Bridge) importFromRoom(ctx context.Context, user id.UserID, p *portal.Portal, uri id.ContentURI, loc *time.Location) string {
-	data, err := b.bot.DownloadBytes(ctx, uri)
+func (b *Bridge) importFromRoom(ctx context.Context, user id.UserID, p *portal.Portal, zip *roomZip, loc *time.Location) string {
+	f, size, err := b.fetchZip(ctx, zip)
 	if err != nil {
 		return "Could not download the zip: " + err.Error()
 	}
-	rep, err := b.importExport(ctx, user, p, bytes.NewReader(data), int64(len(data)), loc)
+	defer dropSpool(f)
+	rep, err := b.importExport(ctx, user, p, f, size, loc)
 	if err != nil {
 		return "Sorry: " + err.Error()
 	}
@@ -181,36 +174,6 @@ func exportMessages(res *chatexport.Result, rep *importapi.Report, limit int64) 
 	}
 	rep.Messages = len(msgs)
 	return msgs
-}
-
-// latestZip finds the zip the command came with (as its caption), or else the newest zip
-// file the user sent to the room.
-func (b *Bridge) latestZip(ctx context.Context, room id.RoomID, sender id.UserID, commandEvent id.EventID) (*event.Event, error) {
-	if evt, err := b.bot.GetEvent(ctx, room, commandEvent); err == nil {
-		_ = evt.Content.ParseRaw(event.EventMessage)
-		if c := evt.Content.AsMessage(); c.MsgType == event.MsgFile && strings.HasSuffix(strings.ToLower(c.FileName), ".zip") {
-			return evt, nil
-		}
-	}
-	resp, err := b.bot.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 100)
-	if err != nil {
-		return nil, fmt.Errorf("could not read the room: %w", err)
-	}
-	for _, evt := range resp.Chunk {
-		if evt.Sender != sender || evt.Type.Type != event.EventMessage.Type {
-			continue
-		}
-		_ = evt.Content.ParseRaw(event.EventMessage)
-		c := evt.Content.AsMessage()
-		name := c.FileName
-		if name == "" {
-			name = c.Body
-		}
-		if c.MsgType == event.MsgFile && strings.HasSuffix(strings.ToLower(name), ".zip") && !strings.HasPrefix(c.Body, commandPrefix) {
-			return evt, nil
-		}
-	}
-	return nil, fmt.Errorf("no .zip file from you among the room's last 100 events; send the export first")
 }
 
 // errImportCancelled is the cause of an import's end when its user cancelled it.

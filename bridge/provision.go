@@ -117,10 +117,7 @@ func (b *Bridge) provisionImport(ctx context.Context, r *http.Request) (*importa
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		_ = zip.Close()
-		_ = os.Remove(zip.Name())
-	}()
+	defer dropSpool(zip)
 	return b.importExport(ctx, u.MXID(), p, zip, size, loc)
 }
 
@@ -207,23 +204,46 @@ func parseChat(s string) (types.JID, error) {
 // spoolBody saves the uploaded zip to a temporary file: the parser needs random access, and
 // an export with years of photos does not belong in memory.
 func spoolBody(body io.Reader) (*os.File, int64, error) {
+	f, n, err := spoolZip(body)
+	switch {
+	case errors.Is(err, errZipEmpty):
+		err = badInput("the request body is empty: send the export zip as the body")
+	case errors.Is(err, errZipTooLarge):
+		err = badInput("the zip is larger than %d GiB", maxImportZip>>30)
+	}
+	return f, n, err
+}
+
+var (
+	errZipEmpty    = errors.New("the zip is empty")
+	errZipTooLarge = fmt.Errorf("%w: the zip is larger than %d GiB", errTooLarge, maxImportZip>>30)
+)
+
+// spoolZip saves an export zip to a temporary file, at most maxImportZip bytes of it. The
+// caller closes and removes the file.
+func spoolZip(body io.Reader) (*os.File, int64, error) {
 	f, err := os.CreateTemp("", "causeway-import-*.zip")
 	if err != nil {
-		return nil, 0, fmt.Errorf("failed to store the upload: %w", err)
+		return nil, 0, fmt.Errorf("failed to store the zip: %w", err)
 	}
 	n, err := io.Copy(f, io.LimitReader(body, maxImportZip+1))
 	switch {
 	case err != nil:
 		err = fmt.Errorf("failed to receive the zip: %w", err)
 	case n == 0:
-		err = badInput("the request body is empty: send the export zip as the body")
+		err = errZipEmpty
 	case n > maxImportZip:
-		err = badInput("the zip is larger than %d GiB", maxImportZip>>30)
+		err = errZipTooLarge
 	}
 	if err != nil {
-		_ = f.Close()
-		_ = os.Remove(f.Name())
+		dropSpool(f)
 		return nil, 0, err
 	}
 	return f, n, nil
+}
+
+// dropSpool closes and removes a spooled zip.
+func dropSpool(f *os.File) {
+	_ = f.Close()
+	_ = os.Remove(f.Name())
 }

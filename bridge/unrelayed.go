@@ -44,7 +44,7 @@ func (b *Bridge) queuePortalEvent(ctx context.Context, env *portal.MatrixEnvelop
 		// Decrypted in the portal's queue, in order: its key may arrive after it.
 	case !relayed:
 		reason = portal.UnrelayedNoCounterpart
-	case b.cfg.Encryption.Require && env.StateKey == nil:
+	case b.cfg.Encryption.Require && env.StateKey == nil && !neverEncrypted(env.Type):
 		reason = portal.UnrelayedPlaintext
 	}
 	zerolog.Ctx(ctx).Debug().Str("type", env.Type).Str("unrelayed", reason).Msg("Matrix event in a bridged room")
@@ -56,6 +56,15 @@ func (b *Bridge) queuePortalEvent(ctx context.Context, env *portal.MatrixEnvelop
 		return err
 	}
 	return p.Enqueue(ctx, item)
+}
+
+// neverEncrypted: the events Matrix clients send in plaintext even into encrypted rooms, which
+// encryption.require must still relay. Redactions cannot be encrypted (the server must read
+// what they redact), and matrix-js-sdk, so Element, never encrypts reactions (their relation
+// is in the clear anyway; see TestEncryptedInteropElementCrypto): refusing them would refuse
+// every reaction and deletion an Element user makes.
+func neverEncrypted(eventType string) bool {
+	return eventType == event.EventReaction.Type || eventType == event.EventRedaction.Type
 }
 
 // hasLogin says whether the sender of an event is logged in to WhatsApp through the bridge.

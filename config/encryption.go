@@ -11,7 +11,7 @@ type Encryption struct {
 	// Default creates new portals (and management rooms) encrypted. Needs Allow.
 	Default bool `yaml:"default"`
 	// Require never sends plaintext into a portal, and relays nothing a Matrix user sent in
-	// plaintext. Needs Default.
+	// plaintext but reactions and redactions (which Element never encrypts). Needs Default.
 	Require bool `yaml:"require"`
 	// ShareWith is which Matrix devices get the bridge's room keys: all, or
 	// cross_signed_only (devices their owner signed).
@@ -20,6 +20,25 @@ type Encryption struct {
 	// before the room is told it was not relayed.
 	KeyWait  string             `yaml:"key_wait"`
 	Rotation EncryptionRotation `yaml:"rotation"`
+	// History is how much of a portal's history the bridge can give its owner's new devices.
+	History EncryptionHistory `yaml:"history"`
+}
+
+// EncryptionHistory bounds the first keys the bridge keeps of the Megolm sessions it made in
+// portals: a new device of a portal's owner (share_with deciding which) is sent them, so an
+// official who lost their keys reads the portal's WhatsApp history again.
+type EncryptionHistory struct {
+	// Sessions is how many of a portal's latest sessions are kept; 0 keeps none (new
+	// devices then get history only by asking for it, which Element does not do).
+	Sessions int `yaml:"sessions"`
+	// MaxAge forgets sessions older than this.
+	MaxAge string `yaml:"max_age"`
+}
+
+// MaxAgeDuration is MaxAge parsed (validated at load).
+func (h EncryptionHistory) MaxAgeDuration() time.Duration {
+	d, _ := time.ParseDuration(h.MaxAge)
+	return d
 }
 
 // EncryptionRotation is when the bridge starts a new outbound Megolm session in a room. A
@@ -67,4 +86,14 @@ func (e Encryption) validate(bad func(path, format string, args ...any)) {
 	if d, err := time.ParseDuration(e.Rotation.Age); err != nil || d <= 0 {
 		bad("encryption.rotation.age", "%q is not a positive duration such as 168h", e.Rotation.Age)
 	}
+	if e.History.Sessions < 0 || e.History.Sessions > maxHistorySessions {
+		bad("encryption.history.sessions", "%d is not between 0 and %d", e.History.Sessions, maxHistorySessions)
+	}
+	if d, err := time.ParseDuration(e.History.MaxAge); err != nil || d <= 0 {
+		bad("encryption.history.max_age", "%q is not a positive duration such as 8760h", e.History.MaxAge)
+	}
 }
+
+// maxHistorySessions bounds encryption.history.sessions: the keys of every portal of a
+// user go to each new device of theirs.
+const maxHistorySessions = 1000

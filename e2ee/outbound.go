@@ -23,7 +23,8 @@ import (
 // as a replay. After a restart each room starts a new session instead, shared with the
 // members' devices like any new session. What keeps history readable is untouched: the
 // inbound copy of every session the bot made (the one it gives to its owner's devices on a
-// key request) is written when the session is created, and which devices got a session is in
+// key request) is written when the session is created, history.go keeps its copy of a new
+// session (read from here, before its first message), and which devices got a session is in
 // the database as before.
 type outboundStore struct {
 	*crypto.SQLCryptoStore

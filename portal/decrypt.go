@@ -52,8 +52,31 @@ func (e errAwaitingKey) Error() string { return "waiting for the room key of an 
 const keyPollInterval = time.Second
 
 // decryptQueued replaces an encrypted item's event with its plaintext. handled reports that
-// the event could not be decrypted for good and has been archived as a gap and answered.
+// the event could not be decrypted for good and has been archived as a gap and answered, or
+// that it was a command, or of a type that is not relayed, and was dealt with as such.
 func (p *Portal) decryptQueued(ctx context.Context, item *database.QueueItem, env *MatrixEnvelope) (handled bool, err error) {
+	if handled, err := p.openQueued(ctx, item, env); handled || err != nil {
+		return handled, err
+	}
+	if p.isCommand(ctx, item.Payload) {
+		return true, nil
+	}
+	if !IsRelayed(env.Type, false) {
+		return true, p.recordUnrelayed(ctx, item, &unrelayedItem{Reason: UnrelayedNoCounterpart, Event: item.Payload}, env)
+	}
+	return false, nil
+}
+
+// isCommand hands a decrypted event to the bot when it is a command for it.
+func (p *Portal) isCommand(ctx context.Context, plain json.RawMessage) bool {
+	cmd := p.m.deps.Command
+	return cmd != nil && cmd(ctx, plain)
+}
+
+// openQueued decrypts the encrypted event in item.Payload and replaces the item's event with
+// its plaintext. While the key may still come it holds the queue (errAwaitingKey); when it
+// cannot be decrypted for good, it archives the gap, tells the sender and reports handled.
+func (p *Portal) openQueued(ctx context.Context, item *database.QueueItem, env *MatrixEnvelope) (handled bool, err error) {
 	dec := p.m.deps.Decrypter
 	plain, derr := dec.Decrypt(ctx, item.Payload)
 	if derr == nil {
@@ -64,12 +87,6 @@ func (p *Portal) decryptQueued(ctx context.Context, item *database.QueueItem, en
 			// Only the type and content may change: the homeserver vouches for the rest.
 			penv.ID, penv.RoomID, penv.Sender, penv.Timestamp, penv.StateKey = env.ID, env.RoomID, env.Sender, env.Timestamp, nil
 			item.Payload, *env = plain, penv
-			if cmd := p.m.deps.Command; cmd != nil && cmd(ctx, plain) {
-				return true, nil
-			}
-			if !IsRelayed(penv.Type, false) {
-				return true, p.recordUnrelayed(ctx, item, &unrelayedItem{Reason: UnrelayedNoCounterpart, Event: plain}, env)
-			}
 			return false, nil
 		}
 	}

@@ -63,6 +63,20 @@ func (p *Portal) handleMatrixUnrelayed(ctx context.Context, item *database.Queue
 	if err := json.Unmarshal(u.Event, &env); err != nil {
 		return permanent(fmt.Errorf("queued unrelayed event is corrupt: %w", err))
 	}
+	if u.Reason == UnrelayedNotReceiver && isEncryptedEvent(&env) && p.m.deps.Decrypter != nil {
+		// Another member's encrypted event is read like the receiver's, in order: a command
+		// in it is the bot's, as it would be in plaintext, and the record and the notice say
+		// what it was, not that some ciphertext arrived. The item holds the event itself
+		// from here on, so that the record says it crossed Matrix encrypted.
+		item.Payload = u.Event
+		if handled, err := p.openQueued(ctx, item, &env); handled || err != nil {
+			return err
+		}
+		if p.isCommand(ctx, item.Payload) {
+			return nil
+		}
+		u.Event = item.Payload
+	}
 	why := p.unrelayedWhy(&u, &env)
 	zerolog.Ctx(ctx).Info().Stringer("event_id", env.ID).Stringer("sender", env.Sender).Str("event_type", env.Type).
 		Str("reason", u.Reason).Msg("A Matrix event is not relayed to WhatsApp; recording it")
