@@ -116,7 +116,7 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Bridge, error) 
 		b.clock = realClock{}
 	}
 	b.metrics.loginStates = b.loginStateCounts
-	b.crypto = &cryptoState{rejected: newCryptoMetrics(b.metrics.registry)}
+	b.crypto = newCryptoState(b.metrics.registry)
 	dir, err := loadDirectory(cfg.Migration.DirectoryFile)
 	if err != nil {
 		return nil, err

@@ -25,6 +25,8 @@ import (
 type cryptoState struct {
 	mach     atomic.Pointer[e2ee.Machine]
 	rejected *prometheus.CounterVec
+	// history counts what became of the history keys due to portal owners' devices.
+	history *prometheus.CounterVec
 	// keyWaits counts the encrypted commands waiting for their keys (botcrypto.go).
 	keyWaits atomic.Int32
 }
@@ -36,13 +38,20 @@ func (c *cryptoState) get() *e2ee.Machine {
 	return c.mach.Load()
 }
 
-func newCryptoMetrics(reg *prometheus.Registry) *prometheus.CounterVec {
-	v := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "causeway_encrypted_events_failed_total",
-		Help: "Encrypted Matrix events (room and to-device) the bridge rejected or could not decrypt (yet), by reason.",
-	}, []string{"reason"})
-	reg.MustRegister(v)
-	return v
+func newCryptoState(reg *prometheus.Registry) *cryptoState {
+	c := &cryptoState{
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_encrypted_events_failed_total",
+			Help: "Encrypted Matrix events (room and to-device) the bridge rejected or could not decrypt (yet), by reason.",
+		}, []string{"reason"}),
+		history: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "causeway_encryption_history_keys_total",
+			Help: "Keys of portals' earlier messages due to their owners' devices, by outcome: given, held (the device got the session " +
+				"when it was shared), failed (sending failed; retried); untrusted counts the times a device share_with does not allow (yet) was passed over.",
+		}, []string{"outcome"}),
+	}
+	reg.MustRegister(c.rejected, c.history)
+	return c
 }
 
 // openCrypto logs in the bot's encryption device (after setupBot: the bot must exist).
@@ -50,12 +59,13 @@ func (b *Bridge) openCrypto(ctx context.Context) error {
 	if !b.cfg.Encryption.Allow {
 		return nil
 	}
-	rejected := b.crypto.rejected
+	rejected, history := b.crypto.rejected, b.crypto.history
 	m, err := e2ee.Open(ctx, e2ee.Deps{
 		Config: b.cfg.Encryption, DB: b.db, Login: b.as.NewMautrixClient(b.as.BotMXID()), State: b.db.StateStore,
-		RoomOwner: b.portalOwner,
-		Count:     func(reason string) { rejected.WithLabelValues(reason).Inc() },
-		Log:       b.log.With().Str("component", "crypto").Logger(),
+		RoomOwner:    b.portalOwner,
+		Count:        func(reason string) { rejected.WithLabelValues(reason).Inc() },
+		CountHistory: func(outcome string, n int) { history.WithLabelValues(outcome).Add(float64(n)) },
+		Log:          b.log.With().Str("component", "crypto").Logger(),
 	})
 	if err != nil {
 		return fmt.Errorf("encryption.allow is on, but the bot's encryption device failed: %w", err)

@@ -13,6 +13,7 @@ import (
 	"go.mau.fi/whatsmeow/types/events"
 	"maunium.net/go/mautrix"
 	"maunium.net/go/mautrix/event"
+	"maunium.net/go/mautrix/id"
 
 	"codeberg.org/causeway/causeway/wasim"
 )
@@ -228,16 +229,7 @@ func TestEncryptedRotationOnLeave(t *testing.T) {
 	room := ac.waitInvite(t, bot)
 	ac.waitDecrypted(t, room, bobGhost, bodyIs("before frank"))
 
-	if _, err := alice.mx.InviteUser(ctx, room, &mautrix.ReqInviteUser{UserID: frank.cli.UserID}); err != nil {
-		t.Fatal(err)
-	}
-	if got := frank.waitInvite(t, alice.mx.UserID); got != room {
-		t.Fatalf("frank joined %s, not the portal %s", got, room)
-	}
-	// Alice's message comes after Frank's join in the homeserver's stream: once it reached
-	// WhatsApp, the bridge has seen Frank in the room.
-	ac.sendText(t, room, "frank is in")
-	waitWAText(t, bob, "frank is in")
+	inviteIntoPortal(t, ac, room, frank, bob, "frank is in")
 	if _, err := bob.SendText(ctx, group.JID, "while frank is here"); err != nil {
 		t.Fatal(err)
 	}
@@ -280,4 +272,19 @@ func TestEncryptedRotationOnLeave(t *testing.T) {
 	if plain, err := frank.mach.DecryptMegolmEvent(ctx, raw); err == nil {
 		t.Errorf("frank decrypted %q, sent after he left", plain.Content.AsMessage().Body)
 	}
+}
+
+// inviteIntoPortal has the portal's owner (owner's device) invite guest into room and guest
+// join, then returns once the bridge has seen the join: the owner's message marker, sent
+// after it in the homeserver's stream, has reached phone on WhatsApp.
+func inviteIntoPortal(t *testing.T, owner *cryptoClient, room id.RoomID, guest *cryptoClient, phone *wasim.Phone, marker string) {
+	t.Helper()
+	if _, err := owner.cli.InviteUser(context.Background(), room, &mautrix.ReqInviteUser{UserID: guest.cli.UserID}); err != nil {
+		t.Fatal(err)
+	}
+	if got := guest.waitInvite(t, owner.cli.UserID); got != room {
+		t.Fatalf("%s joined %s, not the portal %s", guest.cli.UserID, got, room)
+	}
+	owner.sendText(t, room, marker)
+	waitWAText(t, phone, marker)
 }

@@ -30,6 +30,7 @@ type jsClient struct {
 	proc    *os.Process
 	exited  <-chan error
 	readers sync.WaitGroup
+	stopped sync.Once
 
 	mu      sync.Mutex
 	wake    chan struct{} // closed (and replaced) whenever a line arrives
@@ -47,6 +48,10 @@ type jsReady struct {
 	DeviceID          id.DeviceID `json:"device_id"`
 	Curve25519        string      `json:"curve25519"`
 	CrossSigningReady bool        `json:"cross_signing_ready"`
+	// CrossSigned: the user's self-signing key signed this device.
+	CrossSigned bool `json:"cross_signed"`
+	// RecoveryKey opens the secret storage the client set up (CW_RECOVERY=create).
+	RecoveryKey string `json:"recovery_key"`
 }
 
 type jsInvite struct {
@@ -145,6 +150,14 @@ func jsDir(t *testing.T) string {
 // way Element does on a first login, and returns once the homeserver serves the device's keys.
 func startJSClient(t *testing.T, user id.UserID, password string, bot id.UserID) *jsClient {
 	t.Helper()
+	return startJSClientRecovery(t, user, password, bot, "")
+}
+
+// startJSClientRecovery is startJSClient with the client's CW_RECOVERY (see client.mjs):
+// "create" keeps the new cross-signing keys in secret storage under a recovery key it
+// reports; a recovery key verifies the new device with the keys already there.
+func startJSClientRecovery(t *testing.T, user id.UserID, password string, bot id.UserID, recovery string) *jsClient {
+	t.Helper()
 	dir := jsDir(t)
 	inR, inW, err := os.Pipe()
 	if err != nil {
@@ -162,7 +175,7 @@ func startJSClient(t *testing.T, user id.UserID, password string, bot id.UserID)
 	cmd := exec.Command("node", "client.mjs")
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CW_HOMESERVER="+hs.URL, "CW_USER="+string(user), "CW_PASSWORD="+password,
-		"CW_BOT="+string(bot), "CW_LOG_LEVEL=info")
+		"CW_BOT="+string(bot), "CW_LOG_LEVEL=info", "CW_RECOVERY="+recovery)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = inR, outW, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	exited, err := devserver.StartPinned(cmd)
@@ -383,7 +396,13 @@ func (c *jsClient) send(t *testing.T, room id.RoomID, typ string, content map[st
 	return c.do(t, "send", map[string]any{"room_id": room, "type": typ, "content": content}).EventID
 }
 
+// stop asks the client to exit and waits for it (once: a test may stop a device early, its
+// cleanup stops it again).
 func (c *jsClient) stop(t *testing.T) {
+	c.stopped.Do(func() { c.stopOnce(t) })
+}
+
+func (c *jsClient) stopOnce(t *testing.T) {
 	if c.stdin != nil {
 		line, _ := json.Marshal(map[string]any{"id": -2, "cmd": "stop"})
 		_, _ = c.stdin.Write(append(line, '\n'))

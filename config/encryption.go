@@ -20,10 +20,30 @@ type Encryption struct {
 	// before the room is told it was not relayed.
 	KeyWait  string             `yaml:"key_wait"`
 	Rotation EncryptionRotation `yaml:"rotation"`
+	// History is how much of a portal's history the bridge can give its owner's new devices.
+	History EncryptionHistory `yaml:"history"`
+}
+
+// EncryptionHistory bounds the first keys the bridge keeps of the Megolm sessions it made in
+// portals: a new device of a portal's owner (share_with deciding which) is sent them, so an
+// official who lost their keys reads the portal's WhatsApp history again.
+type EncryptionHistory struct {
+	// Sessions is how many of a portal's latest sessions are kept; 0 keeps none (new
+	// devices then get history only by asking for it, which Element does not do).
+	Sessions int `yaml:"sessions"`
+	// MaxAge forgets sessions older than this.
+	MaxAge string `yaml:"max_age"`
+}
+
+// MaxAgeDuration is MaxAge parsed (validated at load).
+func (h EncryptionHistory) MaxAgeDuration() time.Duration {
+	d, _ := time.ParseDuration(h.MaxAge)
+	return d
 }
 
 // EncryptionRotation is when the bridge starts a new outbound Megolm session in a room. A
-// member leaving or joining, or adding or removing a device, always starts one.
+// member leaving or joining, or adding or removing a device, always starts one, and so does a
+// restart (e2ee keeps the sessions it encrypts with in memory).
 type EncryptionRotation struct {
 	Messages int    `yaml:"messages"`
 	Age      string `yaml:"age"`
@@ -66,4 +86,14 @@ func (e Encryption) validate(bad func(path, format string, args ...any)) {
 	if d, err := time.ParseDuration(e.Rotation.Age); err != nil || d <= 0 {
 		bad("encryption.rotation.age", "%q is not a positive duration such as 168h", e.Rotation.Age)
 	}
+	if e.History.Sessions < 0 || e.History.Sessions > maxHistorySessions {
+		bad("encryption.history.sessions", "%d is not between 0 and %d", e.History.Sessions, maxHistorySessions)
+	}
+	if d, err := time.ParseDuration(e.History.MaxAge); err != nil || d <= 0 {
+		bad("encryption.history.max_age", "%q is not a positive duration such as 8760h", e.History.MaxAge)
+	}
 }
+
+// maxHistorySessions bounds encryption.history.sessions: the keys of every portal of a
+// user go to each new device of theirs.
+const maxHistorySessions = 1000

@@ -17,6 +17,9 @@ func TestEncryptionConfig(t *testing.T) {
 	if def.Encryption.ShareWith != ShareWithAll || def.Encryption.Rotation.Messages != 100 || def.Encryption.Rotation.AgeDuration() != 168*time.Hour {
 		t.Errorf("encryption defaults: %+v", def.Encryption)
 	}
+	if def.Encryption.History.Sessions != 50 || def.Encryption.History.MaxAgeDuration() != 8760*time.Hour {
+		t.Errorf("encryption.history defaults: %+v", def.Encryption.History)
+	}
 
 	on := []string{"    allow: false", "    allow: true", "    default: false", "    default: true", "    require: false", "    require: true"}
 	if cfg, err := Parse([]byte(exampleWith(t, on...))); err != nil || !cfg.Encryption.Require {
@@ -34,6 +37,9 @@ func TestEncryptionConfig(t *testing.T) {
 		{"key wait zero", []string{"key_wait: 1m", "key_wait: 0s"}, `encryption.key_wait: "0s" is not a positive duration`},
 		{"rotation messages", []string{"        messages: 100", "        messages: 0"}, "encryption.rotation.messages: 0 must be at least 1"},
 		{"rotation age", []string{"age: 168h", "age: -1h"}, `encryption.rotation.age: "-1h" is not a positive duration`},
+		{"history sessions", []string{"sessions: 50", "sessions: -1"}, "encryption.history.sessions: -1 is not between 0 and 1000"},
+		{"history sessions too many", []string{"sessions: 50", "sessions: 5000"}, "encryption.history.sessions: 5000 is not between 0 and 1000"},
+		{"history max age", []string{"max_age: 8760h", "max_age: forever"}, `encryption.history.max_age: "forever" is not a positive duration`},
 		{"unknown key", []string{"    key_wait: 1m", "    key_wait: 1m\n    appservice: true"}, "encryption.appservice: unknown key"},
 		{"allow not a bool", []string{"    allow: false", "    allow: sometimes"}, "encryption.allow:"},
 	}

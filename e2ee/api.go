@@ -30,6 +30,15 @@ const (
 	ReasonToDeviceUndecryptable = "to_device_undecryptable"
 )
 
+// What became of the keys of a portal's earlier messages due to a device of its owner
+// (Deps.CountHistory).
+const (
+	HistoryGiven     = "given"     // sent to the device as m.room_key
+	HistoryHeld      = "held"      // the device got the session when it was shared
+	HistoryUntrusted = "untrusted" // share_with does not allow the device (yet): nothing sent (counts the device once)
+	HistoryFailed    = "failed"    // sending failed; retried
+)
+
 // ErrKeyMissing means the bridge does not (yet) have the room key of an event; the key may
 // still arrive, from the sender's devices or in answer to a key request.
 var ErrKeyMissing = errors.New("the room key of the encrypted event has not arrived")
@@ -62,5 +71,8 @@ type Deps struct {
 	RoomOwner func(ctx context.Context, room id.RoomID) id.UserID
 	// Count, when set, hears about every event the machine rejects or cannot decrypt.
 	Count func(reason string)
-	Log   zerolog.Logger
+	// CountHistory, when set, hears what became of the history keys due to a portal
+	// owner's device (one of the History outcomes) and how many.
+	CountHistory func(outcome string, n int)
+	Log          zerolog.Logger
 }

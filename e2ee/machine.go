@@ -17,6 +17,7 @@ import (
 
 	"codeberg.org/causeway/causeway/config"
 	"codeberg.org/causeway/causeway/database"
+	"codeberg.org/causeway/causeway/e2ee/upgrades"
 )
 
 // pickleKey encrypts the Olm and Megolm pickles in the database. It is a constant on
@@ -39,11 +40,19 @@ type Machine struct {
 	cfg    config.Encryption
 	mach   *crypto.OlmMachine
 	client *mautrix.Client
-	store  *crypto.SQLCryptoStore
-	state  State
-	owner  func(ctx context.Context, room id.RoomID) id.UserID
-	count  func(reason string)
-	log    zerolog.Logger
+	// store is the crypto store, with the outbound sessions in memory (outbound.go).
+	store *outboundStore
+	// db holds the package's own tables (e2ee/upgrades).
+	db    *dbutil.Database
+	state State
+	owner func(ctx context.Context, room id.RoomID) id.UserID
+	count func(reason string)
+	// countHistory hears what became of history keys (Deps.CountHistory).
+	countHistory func(outcome string, n int)
+	log          zerolog.Logger
+
+	// encryptedRooms are the rooms IsEncrypted has seen encrypted.
+	encryptedRooms sync.Map
 
 	// toDeviceMu makes one /sync's to-device events the only ones in the machine at a
 	// time, so that a failure olmFailed counts belongs to the event being handled.
@@ -53,6 +62,9 @@ type Machine struct {
 	// roomLocks keeps two senders in one room from sharing a new session twice.
 	roomLocksMu sync.Mutex
 	roomLocks   map[id.RoomID]*sync.Mutex
+
+	// history gives portal owners' new devices the keys of their portals' history.
+	history *historyKeys
 }
 
 // Open logs the bot's device in (the same device every time: its ID is in the crypto
@@ -63,6 +75,10 @@ func Open(ctx context.Context, d Deps) (*Machine, error) {
 	store := crypto.NewSQLCryptoStore(d.DB.Database, dbutil.ZeroLogger(log.With().Str("db_section", "crypto").Logger()),
 		string(d.Login.UserID), "", pickleKey)
 	if err := database.UpgradeChild(ctx, store.DB, "crypto"); err != nil {
+		return nil, err
+	}
+	db := d.DB.Child("e2ee_version", upgrades.Table, "e2ee")
+	if err := database.UpgradeChild(ctx, db, "encryption history keys"); err != nil {
 		return nil, err
 	}
 	deviceID, err := store.FindDeviceID(ctx)
@@ -89,14 +105,22 @@ func Open(ctx context.Context, d Deps) (*Machine, error) {
 		return nil, fmt.Errorf("the homeserver gave the bot device %s instead of its stored device %s", resp.DeviceID, deviceID)
 	}
 
-	m := &Machine{cfg: d.Config, client: client, store: store, state: d.State, owner: d.RoomOwner, count: d.Count,
+	outbound, err := newOutboundStore(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	m := &Machine{cfg: d.Config, client: client, store: outbound, db: db, state: d.State, owner: d.RoomOwner, count: d.Count,
 		log: log, roomLocks: map[id.RoomID]*sync.Mutex{}}
 	if m.count == nil {
 		m.count = func(string) {}
 	}
+	m.countHistory = d.CountHistory
+	if m.countHistory == nil {
+		m.countHistory = func(string, int) {}
+	}
 	m.olmFailed = &olmFailures{}
 	mlog := log.With().Str("component", "olm").Logger().Hook(m.olmFailed)
-	m.mach = crypto.NewOlmMachine(client, &mlog, store, d.State)
+	m.mach = crypto.NewOlmMachine(client, &mlog, outbound, d.State)
 	m.mach.ShareKeysMinTrust = m.minTrust()
 	m.mach.SendKeysMinTrust = m.minTrust()
 	m.mach.AllowKeyShare = m.allowKeyShare
@@ -108,6 +132,8 @@ func Open(ctx context.Context, d Deps) (*Machine, error) {
 		return nil, fmt.Errorf("failed to upload the bot device's keys: %w", err)
 	}
 	m.crossSign(ctx)
+	m.history = newHistoryKeys(m)
+	m.history.start()
 	log.Info().Bool("new_device", deviceID == "").Str("olm_driver", Driver()).Msg("Bridge bot's encryption device is ready")
 	return m, nil
 }
@@ -156,11 +182,19 @@ func (m *Machine) HandleMember(ctx context.Context, evt *event.Event) {
 	m.mach.HandleMemberEvent(ctx, evt)
 }
 
-// IsEncrypted says whether a room has m.room.encryption.
+// IsEncrypted says whether a room has m.room.encryption. Every message the bridge sends asks;
+// a room once encrypted stays so (Matrix has no way to turn encryption off), so a yes is
+// remembered instead of read from the state store again.
 func (m *Machine) IsEncrypted(ctx context.Context, room id.RoomID) bool {
+	if _, ok := m.encryptedRooms.Load(room); ok {
+		return true
+	}
 	ok, err := m.state.IsEncrypted(ctx, room)
 	if err != nil {
 		zerolog.Ctx(ctx).Warn().Err(err).Stringer("room_id", room).Msg("Failed to read whether a room is encrypted")
+	}
+	if ok {
+		m.encryptedRooms.Store(room, struct{}{})
 	}
 	return ok
 }
@@ -191,6 +225,9 @@ func (m *Machine) Encrypt(ctx context.Context, room id.RoomID, typ event.Type, c
 		if serr := m.mach.ShareGroupSession(ctx, room, members); serr != nil {
 			return nil, fmt.Errorf("failed to share a Megolm session in %s: %w", room, serr)
 		}
+		if m.owner != nil {
+			m.history.keep(ctx, room, m.owner(ctx, room))
+		}
 		enc, err = m.mach.EncryptMegolmEvent(ctx, room, typ, content)
 	}
 	if err != nil {
@@ -201,5 +238,6 @@ func (m *Machine) Encrypt(ctx context.Context, room id.RoomID, typ event.Type, c
 
 // Close stops the machine's background work.
 func (m *Machine) Close() {
+	m.history.close()
 	m.mach.Destroy()
 }

@@ -37,6 +37,7 @@ func (m *Machine) ProcessSync(ctx context.Context, resp *mautrix.RespSync, since
 	m.toDeviceMu.Lock()
 	defer m.toDeviceMu.Unlock()
 	m.mach.HandleDeviceLists(ctx, &resp.DeviceLists, since)
+	m.history.changed(ctx, resp.DeviceLists.Changed)
 	for _, evt := range resp.ToDevice.Events {
 		evt.Type.Class = event.ToDeviceEventType
 		if err := evt.Content.ParseRaw(evt.Type); err != nil {

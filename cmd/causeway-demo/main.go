@@ -21,6 +21,7 @@ import (
 
 	"codeberg.org/causeway/causeway/internal/gcdefault"
 	"codeberg.org/causeway/causeway/internal/harness/demo"
+	"codeberg.org/causeway/causeway/internal/harness/mxcrypto"
 )
 
 // Exit codes, as causeway uses them: 1 when running failed, 2 when the command line is wrong.
@@ -36,8 +37,8 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usageText = `Usage: causeway-demo [--once] [--data DIR]
-       causeway-demo --bench [--archive=false] [--chats N] [--per-chat N] [--cpuprofile FILE] [--data DIR]
+const usageText = `Usage: causeway-demo [--once] [--encrypted=false] [--data DIR]
+       causeway-demo --bench [--encrypted] [--archive=false] [--chats N] [--per-chat N] [--cpuprofile FILE] [--data DIR]
        causeway-demo --bench-backfill [--archive=false] [--chats N] [--per-chat N] [--data DIR]
 
 Runs Causeway on this machine with nothing else installed: a simulated WhatsApp network, a
@@ -46,10 +47,15 @@ logs a Matrix user in to WhatsApp with a simulated phone, plays a scripted conve
 a direct chat and a group, checks every step on the other side, and prints how to look at
 the result with any Matrix client. Without --once it keeps running until Ctrl-C.
 
+The portals are end-to-end encrypted unless --encrypted=false: the bridge encrypts and
+decrypts with its own device, and so does the Matrix user, whose every check decrypts.
+Encryption needs -tags goolm; a demo built without it builds itself again with it.
+
 --bench runs the relay benchmark instead: after a warm-up that creates every room, N
 contacts send N messages each through a bridge running in its own process into Dendrite
 (on tmpfs unless --data), and it reports messages/s, p50/p99 latency, and the CPU time
-per message of the bridge process and of Dendrite.
+per message of the bridge process and of Dendrite. With --encrypted the portals are
+encrypted: compare the two runs for what encryption costs.
 
 --bench-backfill measures history backfill: a phone whose history holds N chats of N
 messages each (default 10 x 500) is linked, and it reports how many history messages per
@@ -76,6 +82,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	chats := fs.Int("chats", 20, "with --bench: contacts, each in their own chat")
 	perChat := fs.Int("per-chat", 100, "with --bench: plain texts each contact sends")
 	cpuProfile := fs.String("cpuprofile", "", "with --bench: write the bridge process's CPU profile of the burst to `FILE`")
+	encrypted := fs.Bool("encrypted", true, "play in end-to-end encrypted portals; with --bench off unless given")
 	// The benchmark's bridge process, which the benchmark starts from this same binary: not
 	// for people, so not in the usage. It only trusts a simulator the benchmark described in
 	// its data dir.
@@ -92,12 +99,28 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "causeway-demo: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *benchBackfill && set["encrypted"] {
+		fmt.Fprintln(stderr, "causeway-demo: --encrypted is for the scenario and --bench, not --bench-backfill")
+		return exitUsage
+	}
+	if (*bench || *benchBackfill) && !set["encrypted"] {
+		*encrypted = false
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	if *encrypted && !mxcrypto.Available {
+		err := execWithCrypto(ctx, args, stdout)
+		if *bench {
+			fmt.Fprintf(stderr, "causeway-demo --bench --encrypted: %v\n", err)
+			return exitFailure
+		}
+		// The demo plays unencrypted and says so.
+		fmt.Fprintf(stderr, "causeway-demo: could not build the demo with -tags goolm: %v\n", err)
+	}
 	if *bench || *benchBackfill {
 		if *benchBackfill {
-			set := map[string]bool{}
-			fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 			if !set["chats"] {
 				*chats = 10
 			}
@@ -120,7 +143,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		opts := demo.BenchOptions{
 			DataDir: *data, Archive: *withArchive, Database: *database, Chats: *chats, PerChat: *perChat,
-			CPUProfile: *cpuProfile, Executable: exe, Out: stdout,
+			CPUProfile: *cpuProfile, Executable: exe, Out: stdout, Encrypted: *encrypted,
 		}
 		if *benchBackfill {
 			_, err = demo.RunBackfillBench(ctx, opts)
@@ -133,7 +156,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	if err := demo.Run(ctx, demo.Options{DataDir: *data, Once: *once, Out: stdout}); err != nil {
+	if err := demo.Run(ctx, demo.Options{DataDir: *data, Once: *once, Out: stdout, Plaintext: !*encrypted}); err != nil {
 		fmt.Fprintf(stderr, "causeway-demo: %v\n", err)
 		return exitFailure
 	}

@@ -6,13 +6,17 @@
 //
 // Environment: CW_HOMESERVER (base URL), CW_USER (full user ID), CW_PASSWORD, CW_BOT (the
 // bridge bot's user ID, whose device encrypts the puppets' messages), CW_LOG_LEVEL (the SDK's
-// log level on stderr; default "warn").
+// log level on stderr; default "warn"), CW_RECOVERY: unset, cross-signing is set up anew;
+// "create", it is set up anew and its keys kept in secret storage under a new recovery key,
+// which "ready" reports; a recovery key, the user's existing cross-signing keys are taken from
+// secret storage with it and sign this device (Element's "Verify with Security Key" on a new
+// login).
 //
 // Out (stdout): {"kind":"ready", ...}, {"kind":"invite", ...}, {"kind":"event", ...} for every
 // room event the client sees (again whenever its decryption changes), {"kind":"reply","id":N,...}
 // for each command, {"kind":"fatal","error":...} before exiting on an error.
-// In (stdin): {"id":N,"cmd":"join"|"send"|"redact"|"send_image"|"isolation"|"stop", ...}; see
-// commands below.
+// In (stdin): {"id":N,"cmd":"join"|"send"|"redact"|"send_image"|"isolation"|"scrollback"|"stop", ...};
+// see commands below.
 import "./stderr-console.mjs";
 
 import { readFile } from "node:fs/promises";
@@ -21,6 +25,7 @@ import { createInterface } from "node:readline";
 import * as sdk from "matrix-js-sdk";
 import { logger } from "matrix-js-sdk/lib/logger.js";
 import { AllDevicesIsolationMode, OnlySignedDevicesIsolationMode } from "matrix-js-sdk/lib/crypto-api/index.js";
+import { decodeRecoveryKey } from "matrix-js-sdk/lib/crypto-api/recovery-key.js";
 
 import { decryptAttachment, encryptAttachment, sha256Hex } from "./attachment.mjs";
 
@@ -34,6 +39,10 @@ function fatal(err) {
 }
 
 process.on("unhandledRejection", fatal);
+// Node ends a module whose top-level await can never settle with code 13, silently.
+process.on("exit", (code) => {
+    if (code === 13) emit({ kind: "fatal", error: "a top-level await never settled (something waited for an event that never came)" });
+});
 
 function env(name) {
     const v = process.env[name];
@@ -45,7 +54,24 @@ const homeserver = env("CW_HOMESERVER");
 const userId = env("CW_USER");
 const password = env("CW_PASSWORD");
 const bot = process.env.CW_BOT;
+const recovery = process.env.CW_RECOVERY || "";
 logger.setLevel(process.env.CW_LOG_LEVEL || "warn");
+
+// The secret storage keys this client holds: one it created, or the one its recovery key opens.
+const secretKeys = new Map();
+const cryptoCallbacks = {
+    cacheSecretStorageKey: (keyId, _info, key) => secretKeys.set(keyId, key),
+    getSecretStorageKey: async ({ keys }) => {
+        for (const keyId of Object.keys(keys)) {
+            if (secretKeys.has(keyId)) return [keyId, secretKeys.get(keyId)];
+        }
+        if (recovery && recovery !== "create") {
+            const keyId = Object.keys(keys)[0];
+            return [keyId, decodeRecoveryKey(recovery)];
+        }
+        return null;
+    },
+};
 
 // EventShieldColour and EventShieldReason of matrix-js-sdk's crypto API, by value.
 const shieldColours = ["none", "grey", "red"];
@@ -62,6 +88,7 @@ async function login() {
     });
     return sdk.createClient({
         baseUrl: homeserver, userId: resp.user_id, deviceId: resp.device_id, accessToken: resp.access_token,
+        cryptoCallbacks,
     });
 }
 
@@ -70,22 +97,25 @@ await client.initRustCrypto({ useIndexedDB: false });
 const crypto = client.getCrypto();
 
 // What Element does after the first login: cross-signing keys, uploaded with the password
-// (user-interactive auth), and this device signed with them.
-await crypto.bootstrapCrossSigning({
-    setupNewCrossSigning: true,
-    authUploadDeviceSigningKeys: async (makeRequest) => {
-        try {
-            await makeRequest(null);
-        } catch (e) {
-            const session = e?.data?.session;
-            if (!session) throw e;
-            await makeRequest({
-                type: "m.login.password", session, password,
-                identifier: { type: "m.id.user", user: userId },
-            });
-        }
-    },
-});
+// (user-interactive auth), and this device signed with them (with "create", kept in secret
+// storage once the client syncs, below).
+if (!recovery || recovery === "create") {
+    await crypto.bootstrapCrossSigning({
+        setupNewCrossSigning: true,
+        authUploadDeviceSigningKeys: async (makeRequest) => {
+            try {
+                await makeRequest(null);
+            } catch (e) {
+                const session = e?.data?.session;
+                if (!session) throw e;
+                await makeRequest({
+                    type: "m.login.password", session, password,
+                    identifier: { type: "m.id.user", user: userId },
+                });
+            }
+        },
+    });
+}
 
 // ---- what the client sees -------------------------------------------------------------
 
@@ -179,7 +209,11 @@ async function senderDevice(sender, curve) {
     return undefined;
 }
 
+const tracked = new WeakSet();
+
 function track(ev) {
+    if (tracked.has(ev)) return;
+    tracked.add(ev);
     ev.on(sdk.MatrixEventEvent.Decrypted, () => report(ev).catch(fatal));
     ev.on(sdk.MatrixEventEvent.Replaced, () => report(ev).catch(fatal));
     const pending = ev.getDecryptionPromise?.();
@@ -242,6 +276,18 @@ const commands = {
             ? new OnlySignedDevicesIsolationMode() : new AllDevicesIsolationMode(true));
         return {};
     },
+    // Load the room's whole timeline from the homeserver (a new device's first sync holds only
+    // its latest events) and report every event in it.
+    async scrollback({ room_id }) {
+        const room = await waitRoomReady(room_id);
+        for (let i = 0; room.oldState.paginationToken !== null; i++) {
+            if (i >= 50) throw new Error(`room ${room_id} has more than 50 pages`);
+            await client.scrollback(room, 100);
+        }
+        const events = room.getLiveTimeline().getEvents();
+        events.forEach(track);
+        return { count: events.length };
+    },
     async stop() {
         client.stopClient();
         setTimeout(() => process.exit(0), 10);
@@ -287,6 +333,34 @@ for (let i = 0; ; i++) {
     if (i > 300) fatal(new Error("this device's keys never reached the homeserver"));
     await new Promise((r) => setTimeout(r, 100));
 }
+let recoveryKey;
+if (recovery === "create") {
+    // Element's "Set up recovery": the cross-signing keys in secret storage under a new
+    // recovery key. It waits for its account data to come back down /sync, so only now.
+    const key = await crypto.createRecoveryKeyFromPassphrase();
+    await crypto.bootstrapSecretStorage({ createSecretStorageKey: async () => key, setupNewSecretStorage: true });
+    recoveryKey = key.encodedPrivateKey;
+} else if (recovery) {
+    // Element's "Verify with Security Key": the cross-signing keys from secret storage sign this
+    // device. The import needs the user's public keys, which the first sync's key query fetches.
+    for (let i = 0; ; i++) {
+        try {
+            await crypto.bootstrapCrossSigning({});
+            break;
+        } catch (e) {
+            if (i > 100 || !String(e).includes("importCrossSigningKeys failed")) throw e;
+            await new Promise((r) => setTimeout(r, 100));
+        }
+    }
+    // The signature shows on this device's keys once the client has fetched them again (its
+    // /sync says they changed).
+    for (let i = 0; !(await crypto.getDeviceVerificationStatus(userId, client.getDeviceId()))?.signedByOwner; i++) {
+        if (i > 300) fatal(new Error("this device's cross-signing signature never came back from the homeserver"));
+        await new Promise((r) => setTimeout(r, 100));
+    }
+}
 const keys = await crypto.getOwnDeviceKeys();
+const own = await crypto.getDeviceVerificationStatus(userId, client.getDeviceId());
 emit({ kind: "ready", user_id: userId, device_id: client.getDeviceId(), ed25519: keys.ed25519,
-    curve25519: keys.curve25519, cross_signing_ready: await crypto.isCrossSigningReady() });
+    curve25519: keys.curve25519, cross_signing_ready: await crypto.isCrossSigningReady(),
+    cross_signed: !!own?.signedByOwner, recovery_key: recoveryKey });

@@ -36,7 +36,7 @@ type rig struct {
 
 func startRig(ctx context.Context, dir string, opts BenchOptions, p *printer, number string) (_ *rig, err error) {
 	mxid := id.NewUserID("bench", "localhost")
-	e, err := startEnv(ctx, dir, envOptions{Archive: opts.Archive, Users: []string{string(mxid)}, LogLevel: "info", Database: opts.Database}, p)
+	e, err := startEnv(ctx, dir, envOptions{Archive: opts.Archive, Users: []string{string(mxid)}, LogLevel: "info", Database: opts.Database, Encrypted: opts.Encrypted}, p)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +53,7 @@ func startRig(ctx context.Context, dir string, opts BenchOptions, p *printer, nu
 		return nil, err
 	}
 	p.Linef("Bridge process %d started (its log: %s)", r.child.cmd.Process.Pid, filepath.Join(e.dir, logFile))
-	if r.mx, err = newMatrixUser(ctx, e, "bench"); err != nil {
+	if r.mx, err = newMatrixUser(ctx, e, "bench", opts.Encrypted); err != nil {
 		return nil, err
 	}
 	if err := r.mx.openManagementRoom(ctx); err != nil {
@@ -75,6 +75,9 @@ func (r *rig) close() error {
 	var err error
 	if r.child != nil {
 		err = r.child.stop()
+	}
+	if r.mx != nil {
+		r.mx.close()
 	}
 	r.e.close()
 	return err

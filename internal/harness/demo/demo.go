@@ -16,6 +16,7 @@ import (
 
 	"codeberg.org/causeway/causeway/bridge"
 	"codeberg.org/causeway/causeway/internal/harness/devserver"
+	"codeberg.org/causeway/causeway/internal/harness/mxcrypto"
 	"codeberg.org/causeway/causeway/wasim"
 )
 
@@ -31,7 +32,16 @@ type Options struct {
 	// SentFiles, when set, hears of every file the scenario sends from Matrix, with its
 	// bytes, so that a caller can look for them elsewhere (the demo test, in an archive export).
 	SentFiles func(SentFile)
+	// Plaintext plays the scenario in unencrypted portals. By default the bridge creates its
+	// portals end-to-end encrypted and the Matrix user's own device encrypts and decrypts, as
+	// in most government Matrix deployments; a build without `-tags goolm` has no encryption
+	// and plays in plaintext, saying so.
+	Plaintext bool
 }
+
+// noCryptoNotice is the one line a build without encryption prints instead of encrypting.
+const noCryptoNotice = "This build has no Matrix encryption (built without -tags goolm), so the portals are unencrypted; " +
+	"for encrypted ones: go run -tags goolm ./cmd/causeway-demo --once"
 
 // demoUser is the Matrix user the demo creates for the newcomer.
 const demoUser = "demo"
@@ -52,8 +62,13 @@ func Run(ctx context.Context, opts Options) (err error) {
 		return fmt.Errorf("failed to resolve the data directory: %w", err)
 	}
 	p.Linef("Causeway demo: everything runs on this machine, in %s", dir)
+	encrypted := !opts.Plaintext
+	if encrypted && !mxcrypto.Available {
+		p.Linef("%s", noCryptoNotice)
+		encrypted = false
+	}
 	mxid := id.NewUserID(demoUser, "localhost")
-	e, err := startEnv(ctx, dir, envOptions{Archive: true, Users: []string{string(mxid)}}, p)
+	e, err := startEnv(ctx, dir, envOptions{Archive: true, Users: []string{string(mxid)}, Encrypted: encrypted}, p)
 	if err != nil {
 		return err
 	}
@@ -72,11 +87,15 @@ func Run(ctx context.Context, opts Options) (err error) {
 		err = errors.Join(err, br.Stop(context.Background()))
 	}()
 
-	mx, err := newMatrixUser(ctx, e, demoUser)
+	mx, err := newMatrixUser(ctx, e, demoUser, encrypted)
 	if err != nil {
 		return err
 	}
+	defer mx.close()
 	p.Linef("Created the Matrix user %s (password %s) and opened a direct chat with the bridge bot %s", mx.cli.UserID, mx.password, mx.bot)
+	if encrypted {
+		p.Linef("The user's client is an encryption device, as an Element login is: the rooms are end-to-end encrypted, and every check below decrypts")
+	}
 	if err := mx.openManagementRoom(ctx); err != nil {
 		return err
 	}
@@ -99,8 +118,9 @@ func Run(ctx context.Context, opts Options) (err error) {
 }
 
 // newMatrixUser registers a Matrix account through the homeserver's shared secret, with a
-// password a person can type into any client.
-func newMatrixUser(ctx context.Context, e *env, localpart string) (*mxUser, error) {
+// password a person can type into any client; with encrypted, its login is an encryption
+// device, as an Element login is.
+func newMatrixUser(ctx context.Context, e *env, localpart string, encrypted bool) (*mxUser, error) {
 	buf := make([]byte, 6)
 	_, _ = rand.Read(buf)
 	password := localpart + "-" + hex.EncodeToString(buf)
@@ -108,7 +128,20 @@ func newMatrixUser(ctx context.Context, e *env, localpart string) (*mxUser, erro
 	if err != nil {
 		return nil, err
 	}
-	return &mxUser{cli: cli, password: password, bot: e.cfg.BotUserID()}, nil
+	u := &mxUser{cli: cli, password: password, bot: e.cfg.BotUserID()}
+	if encrypted {
+		if u.crypto, err = mxcrypto.New(ctx, cli, e.log); err != nil {
+			return nil, err
+		}
+	}
+	return u, nil
+}
+
+// close stops the user's encryption device.
+func (u *mxUser) close() {
+	if u.crypto != nil {
+		u.crypto.Close()
+	}
 }
 
 // newScenario creates the WhatsApp accounts of the story, each with a simulated phone.
@@ -172,6 +205,13 @@ func printHowToLook(p *printer, e *env, mx *mxUser, kept bool, scenarioErr error
 			"  causeway archive verify -c DIR/" + configFile,
 		}
 	}
+	// A client logged in after the demo is a new device: the bridge's Megolm sessions reach it
+	// for what is relayed from then on (mautrix shares a new session when a member's devices
+	// change), not for what was said before.
+	portals := "  portals     unencrypted"
+	if mx.crypto != nil {
+		portals = "  portals     end-to-end encrypted; your client is a new device, which can read what is relayed after it logs in"
+	}
 	lines := []string{
 		"",
 		verdict,
@@ -180,6 +220,7 @@ func printHowToLook(p *printer, e *env, mx *mxUser, kept bool, scenarioErr error
 		"  homeserver  " + e.hs.URL,
 		"  user        " + string(mx.cli.UserID) + "   (or just \"" + demoUser + "\")",
 		"  password    " + mx.password,
+		portals,
 		"",
 		dataDir,
 		"  config      " + e.cfgPath,

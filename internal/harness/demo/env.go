@@ -56,6 +56,8 @@ type envOptions struct {
 	// Database is the bridge's: "sqlite" (the default) in the data directory, or "postgres"
 	// in a throwaway PostgreSQL started for it.
 	Database string
+	// Encrypted lets the bridge work in encrypted rooms and create its portals encrypted.
+	Encrypted bool
 }
 
 // startEnv creates dir's contents, starts the simulator and Dendrite and writes the bridge
@@ -145,6 +147,7 @@ func bridgeConfig(dir string, hsPort, asPort int, opts envOptions) (*config.Conf
 	for _, u := range opts.Users {
 		cfg.Permissions[u] = "records"
 	}
+	cfg.Encryption.Allow, cfg.Encryption.Default = opts.Encrypted, opts.Encrypted
 	cfg.Logging.Level = cmp.Or(opts.LogLevel, "debug")
 	cfg.Logging.Format = "json"
 	if err := cfg.Validate(); err != nil {

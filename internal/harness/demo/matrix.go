@@ -11,6 +11,7 @@ import (
 	"maunium.net/go/mautrix/event"
 	"maunium.net/go/mautrix/id"
 
+	"codeberg.org/causeway/causeway/internal/harness/mxcrypto"
 	"codeberg.org/causeway/causeway/wasim"
 )
 
@@ -26,6 +27,9 @@ type mxUser struct {
 	since    string
 	rooms    []id.RoomID             // the portals joined so far
 	invites  map[id.RoomID]id.UserID // pending invites by inviter
+	// crypto is the user's encryption device, nil when the demo runs unencrypted. With it the
+	// user encrypts what it sends into encrypted rooms and decrypts what it reads there.
+	crypto *mxcrypto.Device
 }
 
 // poll calls check until it reports done, fails, or ctx ends.
@@ -46,16 +50,26 @@ func poll(ctx context.Context, what string, check func() (bool, error)) error {
 	}
 }
 
-// openManagementRoom creates a direct chat with the bot and waits for its greeting.
+// openManagementRoom creates a direct chat with the bot and waits for its greeting. With an
+// encryption device the chat is encrypted, as Element creates direct chats.
 func (u *mxUser) openManagementRoom(ctx context.Context) error {
 	start := time.Now()
-	resp, err := u.cli.CreateRoom(ctx, &mautrix.ReqCreateRoom{
-		Invite: []id.UserID{u.bot}, IsDirect: true, Preset: "trusted_private_chat",
-	})
+	req := &mautrix.ReqCreateRoom{Invite: []id.UserID{u.bot}, IsDirect: true, Preset: "trusted_private_chat"}
+	if u.crypto != nil {
+		req.InitialState = append(req.InitialState, &event.Event{
+			Type: event.StateEncryption, Content: event.Content{Parsed: &event.EncryptionEventContent{Algorithm: id.AlgorithmMegolmV1}},
+		})
+	}
+	resp, err := u.cli.CreateRoom(ctx, req)
 	if err != nil {
 		return fmt.Errorf("failed to create the management room: %w", err)
 	}
 	u.mgmt = resp.RoomID
+	if u.crypto != nil {
+		if _, err := u.crypto.LearnRoom(ctx, u.mgmt); err != nil {
+			return err
+		}
+	}
 	_, err = u.waitBot(ctx, start, "management room")
 	return err
 }
@@ -63,7 +77,7 @@ func (u *mxUser) openManagementRoom(ctx context.Context) error {
 // command sends a command to the bot and returns its first answer containing want.
 func (u *mxUser) command(ctx context.Context, cmd, want string) (string, error) {
 	sent := time.Now()
-	if _, err := u.cli.SendText(ctx, u.mgmt, cmd); err != nil {
+	if _, err := u.sendText(ctx, u.mgmt, cmd); err != nil {
 		return "", fmt.Errorf("failed to send %q to the bot: %w", cmd, err)
 	}
 	return u.waitBot(ctx, sent, want)
@@ -102,31 +116,75 @@ func (u *mxUser) waitInviteFrom(ctx context.Context, inviters map[id.UserID]bool
 		for roomID, inviter := range u.invites {
 			if inviters[inviter] {
 				delete(u.invites, roomID)
-				if _, err := u.cli.JoinRoomByID(ctx, roomID); err != nil {
-					return "", fmt.Errorf("failed to join %s: %w", roomID, err)
-				}
-				return roomID, nil
+				return roomID, u.join(ctx, roomID)
 			}
 		}
-		resp, err := u.cli.SyncRequest(ctx, 5000, u.since, "", false, event.PresenceOnline)
-		if err != nil {
+		if err := u.sync(ctx, 5*time.Second); err != nil {
 			return "", fmt.Errorf("waiting for an invite: %w", err)
 		}
-		u.since = resp.NextBatch
-		for roomID, room := range resp.Rooms.Invite {
-			if isSpaceInvite(room.State.Events) {
-				continue // the user's personal WhatsApp space, not a chat
-			}
-			for _, evt := range room.State.Events {
-				if evt.Type == event.StateMember && evt.GetStateKey() == string(u.cli.UserID) {
-					if u.invites == nil {
-						u.invites = map[id.RoomID]id.UserID{}
-					}
-					u.invites[roomID] = evt.Sender
+	}
+}
+
+// join joins a room; with encryption, the device learns at once whether the room is encrypted,
+// so that the user's first message there is encrypted too.
+func (u *mxUser) join(ctx context.Context, room id.RoomID) error {
+	if _, err := u.cli.JoinRoomByID(ctx, room); err != nil {
+		return fmt.Errorf("failed to join %s: %w", room, err)
+	}
+	if u.crypto != nil {
+		if _, err := u.crypto.LearnRoom(ctx, room); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sync runs one /sync as the user's client: the encryption device takes its room keys and
+// the rooms' state, and invites are kept for waitInviteFrom.
+func (u *mxUser) sync(ctx context.Context, timeout time.Duration) error {
+	resp, err := u.cli.SyncRequest(ctx, int(timeout.Milliseconds()), u.since, "", false, event.PresenceOnline)
+	if err != nil {
+		return err
+	}
+	if u.crypto != nil {
+		u.crypto.ProcessSync(ctx, resp, u.since)
+	}
+	u.since = resp.NextBatch
+	for roomID, room := range resp.Rooms.Invite {
+		if isSpaceInvite(room.State.Events) {
+			continue // the user's personal WhatsApp space, not a chat
+		}
+		for _, evt := range room.State.Events {
+			if evt.Type == event.StateMember && evt.GetStateKey() == string(u.cli.UserID) {
+				if u.invites == nil {
+					u.invites = map[id.RoomID]id.UserID{}
 				}
+				u.invites[roomID] = evt.Sender
 			}
 		}
 	}
+	return nil
+}
+
+// send sends an event as the user's client does: encrypted into an encrypted room.
+func (u *mxUser) send(ctx context.Context, room id.RoomID, typ event.Type, content any) (id.EventID, error) {
+	if u.crypto != nil {
+		return u.crypto.Send(ctx, room, typ, content)
+	}
+	resp, err := u.cli.SendMessageEvent(ctx, room, typ, content)
+	if err != nil {
+		return "", err
+	}
+	return resp.EventID, nil
+}
+
+func (u *mxUser) sendText(ctx context.Context, room id.RoomID, text string) (id.EventID, error) {
+	return u.send(ctx, room, event.EventMessage, &event.MessageEventContent{MsgType: event.MsgText, Body: text})
+}
+
+// encrypted says whether the user's device knows the room as encrypted.
+func (u *mxUser) encrypted(ctx context.Context, room id.RoomID) bool {
+	return u.crypto != nil && u.crypto.IsEncrypted(ctx, room)
 }
 
 // waitEvent waits until sender (anyone if empty) has sent an event matching match to the room.
@@ -142,19 +200,39 @@ func (u *mxUser) waitEvent(ctx context.Context, room id.RoomID, sender id.UserID
 	return found, err
 }
 
-// findEvent looks through the room's latest events. Transient errors count as not found:
-// the caller polls again.
+// findEvent looks through the room's latest events, as the user's client shows them: in an
+// encrypted room it decrypts them, and a message that matches but came in plaintext is an
+// error, not a find. Transient errors and events whose key has not arrived yet count as not
+// found: the caller polls again.
 func (u *mxUser) findEvent(ctx context.Context, room id.RoomID, sender id.UserID, match func(*event.Event) bool) (*event.Event, error) {
+	if u.crypto != nil {
+		_ = u.sync(ctx, 0) // room keys come as to-device events
+	}
 	resp, err := u.cli.Messages(ctx, room, "", "", mautrix.DirectionBackward, nil, 100)
 	if err != nil {
 		return nil, nil
 	}
+	encrypted := u.encrypted(ctx, room)
 	for _, evt := range resp.Chunk {
 		if sender != "" && evt.Sender != sender {
 			continue
 		}
+		evt.RoomID = room
+		if evt.Type == event.EventEncrypted && u.crypto != nil {
+			plain, err := u.crypto.Decrypt(ctx, evt)
+			if err != nil {
+				continue
+			}
+			if match(plain) {
+				return plain, nil
+			}
+			continue
+		}
 		_ = evt.Content.ParseRaw(evt.Type)
 		if match(evt) {
+			if encrypted && evt.StateKey == nil {
+				return nil, fmt.Errorf("%s's %s event %s reached the encrypted room %s in plaintext", evt.Sender, evt.Type.Type, evt.ID, room)
+			}
 			return evt, nil
 		}
 	}

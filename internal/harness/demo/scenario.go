@@ -61,7 +61,7 @@ type step struct {
 }
 
 func (s *scenario) steps() []step {
-	return []step{
+	all := []step{
 		{"Your phone shares its address book (Anna Schmidt, Ben Okafor, Clara Novak) with the bridge", s.contacts},
 		{"Anna writes to you on WhatsApp", s.annaWrites},
 		{"Anna's Matrix user carries the name from your address book", s.ghostName},
@@ -84,6 +84,10 @@ func (s *scenario) steps() []step {
 		{"You answer the group from Matrix, mentioning Ben", s.youMentionBen},
 		{"Records: you ask the bot to verify the tamper-evident archive", s.archiveVerify},
 	}
+	if s.mx.crypto != nil {
+		all = append(all, step{"Your device decrypts every message in the management room and the two portals", s.allDecrypted})
+	}
+	return all
 }
 
 // run plays every step in order and stops at the first that cannot be verified: later
@@ -129,12 +133,17 @@ func (s *scenario) annaWrites(ctx context.Context) (string, error) {
 	if s.dm, err = s.mx.waitInvite(ctx, s.ghost(s.anna)); err != nil {
 		return "", err
 	}
+	kind, err := s.portalKind(ctx, s.dm)
+	if err != nil {
+		return "", err
+	}
 	evt, err := s.mx.waitEvent(ctx, s.dm, s.ghost(s.anna), "Anna's message in Matrix", isText(text))
 	if err != nil {
 		return "", err
 	}
 	s.annaFirstEvt = evt.ID
-	return fmt.Sprintf("Anna's Matrix user %s invited you to a new direct chat %s, and her message is there", s.ghost(s.anna), s.dm), nil
+	return fmt.Sprintf("Anna's Matrix user %s invited you to a new %sdirect chat %s, and her message is there%s",
+		s.ghost(s.anna), kind, s.dm, s.decryptedNote()), nil
 }
 
 func (s *scenario) ghostName(ctx context.Context) (string, error) {
@@ -157,11 +166,11 @@ func (s *scenario) ghostName(ctx context.Context) (string, error) {
 
 func (s *scenario) youAnswer(ctx context.Context) (string, error) {
 	const text = "Yes! I am writing from Matrix, and you read me on WhatsApp."
-	resp, err := s.mx.cli.SendText(ctx, s.dm, text)
+	mine, err := s.mx.sendText(ctx, s.dm, text)
 	if err != nil {
 		return "", err
 	}
-	s.mine = resp.EventID
+	s.mine = mine
 	msg, err := waitWA(ctx, s.anna, "your message", func(m *events.Message) bool { return textOf(m.Message) == text })
 	if err != nil {
 		return "", err
@@ -196,7 +205,7 @@ func (s *scenario) annaReplies(ctx context.Context) (string, error) {
 func (s *scenario) youReply(ctx context.Context) (string, error) {
 	content := &event.MessageEventContent{MsgType: event.MsgText, Body: "It really is: replies keep their quotes."}
 	content.RelatesTo = (&event.RelatesTo{}).SetReplyTo(s.annaFirstEvt)
-	if _, err := s.mx.cli.SendMessageEvent(ctx, s.dm, event.EventMessage, content); err != nil {
+	if _, err := s.mx.send(ctx, s.dm, event.EventMessage, content); err != nil {
 		return "", err
 	}
 	msg, err := waitWA(ctx, s.anna, "your reply", func(m *events.Message) bool { return textOf(m.Message) == content.Body })
@@ -232,7 +241,7 @@ func (s *scenario) youEdit(ctx context.Context) (string, error) {
 	edit := &event.MessageEventContent{MsgType: event.MsgText, Body: "* " + fixed}
 	edit.SetEdit(s.mine)
 	edit.NewContent = &event.MessageEventContent{MsgType: event.MsgText, Body: fixed}
-	if _, err := s.mx.cli.SendMessageEvent(ctx, s.dm, event.EventMessage, edit); err != nil {
+	if _, err := s.mx.send(ctx, s.dm, event.EventMessage, edit); err != nil {
 		return "", err
 	}
 	msg, err := waitWA(ctx, s.anna, "your edit", func(m *events.Message) bool { return m.IsEdit })
@@ -264,7 +273,7 @@ func (s *scenario) annaReacts(ctx context.Context) (string, error) {
 
 func (s *scenario) youReact(ctx context.Context) (string, error) {
 	content := map[string]any{"m.relates_to": map[string]any{"rel_type": "m.annotation", "event_id": s.annaReplyEvt, "key": "😂"}}
-	if _, err := s.mx.cli.SendMessageEvent(ctx, s.dm, event.EventReaction, content); err != nil {
+	if _, err := s.mx.send(ctx, s.dm, event.EventReaction, content); err != nil {
 		return "", err
 	}
 	msg, err := waitWA(ctx, s.anna, "your reaction", func(m *events.Message) bool { return m.Message.GetReactionMessage() != nil })
@@ -288,29 +297,24 @@ func (s *scenario) annaPhoto(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	uri, err := evt.Content.AsMessage().URL.Parse()
+	data, from, err := s.mx.download(ctx, s.dm, evt.Content.AsMessage())
 	if err != nil {
-		return "", fmt.Errorf("the image has no mxc:// URL: %w", err)
-	}
-	data, err := s.mx.cli.DownloadBytes(ctx, uri)
-	if err != nil {
-		return "", fmt.Errorf("failed to download %s: %w", uri, err)
+		return "", err
 	}
 	if !bytes.Equal(data, img) {
 		return "", fmt.Errorf("Matrix serves %d bytes, Anna sent %d different ones", len(data), len(img))
 	}
-	return fmt.Sprintf("the %d-byte PNG downloads intact from %s", len(img), uri), nil
+	return fmt.Sprintf("the %d-byte PNG arrives intact, %s", len(img), from), nil
 }
 
 func (s *scenario) youPhoto(ctx context.Context) (string, error) {
 	img := demoPNG(color.RGBA{R: 0x0d, G: 0xbd, B: 0x8b, A: 0xff})
-	up, err := s.mx.cli.UploadBytesWithName(ctx, img, "image/png", "matrix.png")
-	if err != nil {
+	content := &event.MessageEventContent{MsgType: event.MsgImage, Body: "matrix.png",
+		Info: &event.FileInfo{MimeType: "image/png", Size: len(img), Width: demoImageSize, Height: demoImageSize}}
+	if err := s.mx.attach(ctx, s.dm, img, "image/png", content); err != nil {
 		return "", err
 	}
-	content := &event.MessageEventContent{MsgType: event.MsgImage, Body: "matrix.png", URL: up.ContentURI.CUString(),
-		Info: &event.FileInfo{MimeType: "image/png", Size: len(img), Width: demoImageSize, Height: demoImageSize}}
-	if _, err := s.mx.cli.SendMessageEvent(ctx, s.dm, event.EventMessage, content); err != nil {
+	if _, err := s.mx.send(ctx, s.dm, event.EventMessage, content); err != nil {
 		return "", err
 	}
 	s.sent(SentFile{Name: content.Body, MimeType: "image/png", MsgType: event.MsgImage, Data: img})
@@ -349,7 +353,7 @@ func (s *scenario) annaDeletes(ctx context.Context) (string, error) {
 
 func (s *scenario) youDelete(ctx context.Context) (string, error) {
 	const text = "This one I will take back."
-	resp, err := s.mx.cli.SendText(ctx, s.dm, text)
+	mine, err := s.mx.sendText(ctx, s.dm, text)
 	if err != nil {
 		return "", err
 	}
@@ -357,7 +361,7 @@ func (s *scenario) youDelete(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if _, err := s.mx.cli.RedactEvent(ctx, s.dm, resp.EventID); err != nil {
+	if _, err := s.mx.cli.RedactEvent(ctx, s.dm, mine); err != nil {
 		return "", err
 	}
 	if _, err := waitWA(ctx, s.anna, "the deletion", isRevokeOf(sent.Info.ID)); err != nil {
@@ -373,6 +377,10 @@ func (s *scenario) groupCreated(ctx context.Context) (string, error) {
 	}
 	s.groupJID = info.JID
 	if s.group, err = s.mx.waitInvite(ctx, s.mx.bot); err != nil {
+		return "", err
+	}
+	kind, err := s.portalKind(ctx, s.group)
+	if err != nil {
 		return "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, stepTimeout)
@@ -398,7 +406,7 @@ func (s *scenario) groupCreated(ctx context.Context) (string, error) {
 	if err := s.sim.WaitIdle(ctx, 150*time.Millisecond); err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("room %s is named %q and Ben, Anna and Clara are in it", s.group, name.Name), nil
+	return fmt.Sprintf("%sroom %s is named %q and Ben, Anna and Clara are in it", kind, s.group, name.Name), nil
 }
 
 func (s *scenario) benWrites(ctx context.Context) (string, error) {
@@ -409,7 +417,7 @@ func (s *scenario) benWrites(ctx context.Context) (string, error) {
 	if _, err := s.mx.waitEvent(ctx, s.group, s.ghost(s.ben), "Ben's group message", isText(text)); err != nil {
 		return "", err
 	}
-	return "the group room shows it from " + string(s.ghost(s.ben)), nil
+	return "the group room shows it from " + string(s.ghost(s.ben)) + s.decryptedNote(), nil
 }
 
 func (s *scenario) claraMentions(ctx context.Context) (string, error) {
@@ -439,7 +447,7 @@ func (s *scenario) youMentionBen(ctx context.Context) (string, error) {
 		FormattedBody: fmt.Sprintf(`<a href="https://matrix.to/#/%s">%s</a>: here is the agenda, see you at ten.`, benGhost, name),
 		Mentions:      &event.Mentions{UserIDs: []id.UserID{benGhost}},
 	}
-	if _, err := s.mx.cli.SendMessageEvent(ctx, s.group, event.EventMessage, content); err != nil {
+	if _, err := s.mx.send(ctx, s.group, event.EventMessage, content); err != nil {
 		return "", err
 	}
 	isAgenda := func(m *events.Message) bool { return strings.Contains(textOf(m.Message), "here is the agenda") }

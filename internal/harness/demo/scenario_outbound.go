@@ -34,13 +34,12 @@ func isRevokeOf(msgID types.MessageID) func(*events.Message) bool {
 func (s *scenario) youFile(ctx context.Context) (string, error) {
 	data := []byte("Causeway pilot: agenda\n\n1. Who has moved to Matrix\n2. What the records officer sees\n3. Next steps\n")
 	const name, mimeType = "agenda.txt", "text/plain"
-	up, err := s.mx.cli.UploadBytesWithName(ctx, data, mimeType, name)
-	if err != nil {
+	content := &event.MessageEventContent{MsgType: event.MsgFile, Body: name,
+		Info: &event.FileInfo{MimeType: mimeType, Size: len(data)}}
+	if err := s.mx.attach(ctx, s.dm, data, mimeType, content); err != nil {
 		return "", err
 	}
-	content := &event.MessageEventContent{MsgType: event.MsgFile, Body: name, URL: up.ContentURI.CUString(),
-		Info: &event.FileInfo{MimeType: mimeType, Size: len(data)}}
-	if _, err := s.mx.cli.SendMessageEvent(ctx, s.dm, event.EventMessage, content); err != nil {
+	if _, err := s.mx.send(ctx, s.dm, event.EventMessage, content); err != nil {
 		return "", err
 	}
 	s.sent(SentFile{Name: name, MimeType: mimeType, MsgType: event.MsgFile, Data: data})
@@ -67,17 +66,17 @@ func (s *scenario) youFile(ctx context.Context) (string, error) {
 // not stay on the phone either way.
 func (s *scenario) youDeleteAtOnce(ctx context.Context) (string, error) {
 	const text = "Wrong chat, sorry: deleted the moment I sent it."
-	resp, err := s.mx.cli.SendText(ctx, s.dm, text)
+	mine, err := s.mx.sendText(ctx, s.dm, text)
 	if err != nil {
 		return "", err
 	}
-	if _, err := s.mx.cli.RedactEvent(ctx, s.dm, resp.EventID); err != nil {
+	if _, err := s.mx.cli.RedactEvent(ctx, s.dm, mine); err != nil {
 		return "", err
 	}
 	// The chat's queue is in order: once a message sent after both has arrived, the deleted
 	// one has either been sent or been held back for good.
 	const after = "Sorry for the noise."
-	if _, err := s.mx.cli.SendText(ctx, s.dm, after); err != nil {
+	if _, err := s.mx.sendText(ctx, s.dm, after); err != nil {
 		return "", err
 	}
 	if _, err := waitWA(ctx, s.anna, "the message after it", func(m *events.Message) bool { return textOf(m.Message) == after }); err != nil {

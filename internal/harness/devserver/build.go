@@ -59,7 +59,7 @@ func EnsureDendrite(ctx context.Context, log zerolog.Logger) (string, error) {
 	if dendriteBuilt(binDir) { // another process built it while we waited
 		return binDir, nil
 	}
-	goBin, err := goTool()
+	goBin, err := goTool("to build Dendrite " + DendriteVersion)
 	if err != nil {
 		return "", err
 	}
@@ -90,7 +90,8 @@ func dendriteBuilt(binDir string) bool {
 	return err == nil && strings.TrimSpace(string(out)) == strings.TrimPrefix(DendriteVersion, "v")
 }
 
-func goTool() (string, error) {
+// goTool finds the go command, needed for what says why.
+func goTool(what string) (string, error) {
 	if p, err := exec.LookPath("go"); err == nil {
 		return p, nil
 	}
@@ -98,7 +99,7 @@ func goTool() (string, error) {
 	if _, err := os.Stat(p); err == nil {
 		return p, nil
 	}
-	return "", fmt.Errorf("the go command is needed once to build Dendrite %s, and it is not on PATH", DendriteVersion)
+	return "", fmt.Errorf("the go command is needed once %s, and it is not on PATH", what)
 }
 
 // lockFile takes an exclusive flock on path, waiting for other holders.
