@@ -82,8 +82,6 @@ type Bridge struct {
 
 	syncCancel context.CancelFunc
 	syncDone   chan struct{}
-	// syncSenders wakes the sync when the logged-in users change (loginsChanged).
-	syncSenders chan struct{}
 	// crypto is the bot's encryption device (crypto.go).
 	crypto *cryptoState
 
@@ -101,16 +99,15 @@ func New(cfg *config.Config, log zerolog.Logger, opts Options) (*Bridge, error) 
 			"run `causeway -c CONFIG -g -r registration.yaml` and give registration.yaml to the homeserver")
 	}
 	b := &Bridge{
-		cfg:         cfg,
-		log:         log,
-		opts:        opts,
-		txns:        newTxnDedup(256),
-		stopping:    make(chan struct{}),
-		syncSenders: make(chan struct{}, 1),
-		jobs:        newJobs(log.With().Str("component", "jobs").Logger()),
-		users:       map[id.UserID]*User{},
-		metrics:     newMetrics(cfg.Metrics),
-		clock:       opts.Clock,
+		cfg:      cfg,
+		log:      log,
+		opts:     opts,
+		txns:     newTxnDedup(256),
+		stopping: make(chan struct{}),
+		jobs:     newJobs(log.With().Str("component", "jobs").Logger()),
+		users:    map[id.UserID]*User{},
+		metrics:  newMetrics(cfg.Metrics),
+		clock:    opts.Clock,
 	}
 	if b.clock == nil {
 		b.clock = realClock{}

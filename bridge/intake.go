@@ -24,9 +24,9 @@ import (
 // Order: each route delivers a room's events in timeline order, and an event is checked and
 // queued before the next one of the same route is looked at. So when the second route catches
 // up with the first, everything it finds is already queued, in the order it was queued: no
-// event overtakes one before it. The sync route carries only the logged-in users' events; an
-// event of anyone else in a portal (never relayed, only recorded and answered) comes by
-// appservice only, and may be recorded after the receiver's later messages.
+// event overtakes one before it. The sync route carries only the events of the bridge's users
+// (matrixsync.go); an event of anyone else in a portal (never relayed, only recorded and
+// answered) comes by appservice only, and may be recorded after the receiver's later messages.
 type intakeRoute string
 
 const (

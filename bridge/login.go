@@ -257,7 +257,6 @@ func (u *User) handlePairSuccess(ctx context.Context, evt *events.PairSuccess) {
 	if err := u.b.db.Users.Put(ctx, &row); err != nil {
 		u.log.Err(err).Msg("Failed to save the new WhatsApp session")
 	}
-	u.b.loginsChanged()
 	u.log.Info().Str("device", u.b.logJID(evt.ID.String())).Str("platform", evt.Platform).Msg("Paired with WhatsApp")
 }
 

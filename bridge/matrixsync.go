@@ -2,7 +2,6 @@ package bridge
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -21,37 +20,44 @@ import (
 // The homeserver does not push read receipts and typing to appservices (Dendrite has no
 // MSC2409), nor, in Dendrite 0.13, users' redactions; and after a stall Dendrite can stop
 // pushing anything for minutes. So the bot, which sits in every portal room, syncs itself:
-// for receipts and typing, and for the logged-in users' events of the types the bridge relays,
+// for receipts and typing, and for the bridge users' events of the types the bridge relays,
 // which it hands on like pushed ones (intake.go). The ghosts' own events, nearly everything in
 // a busy room, stay out of the filter: the bot would only skip them.
+//
+// The filter names every Matrix user the bridge has a row for, logged in or not, rather than
+// only the logged-in ones: a user gets a row at first contact with the bot, long before they
+// can have a portal, so a new filter can wait for the next sync request. Cutting the request
+// under way short instead crashed Dendrite 0.13.8 on SQLite in our tests
+// (docs/dendrite-duplicate-events.md, point 6).
 
 // syncTimelineLimit is how many events per room one sync returns. More came meanwhile only
 // when the bot's sync was held up; syncGap fetches the rest.
 const syncTimelineLimit = 100
 
-// botSyncFilter is the bot's sync filter for the given logged-in users.
-func (b *Bridge) botSyncFilter(senders []id.UserID) string {
+// botSyncFilter is the bot's sync filter for the given bridge users.
+func (b *Bridge) botSyncFilter(senders []id.UserID) *mautrix.Filter {
 	if len(senders) == 0 {
 		// An empty list is not portable ("no one" or "everyone"); the bot's own events are
 		// skipped as echoes.
 		senders = []id.UserID{b.bot.UserID}
 	}
+	timeline := b.syncTimelineFilter()
+	timeline.Senders = senders
 	none := &mautrix.FilterPart{NotTypes: []event.Type{{Type: "*"}}}
-	f := mautrix.Filter{
+	return &mautrix.Filter{
 		Presence: none, AccountData: none,
 		Room: &mautrix.RoomFilter{
-			Timeline:    b.syncTimelineFilter(senders),
+			Timeline:    timeline,
 			State:       none,
 			AccountData: none,
 			Ephemeral:   &mautrix.FilterPart{Types: []event.Type{event.EphemeralEventReceipt, event.EphemeralEventTyping}},
 		},
 	}
-	data, _ := json.Marshal(&f) // plain structs: cannot fail
-	return string(data)
 }
 
-// syncTimelineFilter picks the events the sync route takes in, also for syncGap's /messages.
-func (b *Bridge) syncTimelineFilter(senders []id.UserID) *mautrix.FilterPart {
+// syncTimelineFilter picks the types of events the sync route takes in; syncGap's /messages
+// uses it as it is (a list of senders in a URL would grow with the users).
+func (b *Bridge) syncTimelineFilter() *mautrix.FilterPart {
 	var types []event.Type
 	for _, t := range portal.RelayedMessageTypes() {
 		types = append(types, event.Type{Type: t, Class: event.MessageEventType})
@@ -59,7 +65,7 @@ func (b *Bridge) syncTimelineFilter(senders []id.UserID) *mautrix.FilterPart {
 	if b.cfg.Encryption.Allow {
 		types = append(types, event.EventEncrypted)
 	}
-	return &mautrix.FilterPart{Types: types, Senders: senders, Limit: syncTimelineLimit}
+	return &mautrix.FilterPart{Types: types, Limit: syncTimelineLimit}
 }
 
 // kvSyncSince remembers how far the bot's sync got, so events and redactions made while the
@@ -90,20 +96,12 @@ func (b *Bridge) stopMatrixSync() {
 	}
 }
 
-// loginsChanged tells the sync that the set of logged-in users changed: its filter names them.
-func (b *Bridge) loginsChanged() {
-	select {
-	case b.syncSenders <- struct{}{}:
-	default:
-	}
-}
-
 // syncState is what the sync loop carries from one sync to the next.
 type syncState struct {
 	since   string
 	sinceAt time.Time // when since was reached; zero if unknown
 	senders []id.UserID
-	filter  string
+	filter  string             // the ID of the uploaded filter for senders
 	typing  map[id.RoomID]bool // was the receiver typing at the last sync
 }
 
@@ -120,7 +118,6 @@ func (b *Bridge) syncLoop(ctx context.Context) {
 			st.sinceAt = time.UnixMilli(ms)
 		}
 	}
-	rebuild := true
 	backoff := time.Second
 	wait := func() bool {
 		select {
@@ -132,27 +129,16 @@ func (b *Bridge) syncLoop(ctx context.Context) {
 		return true
 	}
 	for ctx.Err() == nil {
-		select {
-		case <-b.syncSenders:
-			rebuild = true
-		default:
-		}
-		if rebuild {
-			if err := b.loadSyncSenders(ctx, st); err != nil {
-				log.Err(err).Msg("Failed to list the logged-in users for the sync filter")
-				if !wait() {
-					return
-				}
-				continue
+		if err := b.updateSyncFilter(ctx, cli, st); err != nil {
+			log.Err(err).Msg("Failed to set the sync filter for the bridge's users")
+			if !wait() {
+				return
 			}
-			rebuild = false
+			continue
 		}
-		resp, changed, err := b.syncOnce(ctx, cli, st)
+		resp, err := cli.SyncRequest(ctx, 30000, st.since, st.filter, false, event.PresenceOffline)
 		if ctx.Err() != nil {
 			return
-		} else if changed {
-			rebuild = true // the request was cut off for the new filter; the position stands
-			continue
 		} else if err != nil {
 			log.Warn().Err(err).Msg("The bot's sync failed")
 			if !wait() {
@@ -184,43 +170,22 @@ func (b *Bridge) syncLoop(ctx context.Context) {
 	}
 }
 
-func (b *Bridge) loadSyncSenders(ctx context.Context, st *syncState) error {
-	rows, err := b.db.Users.ListLoggedIn(ctx)
+// updateSyncFilter uploads a new filter when the bridge's users changed since the last one.
+func (b *Bridge) updateSyncFilter(ctx context.Context, cli *mautrix.Client, st *syncState) error {
+	senders, err := b.db.Users.ListMXIDs(ctx)
 	if err != nil {
 		return err
 	}
-	st.senders = st.senders[:0]
-	for _, row := range rows {
-		st.senders = append(st.senders, row.MXID)
+	if st.filter != "" && slices.Equal(senders, st.senders) {
+		return nil
 	}
-	slices.Sort(st.senders)
-	st.filter = b.botSyncFilter(st.senders)
-	zerolog.Ctx(ctx).Debug().Int("senders", len(st.senders)).Msg("Sync filter set for the logged-in users")
+	resp, err := cli.CreateFilter(ctx, b.botSyncFilter(senders))
+	if err != nil {
+		return fmt.Errorf("failed to upload the sync filter: %w", err)
+	}
+	st.senders, st.filter = senders, resp.FilterID
+	zerolog.Ctx(ctx).Debug().Int("senders", len(senders)).Str("filter_id", resp.FilterID).Msg("Sync filter set for the bridge's users")
 	return nil
-}
-
-// syncOnce runs one sync request. A change of the logged-in users cuts it off (changed): its
-// filter would skip a new user's events, and the position it returned would pass them by.
-func (b *Bridge) syncOnce(ctx context.Context, cli *mautrix.Client, st *syncState) (resp *mautrix.RespSync, changed bool, err error) {
-	reqCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan struct{})
-	watched := make(chan bool, 1)
-	go func() {
-		select {
-		case <-b.syncSenders:
-			cancel()
-			watched <- true
-		case <-done:
-			watched <- false
-		}
-	}()
-	resp, err = cli.SyncRequest(reqCtx, 30000, st.since, st.filter, false, event.PresenceOffline)
-	close(done)
-	if <-watched {
-		return nil, true, nil
-	}
-	return resp, false, err
 }
 
 // takeInSyncedRoom hands a portal room's synced events on, after the ones a limited timeline
@@ -289,7 +254,7 @@ const syncGapSlack = 10 * time.Minute
 // previous sync position. Dendrite's /messages cannot stop at a sync position by itself: its
 // "to" and "from" leave out the first event after one.
 func (b *Bridge) syncGap(ctx context.Context, cli *mautrix.Client, st *syncState, roomID id.RoomID, from string) ([]*event.Event, error) {
-	filter := b.syncTimelineFilter(st.senders)
+	filter := b.syncTimelineFilter()
 	floor := time.Time{}
 	if !st.sinceAt.IsZero() {
 		floor = st.sinceAt.Add(-syncGapSlack)
@@ -306,6 +271,9 @@ read:
 			if time.UnixMilli(evt.Timestamp).Before(floor) {
 				complete = true
 				break read
+			}
+			if !slices.Contains(st.senders, evt.Sender) {
+				continue // as the sync's filter would have
 			}
 			accepted, err := b.db.Queue.Accepted(ctx, evt.ID)
 			if err != nil {

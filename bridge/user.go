@@ -149,9 +149,7 @@ func (u *User) forgetDevice(ctx context.Context) error {
 	u.connected = false
 	row := *u.row
 	u.mu.Unlock()
-	err := u.b.db.Users.Put(ctx, &row)
-	u.b.loginsChanged()
-	return err
+	return u.b.db.Users.Put(ctx, &row)
 }
 
 // disconnect closes the WhatsApp connection, keeping the session.

@@ -77,6 +77,24 @@ func (q *UserQuery) ListLoggedIn(ctx context.Context) ([]*User, error) {
 	return out, rows.Err()
 }
 
+// ListMXIDs returns the Matrix ID of every user the bridge has a row for, sorted.
+func (q *UserQuery) ListMXIDs(ctx context.Context) ([]id.UserID, error) {
+	rows, err := q.db.Query(ctx, "SELECT mxid FROM bridge_user ORDER BY mxid")
+	if err != nil {
+		return nil, fmt.Errorf("failed to list the bridge's users: %w", err)
+	}
+	defer rows.Close()
+	var out []id.UserID
+	for rows.Next() {
+		var mxid id.UserID
+		if err := rows.Scan(&mxid); err != nil {
+			return nil, fmt.Errorf("failed to scan a user ID: %w", err)
+		}
+		out = append(out, mxid)
+	}
+	return out, rows.Err()
+}
+
 // GetByManagementRoom returns the user whose management room is roomID, or nil.
 func (q *UserQuery) GetByManagementRoom(ctx context.Context, roomID id.RoomID) (*User, error) {
 	var mxid id.UserID
