@@ -25,8 +25,11 @@ import (
 // queued before the next one of the same route is looked at. So when the second route catches
 // up with the first, everything it finds is already queued, in the order it was queued: no
 // event overtakes one before it. The sync route carries only the events of the bridge's users
-// (matrixsync.go); an event of anyone else in a portal (never relayed, only recorded and
-// answered) comes by appservice only, and may be recorded after the receiver's later messages.
+// (matrixsync.go), not the room's state or anyone else's messages, so it leaves each event to
+// the push for a moment (pushGrace): while pushes flow, they come first and the bridge sees
+// a room as before, a join or a leave before the message after it. Only events the push is
+// late with are the sync's, and those may be handled before an earlier leave, or another
+// member's message, that only the push brings.
 type intakeRoute string
 
 const (

@@ -152,11 +152,16 @@ func (b *Bridge) syncLoop(ctx context.Context) {
 		b.cryptoSync(ctx, resp, st.since)
 		if st.since != "" { // a first sync only sets the position; older events are stale
 			for roomID, room := range resp.Rooms.Join {
-				if !b.takeInSyncedRoom(ctx, cli, st, roomID, room) {
-					return // stopping: the position is not saved, and the next start reads again
-				}
 				for _, evt := range room.Ephemeral.Events {
 					b.handleEphemeral(ctx, roomID, evt, st.typing)
+				}
+			}
+			if !b.giveWayToPushes(ctx, resp) {
+				return
+			}
+			for roomID, room := range resp.Rooms.Join {
+				if !b.takeInSyncedRoom(ctx, cli, st, roomID, room) {
+					return // stopping: the position is not saved, and the next start reads again
 				}
 			}
 		}
@@ -186,6 +191,36 @@ func (b *Bridge) updateSyncFilter(ctx context.Context, cli *mautrix.Client, st *
 	st.senders, st.filter = senders, resp.FilterID
 	zerolog.Ctx(ctx).Debug().Int("senders", len(senders)).Str("filter_id", resp.FilterID).Msg("Sync filter set for the bridge's users")
 	return nil
+}
+
+// pushGrace is how long the sync leaves a new event to the homeserver's push. The push carries
+// every event of a room in order, its state (joins, leaves) and other people's messages too,
+// which the sync does not; an event the push brings first is handled in that order. Healthy
+// pushes take milliseconds; the sync takes over from stalled ones after this.
+const pushGrace = 2 * time.Second
+
+// giveWayToPushes waits until the newest event the sync returned is pushGrace old. It returns
+// false when the bridge is stopping.
+func (b *Bridge) giveWayToPushes(ctx context.Context, resp *mautrix.RespSync) bool {
+	var newest int64
+	for _, room := range resp.Rooms.Join {
+		for _, evt := range room.Timeline.Events {
+			newest = max(newest, evt.Timestamp)
+		}
+	}
+	if newest == 0 {
+		return true
+	}
+	wait := min(pushGrace-time.Since(time.UnixMilli(newest)), pushGrace)
+	if wait <= 0 {
+		return true
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(wait):
+		return true
+	}
 }
 
 // takeInSyncedRoom hands a portal room's synced events on, after the ones a limited timeline
