@@ -39,12 +39,29 @@ func CacheDir() (string, error) {
 // EnsureDendrite returns a directory holding the dendrite and generate-keys binaries of
 // DendriteVersion, building them with `go install` the first time. Concurrent callers (test
 // packages run in parallel) wait on a file lock rather than building twice.
+//
+// Dendrite is built with cgo, so it uses mattn/go-sqlite3, whenever a C compiler is on PATH.
+// Its pure-Go build (modernc.org/sqlite v1.29.5) lets a cancelled request's interrupt land on
+// the next statement that connection runs: a client that goes away mid-request (kill -9 of
+// the bridge, a /sync cut short) then leaves a COMMIT interrupted and the connection inside a
+// transaction nothing ends ("cannot start a transaction within a transaction"), or panics the
+// sync API's consumer ("WithTransaction.Begin: interrupted"), until Dendrite restarts
+// (docs/dendrite-duplicate-events.md point 6). mattn's driver waits for the statement it
+// interrupts, so the interrupt cannot reach another. Without a C compiler the pure-Go build
+// is used, with a warning.
 func EnsureDendrite(ctx context.Context, log zerolog.Logger) (string, error) {
 	cache, err := CacheDir()
 	if err != nil {
 		return "", err
 	}
-	binDir := filepath.Join(cache, "dendrite-"+DendriteVersion)
+	cgo := haveCCompiler()
+	flavour := "cgo"
+	if !cgo {
+		flavour = "purego"
+		log.Warn().Str("version", DendriteVersion).
+			Msg("No C compiler (cc or gcc) on PATH: building Dendrite pure Go, whose SQLite can wedge after a client's request is cut off (docs/dendrite-duplicate-events.md point 6); install gcc to avoid it")
+	}
+	binDir := filepath.Join(cache, "dendrite-"+DendriteVersion+"-"+flavour)
 	if err := os.MkdirAll(binDir, 0o755); err != nil {
 		return "", fmt.Errorf("failed to create %s: %w", binDir, err)
 	}
@@ -63,14 +80,17 @@ func EnsureDendrite(ctx context.Context, log zerolog.Logger) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	log.Info().Str("version", DendriteVersion).Str("dir", binDir).
+	log.Info().Str("version", DendriteVersion).Str("dir", binDir).Bool("cgo", cgo).
 		Msg("Building Dendrite from the Go module proxy (first run only; 1-4 minutes)")
 	cmd := exec.CommandContext(ctx, goBin, "install",
 		dendriteModule+"/cmd/dendrite@"+DendriteVersion,
 		dendriteModule+"/cmd/generate-keys@"+DendriteVersion)
 	cmd.Dir = binDir // outside any module, so our go.mod cannot interfere
-	// Pure Go, so the build needs no C toolchain and behaves the same everywhere.
-	cmd.Env = append(os.Environ(), "GOBIN="+binDir, "CGO_ENABLED=0", "GOFLAGS=-mod=mod", "GOWORK=off")
+	cgoEnabled := "CGO_ENABLED=0"
+	if cgo {
+		cgoEnabled = "CGO_ENABLED=1"
+	}
+	cmd.Env = append(os.Environ(), "GOBIN="+binDir, cgoEnabled, "GOFLAGS=-mod=mod", "GOWORK=off")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Run(); err != nil {
@@ -88,6 +108,21 @@ func dendriteBuilt(binDir string) bool {
 	}
 	out, err := exec.Command(filepath.Join(binDir, "dendrite"), "-version").Output()
 	return err == nil && strings.TrimSpace(string(out)) == strings.TrimPrefix(DendriteVersion, "v")
+}
+
+// haveCCompiler says whether cgo can build: the C compiler go would use ($CC, else gcc or cc)
+// is on PATH.
+func haveCCompiler() bool {
+	candidates := []string{"gcc", "cc"}
+	if cc := strings.Fields(os.Getenv("CC")); len(cc) > 0 {
+		candidates = []string{cc[0]}
+	}
+	for _, c := range candidates {
+		if _, err := exec.LookPath(c); err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // goTool finds the go command, needed for what says why.
