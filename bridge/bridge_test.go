@@ -113,6 +113,13 @@ func setup(m *testing.M) (int, error) {
 	baseCfg = cfg
 	hs, err = devserver.StartDendrite(ctx, devserver.DendriteOptions{
 		Dir: dir, Port: hsPort, RegistrationFile: regPath, Log: zerolog.New(os.Stderr),
+		OnCrash: func(exit error, logTail string) {
+			// Every later test would wait out its timeouts against a homeserver that is gone.
+			fmt.Fprintf(os.Stderr, "the bridge tests' Dendrite died (%v) without a test stopping it; the end of its log:\n%s\n", exit, logTail)
+			_ = pg.Stop()
+			_ = sim.Close()
+			os.Exit(1)
+		},
 	})
 	if err != nil {
 		return 1, err

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"text/template"
 	"time"
@@ -37,6 +38,10 @@ type DendriteOptions struct {
 	// PostgresURI, when set, stores everything in that PostgreSQL database instead of SQLite.
 	PostgresURI string
 	Log         zerolog.Logger
+	// OnCrash, when set, is called (on its own goroutine) when the server exits without Stop or
+	// Kill having asked it to, with how it ended and the end of its log: a test suite sharing
+	// one server fails at once, naming why, instead of waiting out every test's timeout.
+	OnCrash func(exit error, logTail string)
 }
 
 // Dendrite is a running (or stopped) local homeserver.
@@ -49,6 +54,8 @@ type Dendrite struct {
 	binDir string
 	cmd    *exec.Cmd
 	exited chan struct{}
+	// ending is set by Stop and Kill before they signal, so the exit they cause is no crash.
+	ending atomic.Bool
 }
 
 // TempDir makes a fresh directory for a server's state, on tmpfs when the machine has one:
@@ -251,10 +258,18 @@ func (d *Dendrite) Start(ctx context.Context) error {
 		logFile.Close()
 		return fmt.Errorf("failed to start Dendrite: %w", err)
 	}
-	go func() {
-		<-done
+	d.ending.Store(false)
+	onCrash := d.opts.OnCrash
+	go func() { // ends with the process
+		werr := <-done
 		logFile.Close()
 		close(exited)
+		if onCrash != nil && !d.ending.Load() {
+			if werr == nil {
+				werr = errors.New("exit status 0")
+			}
+			onCrash(werr, tail(d.LogPath(), 40))
+		}
 	}()
 	d.cmd = cmd
 	if err := d.waitReady(ctx, 60*time.Second); err != nil {
@@ -294,6 +309,7 @@ func (d *Dendrite) Stop() error {
 	if d.cmd == nil {
 		return nil
 	}
+	d.ending.Store(true)
 	_ = d.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-d.exited:
@@ -311,6 +327,7 @@ func (d *Dendrite) Kill() error {
 	if d.cmd == nil {
 		return nil
 	}
+	d.ending.Store(true)
 	if err := d.cmd.Process.Kill(); err != nil {
 		return fmt.Errorf("failed to kill Dendrite: %w", err)
 	}

@@ -3,7 +3,11 @@ package devserver
 import (
 	"context"
 	"database/sql"
+	"debug/buildinfo"
 	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,11 +22,16 @@ func TestDendriteStartsRegistersAndRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	d, err := StartDendrite(ctx, DendriteOptions{Dir: dir, Log: zerolog.New(zerolog.NewTestWriter(t))})
+	crashed := make(chan string, 1)
+	d, err := StartDendrite(ctx, DendriteOptions{
+		Dir: dir, Log: zerolog.New(zerolog.NewTestWriter(t)),
+		OnCrash: func(exit error, logTail string) { crashed <- exit.Error() },
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = d.Stop() })
+	assertSQLiteDriver(t, d.binDir)
 
 	alice, err := d.RegisterUser(ctx, "alice", "correct horse battery", false)
 	if err != nil {
@@ -44,6 +53,40 @@ func TestDendriteStartsRegistersAndRestarts(t *testing.T) {
 	}
 	if who, err := alice.Whoami(ctx); err != nil || who.UserID != "@alice:localhost" {
 		t.Fatalf("after restart whoami = %+v, %v", who, err)
+	}
+	// Stop and Start above were asked for; an exit nobody asked for is reported.
+	select {
+	case exit := <-crashed:
+		t.Fatalf("OnCrash called for a requested stop: %s", exit)
+	default:
+	}
+	if err := syscall.Kill(d.PID(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case exit := <-crashed:
+		if !strings.Contains(exit, "killed") {
+			t.Errorf("OnCrash exit = %q, want the signal named", exit)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Dendrite killed behind the harness's back, and OnCrash was not called")
+	}
+}
+
+// assertSQLiteDriver checks which SQLite the built Dendrite links: mattn/go-sqlite3 (cgo)
+// whenever a C compiler is there, since the pure-Go one wedges (EnsureDendrite says why).
+func assertSQLiteDriver(t *testing.T, binDir string) {
+	t.Helper()
+	info, err := buildinfo.ReadFile(filepath.Join(binDir, "dendrite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mattn bool
+	for _, dep := range info.Deps {
+		mattn = mattn || dep.Path == "github.com/mattn/go-sqlite3"
+	}
+	if haveCCompiler() && !mattn {
+		t.Errorf("a C compiler is on PATH, yet %s was built without mattn/go-sqlite3 (pure-Go SQLite)", binDir)
 	}
 }
 
