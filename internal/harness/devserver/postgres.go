@@ -26,6 +26,10 @@ type Postgres struct {
 	dir    string
 	binDir string
 	runAs  *user.User // initdb refuses root, so as root the server runs as this user
+	// postmaster is the server process, started by us (not daemonised by pg_ctl) so that it
+	// carries Pdeathsig: a test binary killed by its timeout takes the cluster with it.
+	postmaster *exec.Cmd
+	exited     chan struct{}
 }
 
 // PostgresBinDir finds the server binaries: $PG_BINDIR, else the newest
@@ -92,12 +96,84 @@ func StartPostgres(ctx context.Context) (*Postgres, error) {
 		pg.cleanup()
 		return nil, fmt.Errorf("initdb failed: %w\n%s", err, out)
 	}
-	opts := fmt.Sprintf("-c listen_addresses=127.0.0.1 -p %d -k %s -c max_connections=200 -c fsync=off -c synchronous_commit=off -c full_page_writes=off", port, dir)
-	if out, err := pg.run(ctx, "pg_ctl", "-D", data, "-l", filepath.Join(dir, "postgres.log"), "-w", "-o", opts, "start"); err != nil {
+	if err := pg.startPostmaster(data); err != nil {
 		pg.cleanup()
-		return nil, fmt.Errorf("pg_ctl start failed: %w\n%s\n%s", err, out, tail(filepath.Join(dir, "postgres.log"), 20))
+		return nil, err
+	}
+	if err := pg.waitReady(ctx, 60*time.Second); err != nil {
+		logTail := tail(pg.logPath(), 20)
+		_ = pg.Stop()
+		return nil, fmt.Errorf("PostgreSQL did not start: %w\n%s", err, logTail)
 	}
 	return pg, nil
+}
+
+func (pg *Postgres) logPath() string { return filepath.Join(pg.dir, "postgres.log") }
+
+// startPostmaster runs the server in the foreground of its own pinned thread (StartPinned).
+func (pg *Postgres) startPostmaster(data string) error {
+	logFile, err := os.OpenFile(pg.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("failed to open the PostgreSQL log: %w", err)
+	}
+	cmd := exec.Command(filepath.Join(pg.binDir, "postgres"), "-D", data,
+		"-c", "listen_addresses=127.0.0.1", "-p", strconv.Itoa(pg.Port), "-k", pg.dir,
+		"-c", "max_connections=200", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+	cmd.Dir = pg.dir
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// Go sets the parent-death signal after switching to runAs, so it survives the switch.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true, Credential: pg.credential()}
+	done, err := StartPinned(cmd)
+	if err != nil {
+		logFile.Close()
+		return fmt.Errorf("failed to start PostgreSQL: %w", err)
+	}
+	pg.postmaster, pg.exited = cmd, make(chan struct{})
+	exited := pg.exited
+	go func() { // ends with the process
+		<-done
+		logFile.Close()
+		close(exited)
+	}()
+	return nil
+}
+
+// waitReady waits until the server accepts connections.
+func (pg *Postgres) waitReady(ctx context.Context, timeout time.Duration) error {
+	db, err := sql.Open("postgres", pg.URI("postgres"))
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	deadline := time.Now().Add(timeout)
+	for {
+		pingCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := db.PingContext(pingCtx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-pg.exited:
+			return errors.New("the server exited during startup")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no connection within %s: %w", timeout, err)
+		}
+	}
+}
+
+// credential is who the server runs as: nil for ourselves, runAs as root.
+func (pg *Postgres) credential() *syscall.Credential {
+	if pg.runAs == nil {
+		return nil
+	}
+	uid, _ := strconv.Atoi(pg.runAs.Uid)
+	gid, _ := strconv.Atoi(pg.runAs.Gid)
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 }
 
 func (pg *Postgres) chown(paths ...string) error {
@@ -116,10 +192,8 @@ func (pg *Postgres) chown(paths ...string) error {
 
 func (pg *Postgres) run(ctx context.Context, tool string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, filepath.Join(pg.binDir, tool), args...)
-	if pg.runAs != nil {
-		uid, _ := strconv.Atoi(pg.runAs.Uid)
-		gid, _ := strconv.Atoi(pg.runAs.Gid)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+	if cred := pg.credential(); cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
 		cmd.Dir = pg.dir
 	}
 	var out bytes.Buffer
@@ -153,12 +227,26 @@ func (pg *Postgres) CreateDatabase(ctx context.Context, name string) (string, er
 	return pg.URI(name), nil
 }
 
-// Stop shuts the cluster down and deletes its directory.
+// Stop shuts the cluster down at once (SIGQUIT: immediate shutdown; the data is thrown away
+// anyway), SIGKILL after 10 s, and deletes its directory.
 func (pg *Postgres) Stop() error {
-	out, err := pg.run(context.Background(), "pg_ctl", "-D", filepath.Join(pg.dir, "data"), "-m", "immediate", "-w", "stop")
-	pg.cleanup()
-	if err != nil {
-		return fmt.Errorf("pg_ctl stop failed: %w\n%s", err, out)
+	defer pg.cleanup()
+	if pg.postmaster == nil {
+		return nil
+	}
+	if err := pg.postmaster.Process.Signal(syscall.SIGQUIT); err != nil {
+		select {
+		case <-pg.exited: // already gone
+			return nil
+		default:
+			return fmt.Errorf("failed to stop PostgreSQL: %w", err)
+		}
+	}
+	select {
+	case <-pg.exited:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(-pg.postmaster.Process.Pid, syscall.SIGKILL)
+		<-pg.exited
 	}
 	return nil
 }
