@@ -281,27 +281,21 @@ func (d *Dendrite) Start(ctx context.Context) error {
 }
 
 func (d *Dendrite) waitReady(ctx context.Context, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	client := &http.Client{Timeout: 2 * time.Second}
-	for {
-		resp, err := client.Get(d.URL + "/_matrix/client/versions")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
+	return waitServing(ctx, d.exited, timeout, 50*time.Millisecond, func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.URL+"/_matrix/client/versions", nil)
+		if err != nil {
+			return err
 		}
-		select {
-		case <-d.exited:
-			return errors.New("dendrite exited during startup")
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("dendrite did not answer within %s", timeout)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/_matrix/client/versions answered %s", resp.Status)
 		}
-	}
+		return nil
+	})
 }
 
 // Stop terminates the server (SIGTERM, then SIGKILL after 10 s). Its state stays in Dir.

@@ -145,25 +145,7 @@ func (pg *Postgres) waitReady(ctx context.Context, timeout time.Duration) error 
 		return err
 	}
 	defer db.Close()
-	deadline := time.Now().Add(timeout)
-	for {
-		pingCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := db.PingContext(pingCtx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-pg.exited:
-			return errors.New("the server exited during startup")
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no connection within %s: %w", timeout, err)
-		}
-	}
+	return waitServing(ctx, pg.exited, timeout, 100*time.Millisecond, db.PingContext)
 }
 
 // credential is who the server runs as: nil for ourselves, runAs as root.
