@@ -58,11 +58,13 @@ type Bridge struct {
 
 	commands *commandSet
 	txns     *txnDedup
-	metrics  *metrics
-	archive  *archive.Archive
-	puppets  *puppet.Manager
-	portals  *portal.Manager
-	imports  importRuns
+	// syncAhead is what the bot's sync has seen and not yet taken in (syncahead.go).
+	syncAhead syncAhead
+	metrics   *metrics
+	archive   *archive.Archive
+	puppets   *puppet.Manager
+	portals   *portal.Manager
+	imports   importRuns
 
 	usersMu sync.Mutex
 	users   map[id.UserID]*User

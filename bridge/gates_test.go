@@ -35,6 +35,7 @@ type txnGate struct {
 
 	mu      sync.Mutex
 	hold    func(evt map[string]any) bool
+	drop    func(evt map[string]any) bool // events left out of the transaction, as Dendrite skips some
 	release chan struct{}
 	heldN   int
 	held    sync.WaitGroup
@@ -78,12 +79,15 @@ func (g *txnGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
 	var txn struct {
 		Events []map[string]any `json:"events"`
 	}
 	_ = json.Unmarshal(body, &txn)
 	g.mu.Lock()
+	if g.drop != nil {
+		body, txn.Events = dropEvents(body, txn.Events, g.drop)
+	}
+	r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 	if g.failing {
 		g.mu.Unlock()
 		http.Error(w, `{"errcode":"M_UNKNOWN","error":"the test's gate fails every transaction"}`, http.StatusInternalServerError)
@@ -117,6 +121,34 @@ func (g *txnGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		g.mu.Unlock()
 	}
+}
+
+// dropEvents leaves the events drop matches out of a transaction body, the others as they were.
+func dropEvents(body []byte, evts []map[string]any, drop func(evt map[string]any) bool) ([]byte, []map[string]any) {
+	var raw struct {
+		Events []json.RawMessage `json:"events"`
+	}
+	if json.Unmarshal(body, &raw) != nil || len(raw.Events) != len(evts) {
+		return body, evts
+	}
+	keptRaw, kept := raw.Events[:0], evts[:0]
+	for i, evt := range evts {
+		if !drop(evt) {
+			keptRaw, kept = append(keptRaw, raw.Events[i]), append(kept, evt)
+		}
+	}
+	out, err := json.Marshal(map[string]any{"events": keptRaw})
+	if err != nil {
+		return body, evts
+	}
+	return out, kept
+}
+
+// dropFromPushes leaves the events drop matches out of every transaction from now on (nil: none).
+func (g *txnGate) dropFromPushes(drop func(evt map[string]any) bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.drop = drop
 }
 
 type statusRecorder struct {
@@ -353,6 +385,18 @@ func (g *syncGate) waitSynced(t *testing.T, evt id.EventID, within time.Duration
 		defer g.mu.Unlock()
 		seq, ok := g.passed[evt]
 		return ok && g.requests > seq
+	})
+}
+
+// waitSyncAnswered waits until an answer to the bot's /sync carrying evt has passed the gate,
+// without waiting for the bridge to be done with it.
+func (g *syncGate) waitSyncAnswered(t *testing.T, evt id.EventID, within time.Duration) {
+	t.Helper()
+	eventuallyWithin(t, within, fmt.Sprintf("an answer to the bot's sync carrying %s", evt), func() bool {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		_, ok := g.passed[evt]
+		return ok
 	})
 }
 

@@ -167,6 +167,10 @@ func (b *Bridge) handleRawEvent(ctx context.Context, raw json.RawMessage) (echo 
 		return false, nil
 	}
 	zerolog.Ctx(ctx).Trace().Str("type", env.Type).Stringer("event_id", env.ID).Stringer("sender", env.Sender).Msg("Transaction event")
+	// What the sync saw before this event goes first, should the push have skipped it.
+	if err := b.takeInSyncedBefore(ctx, &env); err != nil {
+		return false, err
+	}
 	if err := b.takeInMatrixEvent(ctx, routeAppservice, &env, raw); err != nil {
 		return false, err
 	}

@@ -156,6 +156,7 @@ func (b *Bridge) syncLoop(ctx context.Context) {
 					b.handleEphemeral(ctx, roomID, evt, st.typing)
 				}
 			}
+			b.syncAhead.set(st.senders, resp.Rooms.Join)
 			if !b.giveWayToPushes(ctx, resp) {
 				return
 			}
@@ -164,6 +165,7 @@ func (b *Bridge) syncLoop(ctx context.Context) {
 					return // stopping: the position is not saved, and the next start reads again
 				}
 			}
+			b.syncAhead.clear()
 		}
 		st.since, st.sinceAt = resp.NextBatch, received
 		if err := b.db.KV.Set(ctx, kvSyncSince, st.since); err != nil {
