@@ -21,10 +21,12 @@ import (
 // queues it, and records its ID in the same database transaction (accepted_matrix_event); the
 // other finds the record and does nothing.
 //
-// Order: each route delivers a room's events in timeline order, and an event is checked and
-// queued before the next one of the same route is looked at. So when the second route catches
-// up with the first, everything it finds is already queued, in the order it was queued: no
-// event overtakes one before it. The sync route carries only the events of the bridge's users
+// Order: the sync delivers a room's events in timeline order, and an event is checked and
+// queued before the next one of the same route is looked at. Dendrite's pushes are in order
+// too, but can skip an event (docs/dendrite-duplicate-events.md, point 7), which the sync then
+// brings late; so a pushed event first has the sync's earlier ones taken in (syncahead.go).
+// When one route catches up with the other, everything it finds is already queued, in the order
+// it was queued: no event overtakes one before it. The sync route carries only the events of the bridge's users
 // (matrixsync.go), not the room's state or anyone else's messages, so it leaves each event to
 // the push for a moment (pushGrace): while pushes flow, they come first and the bridge sees
 // a room as before, a join or a leave before the message after it. Only events the push is

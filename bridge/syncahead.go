@@ -69,13 +69,27 @@ func (s *syncAhead) before(env *portal.MatrixEnvelope) []*event.Event {
 	return evts
 }
 
+// taken forgets the first n events of a room's list, once taken in, unless a newer sync has
+// replaced the list meanwhile: each later push then looks only at what is left.
+func (s *syncAhead) taken(room id.RoomID, first *event.Event, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if evts := s.rooms[room]; len(evts) >= n && n > 0 && evts[0] == first {
+		s.rooms[room] = evts[n:]
+	}
+}
+
 // takeInSyncedBefore takes in, by the sync route, what the sync has seen before a pushed event
 // (see syncAhead). Events taken in already are skipped, as always.
 func (b *Bridge) takeInSyncedBefore(ctx context.Context, env *portal.MatrixEnvelope) error {
-	for _, evt := range b.syncAhead.before(env) {
+	evts := b.syncAhead.before(env)
+	for _, evt := range evts {
 		if err := b.takeInSynced(ctx, env.RoomID, evt); err != nil {
 			return err
 		}
+	}
+	if len(evts) > 0 {
+		b.syncAhead.taken(env.RoomID, evts[0], len(evts))
 	}
 	return nil
 }
