@@ -127,7 +127,13 @@ func startStream(t *testing.T, dbType, number string, fromMatrix int) *stream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("kept the bridge's and Dendrite's state and logs for a look: %s", dir)
+			return
+		}
+		_ = os.RemoveAll(dir)
+	})
 	s := &stream{fromMatrix: fromMatrix, opts: BenchOptions{Archive: true, Database: dbType, Executable: os.Args[0], Out: io.Discard}}
 	if s.r, err = startRig(ctx, dir, s.opts, newPrinter(io.Discard), number); err != nil {
 		t.Fatal(err)
