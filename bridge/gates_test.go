@@ -380,23 +380,23 @@ func (g *syncGate) hideFromSync(hide func(evt map[string]any) bool) {
 // answer: it asks for the next one only then.
 func (g *syncGate) waitSynced(t *testing.T, evt id.EventID, within time.Duration) {
 	t.Helper()
-	eventuallyWithin(t, within, fmt.Sprintf("the bot's sync to bring %s", evt), func() bool {
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		seq, ok := g.passed[evt]
-		return ok && g.requests > seq
-	})
+	g.waitPassed(t, evt, within, true)
 }
 
 // waitSyncAnswered waits until an answer to the bot's /sync carrying evt has passed the gate,
 // without waiting for the bridge to be done with it.
 func (g *syncGate) waitSyncAnswered(t *testing.T, evt id.EventID, within time.Duration) {
 	t.Helper()
-	eventuallyWithin(t, within, fmt.Sprintf("an answer to the bot's sync carrying %s", evt), func() bool {
+	g.waitPassed(t, evt, within, false)
+}
+
+func (g *syncGate) waitPassed(t *testing.T, evt id.EventID, within time.Duration, handled bool) {
+	t.Helper()
+	eventuallyWithin(t, within, fmt.Sprintf("the bot's sync to bring %s (handled: %v)", evt, handled), func() bool {
 		g.mu.Lock()
 		defer g.mu.Unlock()
-		_, ok := g.passed[evt]
-		return ok
+		seq, ok := g.passed[evt]
+		return ok && (!handled || g.requests > seq)
 	})
 }
 
